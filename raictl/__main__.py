@@ -1,0 +1,3 @@
+from raictl.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""The raictl command line: thin commands that parse, call one core function, render and exit.
+
+Command groups live in `raictl/commands/`; each attaches its commands to `app` when imported.
+Only stdlib, typer and psutil are imported at start-up: anything heavier (rich tables, Flask,
+SQLAlchemy, Alembic, google-genai) is imported inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+
+import typer
+from typer.core import TyperGroup
+
+from raictl import commands
+from raictl.errors import RaictlError
+
+
+def render_error(exc: RaictlError) -> None:
+    """One line for the failure and one for the hint, on stderr; never a traceback."""
+    typer.echo(f"error: {exc.message}", err=True)
+    if exc.hint:
+        typer.echo(f"hint: {exc.hint}", err=True)
+
+
+class _Group(TyperGroup):
+    """Renders a RaictlError once, here at the edge, whichever command raised it."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RaictlError as exc:
+            if os.environ.get("RAICTL_DEBUG"):
+                raise
+            render_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    name="raictl",
+    cls=_Group,
+    help="Run the local LLM chat stack (LLM API + RAI API): up, down, status, migrate, doctor, chat.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Run the local LLM chat stack (LLM API + RAI API): up, down, status, migrate, doctor, chat."""
+
+
+for _module in pkgutil.iter_modules(commands.__path__):
+    importlib.import_module(f"{commands.__name__}.{_module.name}")
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

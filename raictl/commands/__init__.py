@@ -1,0 +1,1 @@
+"""Command groups: each module attaches its commands to `raictl.cli.app`."""

@@ -1,0 +1,310 @@
+"""The one Settings object shared by raictl, the LLM API and the RAI API.
+
+Precedence, lowest first: built-in defaults < raictl.toml < .env < environment < explicit overrides
+(CLI flags). A `.env` value never overrides a variable that is already set in the environment.
+Every resolved value remembers where it came from, so `raictl doctor` can say so.
+
+The supervisor hands each child the settings it resolved through the environment
+(`Settings.to_env()`), so the services and raictl can never disagree about a port, a database or a key.
+This module imports only the standard library and python-dotenv: it is on the CLI's start-up path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from raictl.errors import RaictlError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+CONFIG_NAME = "raictl.toml"
+DOTENV_NAME = ".env"
+HOME_DIRNAME = ".raictl"
+SECRET_FILE = "secret_key"
+DEFAULT_GEMINI_MODEL = "gemini-2.5-flash"
+ENGINES = ("auto", "gemini", "mock")
+LOOPBACKS = ("127.0.0.1", "::1")
+
+
+def _port(raw: Any, name: str) -> int:
+    try:
+        port = int(str(raw).strip())
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise RaictlError(f"{name} must be a port number from 1 to 65535, got {raw!r}",
+                          hint=f"fix {name} in the environment, .env or raictl.toml")
+    return port
+
+
+def _hosts(raw: Any, name: str) -> tuple[str, ...]:
+    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    hosts = tuple(str(h).strip().strip("[]") for h in items if str(h).strip())
+    if not hosts:
+        raise RaictlError(f"{name} is empty", hint=f"set {name} to e.g. 127.0.0.1,::1")
+    for host in hosts:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise RaictlError(f"{name} holds {host!r}, which is not an IP address",
+                              hint=f"use IP literals, e.g. {name}=127.0.0.1,::1") from None
+    return hosts
+
+
+def _engine(raw: Any, name: str) -> str:
+    engine = str(raw).strip().lower()
+    if engine not in ENGINES:
+        raise RaictlError(f"{name} must be one of {', '.join(ENGINES)}, got {raw!r}",
+                          hint=f"set {name}=auto to use Gemini when a key is set, else the mock")
+    return engine
+
+
+def _text(raw: Any, name: str) -> str | None:
+    text = str(raw).strip()
+    return text or None
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting: its attribute name, env var(s), dotted key in raictl.toml and parser."""
+
+    name: str
+    env: tuple[str, ...]
+    toml: str
+    parse: Callable[[Any, str], Any]
+    secret: bool = False
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("home", ("RAICTL_HOME",), "home", _text),
+    Field("database_url", ("RAI_DATABASE_URL",), "database_url", _text, secret=True),
+    Field("rai_api_port", ("RAI_API_PORT",), "rai_api.port", _port),
+    Field("rai_api_hosts", ("RAI_API_HOSTS",), "rai_api.hosts", _hosts),
+    Field("llm_api_port", ("LLM_API_PORT",), "llm_api.port", _port),
+    Field("llm_api_hosts", ("LLM_API_HOSTS",), "llm_api.hosts", _hosts),
+    Field("llm_api_url", ("LLM_API_URL",), "llm_api.url", _text),
+    Field("llm_engine", ("LLM_ENGINE",), "llm_api.engine", _engine),
+    Field("gemini_api_key", ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "gemini.api_key", _text, secret=True),
+    Field("gemini_model", ("GEMINI_MODEL",), "gemini.model", _text),
+    Field("gemini_base_url", ("GEMINI_BASE_URL",), "gemini.base_url", _text),
+    Field("secret_key", ("RAI_SECRET_KEY",), "rai_api.secret_key", _text, secret=True),
+)
+FIELDS_BY_NAME = {f.name: f for f in FIELDS}
+
+DEFAULTS: dict[str, Any] = {
+    "rai_api_port": 6102,
+    "rai_api_hosts": LOOPBACKS,
+    "llm_api_port": 6301,
+    "llm_api_hosts": LOOPBACKS,
+    "llm_engine": "auto",
+    "gemini_model": DEFAULT_GEMINI_MODEL,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. `sources[name]` says where each value came from."""
+
+    home: Path
+    database_url: str
+    rai_api_port: int
+    rai_api_hosts: tuple[str, ...]
+    llm_api_port: int
+    llm_api_hosts: tuple[str, ...]
+    llm_api_url: str
+    llm_engine: str
+    gemini_api_key: str | None
+    gemini_model: str
+    gemini_base_url: str | None
+    secret_key_value: str | None = field(repr=False, default=None)
+    config_file: Path | None = None
+    env_file: Path | None = None
+    services: Mapping[str, Any] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never leak a secret through a repr in a log or traceback
+        shown = {f.name: self.display(f.name) for f in FIELDS if f.name != "secret_key"}
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    @property
+    def resolved_engine(self) -> str:
+        """The engine `auto` stands for: gemini when a key is set, else mock."""
+        if self.llm_engine != "auto":
+            return self.llm_engine
+        return "gemini" if self.gemini_api_key else "mock"
+
+    @property
+    def rai_api_url(self) -> str:
+        return base_url(self.rai_api_hosts[0], self.rai_api_port)
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    def secret_key(self) -> str:
+        """The token signing secret: RAI_SECRET_KEY, else generated once into <home>/secret_key (0600)."""
+        if self.secret_key_value:
+            return self.secret_key_value
+        return read_or_create_secret(self.home / SECRET_FILE)
+
+    def display(self, name: str) -> str:
+        """A value as it may be shown to a person: secrets masked, tuples joined."""
+        value = getattr(self, name)
+        if name == "database_url":
+            return mask_url(value)
+        if FIELDS_BY_NAME[name].secret:
+            return mask_secret(value)
+        if isinstance(value, tuple):
+            return ",".join(value)
+        return "" if value is None else str(value)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment a child needs to resolve exactly these settings."""
+        env = {
+            "RAICTL_HOME": str(self.home),
+            "RAI_DATABASE_URL": self.database_url,
+            "RAI_API_PORT": str(self.rai_api_port),
+            "RAI_API_HOSTS": ",".join(self.rai_api_hosts),
+            "LLM_API_PORT": str(self.llm_api_port),
+            "LLM_API_HOSTS": ",".join(self.llm_api_hosts),
+            "LLM_API_URL": self.llm_api_url,
+            "LLM_ENGINE": self.llm_engine,
+            "GEMINI_MODEL": self.gemini_model,
+        }
+        optional = {"GEMINI_API_KEY": self.gemini_api_key, "GEMINI_BASE_URL": self.gemini_base_url,
+                    "RAI_SECRET_KEY": self.secret_key_value}
+        env.update({k: v for k, v in optional.items() if v})
+        return env
+
+
+def base_url(host: str, port: int) -> str:
+    """http://HOST:PORT with an IPv6 literal bracketed; a wildcard becomes the matching loopback."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def mask_secret(value: str | None) -> str:
+    """`AIza…f3x9 (39 chars)`: enough to recognise a key, never enough to use it."""
+    if not value:
+        return "(not set)"
+    if len(value) < 12:
+        return f"*** ({len(value)} chars)"
+    return f"{value[:4]}…{value[-4:]} ({len(value)} chars)"
+
+
+def mask_url(url: str | None) -> str:
+    """A database URL with its password replaced by ***."""
+    if not url or "@" not in url or "://" not in url:
+        return url or ""
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+def read_or_create_secret(path: Path) -> str:
+    """Read the secret at `path`, or create it atomically with mode 0600 (first writer wins)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_text().strip()
+        if secret:
+            return secret
+        raise RaictlError(f"the secret file {path} is empty",
+                          hint="delete it to have a new one generated (existing tokens become invalid)") from None
+    secret = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+    return secret
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest raictl.toml in `start` or one of its parents."""
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise RaictlError(f"{path} is not valid TOML: {exc}", hint="fix the file or remove it") from None
+
+
+def _toml_get(data: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _raw_layers(base: Path, config: Path | None, env_file: Path | None,
+                environ: Mapping[str, str], overrides: Mapping[str, Any]) -> tuple[dict, dict, dict]:
+    """Walk the layers lowest first; return (raw values, their sources, the toml document)."""
+    doc = _read_toml(config) if config else {}
+    dotenv = _read_dotenv(env_file) if env_file else {}
+    raw: dict[str, Any] = dict(DEFAULTS)
+    sources = {name: "default" for name in DEFAULTS}
+    for f in FIELDS:
+        value = _toml_get(doc, f.toml)
+        if value is not None:
+            raw[f.name], sources[f.name] = value, f"{CONFIG_NAME} ({f.toml})"
+        for var in reversed(f.env):  # the first name listed wins within a layer
+            if dotenv.get(var, "").strip():
+                raw[f.name], sources[f.name] = dotenv[var], f".env ({var})"
+        for var in reversed(f.env):
+            if environ.get(var, "").strip():
+                raw[f.name], sources[f.name] = environ[var], f"environment ({var})"
+        if overrides.get(f.name) is not None:
+            raw[f.name], sources[f.name] = overrides[f.name], "command line"
+    return raw, sources, doc
+
+
+def load_settings(cwd: Path | str | None = None, environ: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Resolve the settings for a process running in `cwd` (default: the current directory)."""
+    cwd = Path(cwd or os.getcwd()).resolve()
+    environ = os.environ if environ is None else environ
+    config = find_config(cwd)
+    base = config.parent if config else cwd
+    env_file = base / DOTENV_NAME if (base / DOTENV_NAME).is_file() else None
+    raw, sources, doc = _raw_layers(base, config, env_file, environ, overrides)
+    values = {f.name: f.parse(raw[f.name], f.env[0]) if raw.get(f.name) is not None else None
+              for f in FIELDS}
+    home = Path(values["home"] or HOME_DIRNAME)
+    sources.setdefault("home", "default")
+    if not home.is_absolute():  # relative to the cwd when given live, else to raictl.toml's folder
+        live = sources["home"].startswith(("environment", "command line"))
+        home = ((cwd if live else base) / home).resolve()
+    if not values["database_url"]:
+        values["database_url"], sources["database_url"] = f"sqlite:///{home / 'rai.db'}", "default"
+    if not values["llm_api_url"]:
+        values["llm_api_url"] = base_url(values["llm_api_hosts"][0], values["llm_api_port"])
+        sources["llm_api_url"] = "derived from LLM_API_HOSTS and LLM_API_PORT"
+    secret = values.pop("secret_key")
+    values["home"] = home
+    services = doc.get("services", {}) if isinstance(doc.get("services", {}), Mapping) else {}
+    return Settings(**values, secret_key_value=secret, config_file=config, env_file=env_file,
+                    services=services, sources=sources)

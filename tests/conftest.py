@@ -1,0 +1,76 @@
+"""Shared fixtures: an isolated state folder and environment per test, databases, leftover checks."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import psutil
+import pytest
+
+from raictl.settings import FIELDS
+from tests.support import TEST_MARKER, processes_with_marker
+
+_SETTING_VARS = {var for f in FIELDS for var in f.env} | {"RAI_USER", "RAI_PASSWORD", "RAICTL_DEBUG"}
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Each test runs in its own folder with its own RAICTL_HOME and no settings leaking in.
+
+    Every process a test starts inherits RAICTL_TEST_ID; any still alive afterwards fails the test.
+    """
+    for var in _SETTING_VARS:
+        monkeypatch.delenv(var, raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("RAICTL_HOME", str(work / ".raictl"))
+    marker = uuid.uuid4().hex
+    monkeypatch.setenv(TEST_MARKER, marker)
+    yield work
+    leftovers = [p for p in processes_with_marker(marker) if p.pid != os.getpid()]
+    for proc in leftovers:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    assert not leftovers, f"processes left behind: {[(p.pid, p.info) for p in leftovers]}"
+
+
+def _mysql_server_url() -> str | None:
+    url = os.environ.get("RAI_TEST_MYSQL_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("RAI_TEST_MYSQL_URL is not set under CI=true: the MySQL tests must run in CI")
+        pytest.skip("RAI_TEST_MYSQL_URL is not set (MariaDB tests skipped)")
+    return url
+
+
+@pytest.fixture
+def mysql_url():
+    """A fresh, empty MariaDB/MySQL database of this test's own, dropped afterwards."""
+    import sqlalchemy as sa
+
+    server = sa.make_url(_mysql_server_url())
+    name = f"rai_t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'rai.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)])
+def db_url(request):
+    """Each database test runs on SQLite and on MariaDB."""
+    return request.getfixturevalue(f"{request.param}_url")

@@ -1,0 +1,82 @@
+"""Settings: precedence, defaults, validation, secret handling, masking."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from raictl.errors import RaictlError
+from raictl.settings import load_settings, mask_secret, mask_url
+
+KEY = "AIzaSyD-EXAMPLE-0123456789abcdefghijklm"
+
+
+def test_defaults_match_design(isolated, monkeypatch):
+    monkeypatch.delenv("RAICTL_HOME")
+    s = load_settings(environ={})
+    assert s.home == isolated / ".raictl"
+    assert s.database_url == f"sqlite:///{isolated / '.raictl' / 'rai.db'}"
+    assert (s.rai_api_port, s.rai_api_hosts) == (6102, ("127.0.0.1", "::1"))
+    assert (s.llm_api_port, s.llm_api_hosts) == (6301, ("127.0.0.1", "::1"))
+    assert s.llm_api_url == "http://127.0.0.1:6301"
+    assert (s.llm_engine, s.resolved_engine) == ("auto", "mock")
+    assert s.sources["rai_api_port"] == "default"
+
+
+def test_precedence_toml_dotenv_environment_override(isolated):
+    (isolated / "raictl.toml").write_text('[rai_api]\nport = 7001\n[llm_api]\nport = 7101\nengine = "mock"\n'
+                                          'hosts = ["::1"]\n')
+    (isolated / ".env").write_text("RAI_API_PORT=7002\nLLM_ENGINE=gemini\n")
+    s = load_settings(environ={"LLM_ENGINE": "auto"})
+    assert s.rai_api_port == 7002 and s.sources["rai_api_port"] == ".env (RAI_API_PORT)"
+    assert s.llm_api_port == 7101 and s.sources["llm_api_port"].startswith("raictl.toml")
+    assert s.llm_engine == "auto" and s.sources["llm_engine"] == "environment (LLM_ENGINE)"
+    assert s.llm_api_url == "http://[::1]:7101"
+    assert load_settings(environ={}, rai_api_port=7003).rai_api_port == 7003
+
+
+def test_config_found_in_parent_and_home_beside_it(isolated, monkeypatch):
+    monkeypatch.delenv("RAICTL_HOME")
+    (isolated / "raictl.toml").write_text("")
+    sub = isolated / "a" / "b"
+    sub.mkdir(parents=True)
+    s = load_settings(cwd=sub, environ={})
+    assert s.config_file == isolated / "raictl.toml"
+    assert s.home == isolated / ".raictl"
+
+
+def test_google_api_key_is_accepted_and_gemini_key_wins(isolated):
+    assert load_settings(environ={"GOOGLE_API_KEY": KEY}).resolved_engine == "gemini"
+    s = load_settings(environ={"GOOGLE_API_KEY": "other-key-000000000", "GEMINI_API_KEY": KEY})
+    assert s.gemini_api_key == KEY
+
+
+@pytest.mark.parametrize("var,value,words", [
+    ("RAI_API_PORT", "abc", "port number"),
+    ("LLM_API_PORT", "70000", "port number"),
+    ("LLM_ENGINE", "gpt", "one of auto, gemini, mock"),
+    ("RAI_API_HOSTS", "localhost", "not an IP address"),
+])
+def test_bad_values_are_named(isolated, var, value, words):
+    with pytest.raises(RaictlError) as err:
+        load_settings(environ={var: value})
+    assert var in err.value.message and words in err.value.message and err.value.hint
+
+
+def test_secret_key_created_once_with_mode_0600(isolated):
+    s = load_settings()
+    first = s.secret_key()
+    path = s.home / "secret_key"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert load_settings().secret_key() == first
+    assert load_settings(environ={"RAI_SECRET_KEY": "given"}).secret_key() == "given"
+
+
+def test_secrets_never_shown(isolated):
+    s = load_settings(environ={"GEMINI_API_KEY": KEY, "RAI_DATABASE_URL": "mysql+pymysql://u:pw@h/db"})
+    assert KEY not in repr(s) and "pw@" not in repr(s)
+    assert mask_secret(KEY) == f"AIza…jklm ({len(KEY)} chars)"
+    assert mask_url("mysql+pymysql://u:pw@h/db") == "mysql+pymysql://u:***@h/db"
+    assert s.to_env()["GEMINI_API_KEY"] == KEY
