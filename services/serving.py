@@ -1,0 +1,40 @@
+"""Serving a service's Flask app with waitress on every configured address, shared by both services.
+
+Both loopbacks are listed explicitly (`127.0.0.1:P [::1]:P`): `0.0.0.0` would refuse IPv6 clients
+(the troubleshooting log's `ECONNREFUSED ::1:6102`) and `::` under waitress refuses IPv4 ones.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import sys
+from typing import Iterable
+
+log = logging.getLogger(__name__)
+
+
+def listen_spec(hosts: Iterable[str], port: int) -> str:
+    """waitress' `listen` value: `127.0.0.1:6102 [::1]:6102`."""
+    return " ".join(f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in hosts)
+
+
+def configure_logging() -> None:
+    """One line per record on stderr (the supervisor sends it into <home>/logs/NAME.log)."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def serve(app, hosts: Iterable[str], port: int, name: str, threads: int = 8) -> None:
+    """Serve `app` until stopped; a taken port ends the process with one clear line and exit code 1."""
+    from waitress import serve as waitress_serve
+
+    spec = listen_spec(hosts, port)
+    log.info("%s listening on %s", name, spec)
+    try:
+        waitress_serve(app, listen=spec, threads=threads, ident=name)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+            log.error("%s cannot listen on %s: %s", name, spec, exc.strerror)
+            sys.exit(1)
+        raise
