@@ -1,0 +1,60 @@
+"""raictl.migrate.upgrade_to_head: upgrades what it can, refuses the rest with one line and the repair hint."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from migrations import alembic_config
+from raictl.errors import RaictlError
+from raictl.migrate import upgrade_to_head
+from raictl.settings import load_settings
+
+
+def _sql(url, *statements):
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.exec_driver_sql(statement)
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(db_url, monkeypatch):
+    monkeypatch.setenv("RAI_DATABASE_URL", db_url)
+    return load_settings()
+
+
+def test_empty_database_upgrades_to_head_and_again_is_a_no_op(settings):
+    first = upgrade_to_head(settings)
+    assert (first.before, first.after) == (None, "0002_remembered_facts")
+    result = upgrade_to_head(settings)
+    assert (result.before, result.after) == ("0002_remembered_facts", "0002_remembered_facts")
+
+
+def test_behind_upgrades(settings):
+    command.upgrade(alembic_config(settings.database_url), "0001_initial")
+    result = upgrade_to_head(settings)
+    assert (result.before, result.after) == ("0001_initial", "0002_remembered_facts")
+
+
+@pytest.mark.parametrize("setup, words", [
+    ("UPDATE alembic_version SET version_num = '3f2724846ff9'", "'3f2724846ff9'"),
+    ("INSERT INTO alembic_version VALUES ('0002_remembered_facts')", "several rows"),
+    ("DELETE FROM alembic_version", "no alembic_version row"),
+])
+def test_refuses_with_the_repair_hint(settings, setup, words):
+    command.upgrade(alembic_config(settings.database_url), "0001_initial")
+    _sql(settings.database_url, setup)
+    with pytest.raises(RaictlError) as caught:
+        upgrade_to_head(settings)
+    assert words in caught.value.message and caught.value.hint == "raictl migrate --repair"
+    assert "\n" not in caught.value.message
+
+
+def test_unreachable_database_is_one_line(monkeypatch):
+    monkeypatch.setenv("RAI_DATABASE_URL", "mysql+pymysql://root:s3cret@127.0.0.1:1/none")
+    with pytest.raises(RaictlError) as caught:
+        upgrade_to_head(load_settings())
+    assert "s3cret" not in str(caught.value) and "127.0.0.1" in caught.value.message
