@@ -1,0 +1,480 @@
+"""The RAI API's HTTP client and the chat REPL; no Typer and no printing of its own here.
+
+Owns, in <home>:
+  credentials.json   the local account (when RAI_USER/RAI_PASSWORD are not set), created once, 0600
+  token.json         the cached bearer token, 0600, renewed once when the API answers 401
+  last_session.json  the last session id per user, for `raictl chat -c`
+  chat_history       the REPL's input history (readline), 0600
+Only stdlib here (urllib): `raictl chat "hi"` pays for no HTTP library and no rich until it renders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol
+
+from raictl.errors import RaictlError
+from raictl.settings import Settings, base_url
+
+CREDENTIALS_FILE = "credentials.json"
+TOKEN_FILE = "token.json"
+LAST_SESSION_FILE = "last_session.json"
+HISTORY_FILE = "chat_history"
+SERVICE_NAME = "rai-chat-api"
+PROBE_TIMEOUT = 2.0
+REQUEST_TIMEOUT = 30.0
+CHAT_TIMEOUT = 300.0  # a real model can take a while; Ctrl-C interrupts sooner
+TOKEN_MARGIN_S = 30  # renew a token this long before it expires rather than send a dying one
+
+
+# ---------------------------------------------------------------- private files
+
+def write_private(path: Path, document: Mapping[str, Any]) -> None:
+    """Replace `path` with JSON, the file born 0600 (a temp file made with O_EXCL, then renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(document, handle)
+    os.replace(temp, path)
+
+
+def create_private(path: Path, document: Mapping[str, Any]) -> bool:
+    """Create `path` with JSON and mode 0600 unless it exists; False when another writer was first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        json.dump(document, handle)
+    return True
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in `path`, or None when it is missing or not a JSON object."""
+    try:
+        document = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+# ---------------------------------------------------------------- credentials
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = ""
+    origin: str = ""  # "RAI_USER" or the credentials file's path, for error messages
+
+    def __repr__(self) -> str:  # never a password in a log or traceback
+        return f"Credentials(username={self.username!r}, origin={self.origin!r})"
+
+
+def load_credentials(home: Path, environ: Mapping[str, str]) -> Credentials:
+    """RAI_USER/RAI_PASSWORD when set, else the local account in <home>/credentials.json (made once)."""
+    user, password = environ.get("RAI_USER", "").strip(), environ.get("RAI_PASSWORD", "")
+    if user or password:
+        if not (user and password):
+            raise RaictlError("RAI_USER and RAI_PASSWORD must be set together",
+                              hint="set both, or unset both to use the local account kept in RAICTL_HOME")
+        return Credentials(user, password, "RAI_USER")
+    path = home / CREDENTIALS_FILE
+    fresh = {"username": f"raictl-{secrets.token_hex(6)}", "password": secrets.token_urlsafe(24)}
+    create_private(path, fresh)  # first writer wins; everyone then reads the same account
+    stored = read_json(path) or {}
+    if not (isinstance(stored.get("username"), str) and isinstance(stored.get("password"), str)):
+        raise RaictlError(f"{path} does not hold a username and a password",
+                          hint="delete it and a new local account is created on the next chat")
+    return Credentials(stored["username"], stored["password"], str(path))
+
+
+# ---------------------------------------------------------------- HTTP
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any  # parsed JSON, or the text when the answer was not JSON
+
+
+# Never send loopback traffic through an HTTP proxy taken from the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def request(method: str, url: str, body: Any = None, token: str | None = None,
+            timeout: float = REQUEST_TIMEOUT) -> Reply:
+    """One HTTP exchange; an HTTP error status is a Reply, a network failure raises OSError."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Accept", "application/json")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with _OPENER.open(req, timeout=timeout) as response:
+            status, payload = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, payload = exc.code, exc.read()
+    except urllib.error.URLError as exc:  # URLError wraps the socket error: unwrap it
+        reason = exc.reason
+        raise reason if isinstance(reason, OSError) else OSError(str(reason)) from None
+    try:
+        return Reply(status, json.loads(payload))
+    except ValueError:
+        return Reply(status, payload.decode(errors="replace"))
+
+
+def _message(reply: Reply) -> str:
+    body = reply.body
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return f"HTTP {reply.status}" + (f": {body.strip()[:200]}" if isinstance(body, str) and body.strip() else "")
+
+
+def api_error(reply: Reply, doing: str) -> RaictlError:
+    """The RaictlError for an error reply of the RAI API, with the hint that fits its status."""
+    code = reply.body.get("error") if isinstance(reply.body, dict) else None
+    message = _message(reply)
+    if reply.status == 503 and code == "llm_unavailable":
+        return RaictlError(message, hint="`raictl status` shows the LLM API; `raictl up` starts it")
+    if reply.status == 404:
+        return RaictlError(f"{doing}: {message}", hint="`raictl sessions` lists your sessions")
+    if reply.status in (400, 413, 422):
+        return RaictlError(f"{doing}: {message}")
+    return RaictlError(f"{doing}: the RAI API answered HTTP {reply.status}: {message}",
+                       hint="`raictl logs rai_api` shows why")
+
+
+# ---------------------------------------------------------------- finding the stack
+
+@dataclass(frozen=True)
+class Stack:
+    url: str
+    health: dict[str, Any]
+
+    @property
+    def engine(self) -> str | None:
+        return self.health.get("llm_engine")
+
+
+def locate(settings: Settings, timeout: float = PROBE_TIMEOUT) -> Stack:
+    """The first of the RAI API's addresses whose /api/health answers as the RAI API."""
+    tried: list[str] = []
+    for host in settings.rai_api_hosts:
+        url = base_url(host, settings.rai_api_port)
+        tried.append(url)
+        try:
+            reply = request("GET", f"{url}/api/health", timeout=timeout)
+        except OSError:
+            continue
+        service = reply.body.get("service") if isinstance(reply.body, dict) else None
+        if service != SERVICE_NAME:  # e.g. the LLM API on the RAI API's port: the log's port mix-up
+            raise RaictlError(f"{url} answers, but not as the RAI API (service: {service or 'unknown'})",
+                              hint="check RAI_API_PORT; `raictl status` shows what runs where")
+        return Stack(url, reply.body)
+    raise RaictlError(f"the RAI API is not reachable at {', '.join(tried)}", hint="run `raictl up`")
+
+
+# ---------------------------------------------------------------- the client
+
+class ChatClient:
+    """Talks to the RAI API as one user: logs in (or registers) once, caches the token, renews on 401."""
+
+    def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.home = settings.home
+        self.credentials = load_credentials(self.home, os.environ if environ is None else environ)
+        self._stack: Stack | None = None
+
+    @property
+    def stack(self) -> Stack:
+        """The running RAI API, found on first use."""
+        if self._stack is None:
+            self._stack = locate(self.settings)
+        return self._stack
+
+    @property
+    def engine(self) -> str | None:
+        """Which LLM engine serves, as the RAI API's health says ("mock", "gemini", or None)."""
+        return self.stack.engine
+
+    # -- API calls
+
+    def chat(self, message: str, session_id: str | None = None) -> dict[str, Any]:
+        """Send one message; returns the whole response object and remembers its session."""
+        body: dict[str, Any] = {"message": message}
+        if session_id:
+            body["session_id"] = session_id
+        reply = self._call("POST", "/api/chat", body, "chat", timeout=CHAT_TIMEOUT)
+        if not isinstance(reply, dict) or "response" not in reply:
+            raise RaictlError(f"the RAI API's chat reply has no response: {str(reply)[:200]}",
+                              hint="`raictl logs rai_api` shows why")
+        if reply.get("session_id"):
+            self.save_last_session(reply["session_id"])
+        return reply
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """This user's sessions, as the API lists them."""
+        reply = self._call("GET", "/api/sessions", None, "listing sessions")
+        return reply.get("sessions", []) if isinstance(reply, dict) else list(reply or [])
+
+    def messages(self, session_id: str) -> list[dict[str, Any]]:
+        """The messages of one of this user's sessions, oldest first."""
+        reply = self._call("GET", f"/api/sessions/{_segment(session_id)}/messages", None,
+                           f"reading session {session_id}")
+        return reply.get("messages", []) if isinstance(reply, dict) else list(reply or [])
+
+    def delete(self, session_id: str) -> dict[str, Any]:
+        """Delete one of this user's sessions."""
+        reply = self._call("DELETE", f"/api/sessions/{_segment(session_id)}", None,
+                           f"deleting session {session_id}")
+        if self.last_session() == session_id:
+            self.save_last_session(None)
+        return reply if isinstance(reply, dict) else {"deleted": session_id}
+
+    # -- the last session, per user
+
+    def last_session(self) -> str | None:
+        """The session `-c` continues: the last one this user chatted in from this home."""
+        stored = read_json(self.home / LAST_SESSION_FILE) or {}
+        return stored.get(self.credentials.username) or None
+
+    def save_last_session(self, session_id: str | None) -> None:
+        path = self.home / LAST_SESSION_FILE
+        stored = read_json(path) or {}
+        stored[self.credentials.username] = session_id
+        write_private(path, stored)
+
+    # -- transport and tokens
+
+    def _call(self, method: str, path: str, body: Any, doing: str, timeout: float = REQUEST_TIMEOUT) -> Any:
+        reply = self._send(method, path, body, self._token(), timeout)
+        if reply.status == 401:  # expired, or signed by a secret that has since changed: renew once
+            reply = self._send(method, path, body, self._token(renew=True), timeout)
+        if reply.status >= 400:
+            raise api_error(reply, doing)
+        return reply.body
+
+    def _send(self, method: str, path: str, body: Any, token: str | None, timeout: float) -> Reply:
+        url = f"{self.stack.url}{path}"
+        try:
+            return request(method, url, body, token, timeout)
+        except TimeoutError:
+            raise RaictlError(f"the RAI API at {self.stack.url} did not answer within {timeout:.0f}s",
+                              hint="`raictl status` and `raictl logs rai_api` show why") from None
+        except OSError as exc:
+            raise RaictlError(f"the RAI API at {self.stack.url} stopped answering ({exc})",
+                              hint="run `raictl up`") from None
+
+    def _token(self, renew: bool = False) -> str:
+        path = self.home / TOKEN_FILE
+        cached = read_json(path) or {}
+        fresh = (cached.get("username") == self.credentials.username and cached.get("url") == self.stack.url
+                 and float(cached.get("expires_at") or 0) > time.time())
+        if fresh and not renew and isinstance(cached.get("access_token"), str):
+            return cached["access_token"]
+        login = self._login()
+        expires_at = time.time() + float(login.get("expires_in") or 0) - TOKEN_MARGIN_S
+        write_private(path, {"username": self.credentials.username, "url": self.stack.url,
+                             "access_token": login["access_token"], "expires_at": expires_at})
+        return login["access_token"]
+
+    def _login(self) -> dict[str, Any]:
+        """Log in; an unknown account is registered first (the local one, or RAI_USER's on first use)."""
+        creds = {"username": self.credentials.username, "password": self.credentials.password}
+        reply = self._send("POST", "/api/auth/login", creds, None, REQUEST_TIMEOUT)
+        if reply.status == 401:
+            registered = self._send("POST", "/api/auth/register", creds, None, REQUEST_TIMEOUT)
+            if registered.status >= 400 and registered.status != 409:  # 409: a racing raictl was first
+                raise api_error(registered, f"registering {self.credentials.username}")
+            reply = self._send("POST", "/api/auth/login", creds, None, REQUEST_TIMEOUT)
+        if reply.status == 401:
+            raise RaictlError(f"the RAI API refused the password of {self.credentials.username} "
+                              f"(from {self.credentials.origin}): {_message(reply)}", hint=self._login_hint())
+        if reply.status >= 400 or not isinstance(reply.body, dict) or "access_token" not in reply.body:
+            raise api_error(reply, f"logging in as {self.credentials.username}")
+        return reply.body
+
+    def _login_hint(self) -> str:
+        if self.credentials.origin == "RAI_USER":
+            return "check RAI_PASSWORD, or unset RAI_USER and RAI_PASSWORD to use the local account"
+        return f"the account was made for another database: delete {self.credentials.origin} to make a new one"
+
+
+def _segment(session_id: str) -> str:
+    from urllib.parse import quote
+
+    return quote(session_id, safe="")
+
+
+def start_session(client: ChatClient, continue_last: bool, session_id: str | None) -> str | None:
+    """The session a chat starts in: the given one, the last one (-c), or None for a new one."""
+    if session_id and continue_last:
+        raise RaictlError("give either --continue or --session, not both", exit_code=2)
+    return session_id or (client.last_session() if continue_last else None)
+
+
+# ---------------------------------------------------------------- the REPL
+
+class ChatView(Protocol):
+    """What the REPL shows; raictl/render.py implements it (the REPL itself prints nothing)."""
+
+    def reply(self, response: dict[str, Any]) -> None: ...
+    def note(self, message: str) -> None: ...
+    def error(self, exc: RaictlError) -> None: ...
+    def sessions(self, sessions: list[dict[str, Any]], current: str | None) -> None: ...
+    def history(self, messages: list[dict[str, Any]]) -> None: ...
+
+
+PROMPT, CONTINUATION = ">>> ", "... "
+FENCE = '"""'
+HELP = ("/new  start a new session          /sessions  list your sessions\n"
+        "/history  this session's messages   /remember TEXT  /forget TEXT\n"
+        '/exit or Ctrl-D  leave              """ on a line starts and ends multi-line input\n'
+        "Ctrl-C while waiting drops that reply; the session goes on")
+
+
+def read_line(prompt: str) -> str | None:
+    """One line of input (None at end of input): `input()` uses readline on a terminal and
+    reads sys.stdin otherwise, which is what Typer's CliRunner `input=` feeds."""
+    try:
+        return input(prompt)
+    except EOFError:
+        return None
+
+
+def enable_line_editing(home: Path) -> Callable[[], None]:
+    """Line editing and input history kept in <home>/chat_history (0600); returns the saver to call at exit."""
+    try:
+        import readline
+    except ImportError:  # e.g. a Python built without it: plain input still works
+        return lambda: None
+    path = home / HISTORY_FILE
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # what you typed stays yours
+    except FileExistsError:
+        pass
+    try:
+        readline.read_history_file(path)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+
+    def save() -> None:
+        try:
+            readline.write_history_file(path)
+        except OSError:
+            pass
+    return save
+
+
+class Repl:
+    """The interactive loop: reads input, runs /commands, sends everything else as a message."""
+
+    def __init__(self, client: ChatClient, view: ChatView, session_id: str | None = None,
+                 read: Callable[[str], str | None] = read_line) -> None:
+        self.client, self.view, self.read = client, view, read
+        self.session_id = session_id
+        self.commands: dict[str, Callable[[str], bool]] = {
+            "/new": self._new, "/sessions": self._sessions, "/history": self._history,
+            "/remember": lambda text: self._wrapped("remember that", text, "/remember TEXT"),
+            "/forget": lambda text: self._wrapped("forget", text, "/forget TEXT"),
+            "/help": self._help, "/exit": self._exit, "/quit": self._exit, "/bye": self._exit,
+        }
+
+    def run(self) -> int:
+        """Loop until /exit or end of input; returns the exit code."""
+        while True:
+            try:
+                text = self._read_input()
+            except KeyboardInterrupt:  # at the prompt: drop the line, like a shell
+                self.view.note("(Ctrl-C) use /exit or Ctrl-D to leave")
+                continue
+            if text is None:
+                return 0
+            if text.strip() and not self.handle(text):
+                return 0
+
+    def _read_input(self) -> str | None:
+        line = self.read(PROMPT)
+        if line is None or not line.strip().startswith(FENCE):
+            return line
+        first = line.strip()[len(FENCE):]
+        if first.endswith(FENCE):  # """one line"""
+            return first[:-len(FENCE)]
+        lines = [first] if first else []
+        while (line := self.read(CONTINUATION)) is not None:  # end of input closes the block: nothing is lost
+            if line.rstrip().endswith(FENCE):
+                lines.append(line.rstrip()[:-len(FENCE)])
+                break
+            lines.append(line)
+        return "\n".join(lines).strip("\n")
+
+    def handle(self, text: str) -> bool:
+        """Run one input; False when the REPL should end."""
+        head, _, rest = text.strip().partition(" ")
+        if head.startswith("/") and "\n" not in head:
+            command = self.commands.get(head.lower())
+            if command is None:
+                self.view.note(f"unknown command {head}; /help lists them")
+                return True
+            return command(rest.strip())
+        return self._send(text)
+
+    def _send(self, message: str) -> bool:
+        try:
+            response = self.client.chat(message, self.session_id)
+        except KeyboardInterrupt:  # the pending reply, not the REPL
+            self.view.note("(interrupted) reply dropped")
+            return True
+        except RaictlError as exc:
+            self.view.error(exc)
+            return True
+        self.session_id = response.get("session_id") or self.session_id
+        self.view.reply(response)
+        return True
+
+    def _wrapped(self, prefix: str, text: str, usage: str) -> bool:
+        if not text:
+            self.view.note(f"usage: {usage}")
+            return True
+        return self._send(f"{prefix} {text}")
+
+    def _new(self, _: str) -> bool:
+        self.session_id = None
+        self.view.note("new session: the next message starts it")
+        return True
+
+    def _sessions(self, _: str) -> bool:
+        return self._guarded(lambda: self.view.sessions(self.client.sessions(), self.session_id))
+
+    def _history(self, _: str) -> bool:
+        if not self.session_id:
+            self.view.note("no messages yet in this session")
+            return True
+        return self._guarded(lambda: self.view.history(self.client.messages(self.session_id)))
+
+    def _guarded(self, action: Callable[[], None]) -> bool:
+        try:
+            action()
+        except RaictlError as exc:
+            self.view.error(exc)
+        except KeyboardInterrupt:
+            self.view.note("(interrupted)")
+        return True
+
+    def _help(self, _: str) -> bool:
+        self.view.note(HELP)
+        return True
+
+    def _exit(self, _: str) -> bool:
+        return False

@@ -1,0 +1,100 @@
+"""`raictl chat` and `raictl sessions`: thin commands over raictl.chat; drawing is in raictl.render."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from raictl.cli import app
+from raictl.errors import RaictlError
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _client():
+    from raictl.chat import ChatClient
+    from raictl.settings import load_settings
+
+    return ChatClient(load_settings())
+
+
+@app.command()
+def chat(
+    message: Annotated[Optional[str], typer.Argument(
+        help="The message to send ('-' reads it from stdin). Without one, an interactive chat opens.")] = None,
+    continue_: Annotated[bool, typer.Option("--continue", "-c", help="Continue the last session.")] = False,
+    session: Annotated[Optional[str], typer.Option("--session", help="Continue the session with this id.")] = None,
+    json_: JsonOption = False,
+) -> None:
+    """Chat with the stack: one reply on stdout for MESSAGE, else a REPL (/help lists its commands)."""
+    from raictl import chat as core, render
+
+    if message is None and json_:
+        raise RaictlError("--json needs a MESSAGE", hint='e.g. raictl chat --json "hello"', exit_code=2)
+    if message == "-":
+        message = sys.stdin.read()
+    if message is not None and not message.strip():
+        raise RaictlError("the message is empty", hint='e.g. raictl chat "hello"', exit_code=2)
+    client = _client()
+    session_id = core.start_session(client, continue_, session)
+    render.chat_engine_note(client.engine)
+    if message is None:
+        raise typer.Exit(_repl(client, session_id))
+    response = client.chat(message, session_id)
+    render.print_json(response) if json_ else render.chat_reply(response)
+
+
+def _repl(client, session_id: str | None) -> int:
+    from raictl import chat as core, render
+
+    view = render.ChatView()
+    view.note(f"chatting as {client.credentials.username} in "
+              f"{'session ' + session_id if session_id else 'a new session'}; /help lists commands, /exit leaves")
+    save_history = core.enable_line_editing(client.home) if sys.stdin.isatty() else (lambda: None)
+    try:
+        return core.Repl(client, view, session_id).run()
+    finally:
+        save_history()
+
+
+sessions_app = typer.Typer(help="List, show and delete your chat sessions.", add_completion=False)
+app.add_typer(sessions_app, name="sessions")
+
+
+@sessions_app.callback(invoke_without_command=True)
+def sessions(ctx: typer.Context, json_: JsonOption = False) -> None:
+    """List, show and delete your chat sessions (without a subcommand: list them)."""
+    if ctx.invoked_subcommand is None:
+        list_sessions(json_)
+
+
+@sessions_app.command("list")
+def list_sessions(json_: JsonOption = False) -> None:
+    """List your chat sessions."""
+    from raictl import render
+
+    client = _client()
+    found = client.sessions()
+    render.print_json({"sessions": found}) if json_ else render.chat_sessions(found, client.last_session())
+
+
+@sessions_app.command("show")
+def show_session(session_id: Annotated[str, typer.Argument(help="The session's id.")],
+                 json_: JsonOption = False) -> None:
+    """Show the messages of one of your sessions."""
+    from raictl import render
+
+    messages = _client().messages(session_id)
+    render.print_json({"session_id": session_id, "messages": messages}) if json_ else render.chat_history(messages)
+
+
+@sessions_app.command("delete")
+def delete_session(session_id: Annotated[str, typer.Argument(help="The session's id.")],
+                   json_: JsonOption = False) -> None:
+    """Delete one of your sessions and its messages."""
+    from raictl import render
+
+    result = _client().delete(session_id)
+    render.print_json(result) if json_ else render.note(f"deleted session {session_id}")
