@@ -1,0 +1,218 @@
+"""The engines behind /api/generate: Gemini through google-genai, an honest mock, and their choice.
+
+`choose_engine` applies DESIGN.md: `auto` means Gemini when a key is set, else the mock (and says
+why); `gemini` without a key gives an engine that refuses every request with the reason. google-genai
+is imported only inside `GeminiEngine`, so a mock-only service never loads it.
+
+The mock's reply is a contract other services test against (see `MockEngine.generate`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from raictl.settings import mask_secret
+
+MOCK_MODEL = "mock"
+FACTS_HEADER = "Remembered facts about the user:"
+RECALL_HEADER = "Relevant earlier conversations:"
+NO_KEY = "no GEMINI_API_KEY (or GOOGLE_API_KEY) set"
+DEFAULT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "user" or "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A validated /api/generate request."""
+
+    messages: tuple[Message, ...]
+    system: str | None = None
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+class EngineError(Exception):
+    """A failure the API reports as `{"error": code, "message": message}` with HTTP `status`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class Engine(Protocol):
+    name: str
+    model: str
+
+    def generate(self, prompt: Prompt) -> Reply: ...
+
+
+class MockEngine:
+    """Deterministic, labelled as mock; its reply shows what it received."""
+
+    name = "mock"
+    model = MOCK_MODEL
+
+    def generate(self, prompt: Prompt) -> Reply:
+        """`[mock] reply to "<last user message[:80]>" (messages: N, earlier: N-1, system prompt: yes|no,
+        remembered facts: K, recalled: R)`; K and R count the `- ` lines under FACTS_HEADER and
+        RECALL_HEADER in the system prompt, each block ending at the next blank line."""
+        count = len(prompt.messages)
+        system = prompt.system or ""
+        text = (f'[mock] reply to "{prompt.messages[-1].content[:80]}" (messages: {count}, '
+                f'earlier: {count - 1}, system prompt: {"yes" if system else "no"}, '
+                f"remembered facts: {count_block_items(system, FACTS_HEADER)}, "
+                f"recalled: {count_block_items(system, RECALL_HEADER)})")
+        input_chars = len(system) + sum(len(m.content) for m in prompt.messages)
+        return Reply(text, {"input_chars": input_chars, "output_chars": len(text)})
+
+
+def count_block_items(system: str, header: str) -> int:
+    """The number of `- ` lines in the block that follows a line exactly `header`, up to a blank line."""
+    lines = system.splitlines()
+    try:
+        start = [line.rstrip() for line in lines].index(header) + 1
+    except ValueError:
+        return 0
+    count = 0
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        count += line.startswith("- ")
+    return count
+
+
+class UnavailableEngine:
+    """Gemini was asked for but cannot run (no key): every request gets 503 with the reason."""
+
+    name = "gemini"
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model, self.reason = model, reason
+
+    def generate(self, prompt: Prompt) -> Reply:
+        raise EngineError(503, "engine_unavailable", self.reason)
+
+
+class GeminiEngine:
+    """Gemini on the google-genai SDK: explicit API version, timeout, no SDK retries, clear errors."""
+
+    name = "gemini"
+    API_VERSION = "v1beta"  # set explicitly: the SDK's default version changed between releases
+
+    def __init__(self, api_key: str, model: str, base_url: str | None = None,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        from google import genai
+        from google.genai import types
+
+        self.model, self.timeout_s = model, timeout_s
+        self.base_url = base_url or "https://generativelanguage.googleapis.com"
+        self._key, self._types = api_key, types
+        self._timeouts, self._transport = _transport_errors()
+        options = types.HttpOptions(base_url=base_url or None, api_version=self.API_VERSION,
+                                    timeout=int(timeout_s * 1000),  # milliseconds in this SDK
+                                    retry_options=types.HttpRetryOptions(attempts=1))
+        # The caller (the RAI API, the user) decides about retrying; a hidden backoff would only
+        # hold a waitress thread for a minute behind an outage.
+        self._client = genai.Client(vertexai=False, api_key=api_key, http_options=options)
+
+    def generate(self, prompt: Prompt) -> Reply:
+        from google.genai import errors
+
+        try:
+            response = self._client.models.generate_content(
+                model=self.model, contents=self._contents(prompt), config=self._config(prompt))
+        except errors.APIError as exc:
+            raise self._api_error(exc) from None
+        except self._timeouts:
+            raise EngineError(502, "upstream_timeout",
+                              f"Gemini did not answer within {self.timeout_s:g}s ({self.base_url})") from None
+        except self._transport as exc:
+            raise EngineError(502, "upstream_unavailable",
+                              self._scrub(f"cannot reach Gemini at {self.base_url}: {exc}")) from None
+        return self._reply(response)
+
+    def _contents(self, prompt: Prompt) -> list:
+        types = self._types
+        return [types.Content(role="model" if m.role == "assistant" else "user",
+                              parts=[types.Part(text=m.content)]) for m in prompt.messages]
+
+    def _config(self, prompt: Prompt):
+        return self._types.GenerateContentConfig(
+            system_instruction=prompt.system or None, temperature=prompt.temperature,
+            automatic_function_calling=self._types.AutomaticFunctionCallingConfig(disable=True))
+
+    def _reply(self, response: Any) -> Reply:
+        text = response.text
+        if not text:
+            candidates = response.candidates or []
+            reason = candidates[0].finish_reason if candidates else None
+            blocked = getattr(response.prompt_feedback, "block_reason", None)
+            raise EngineError(502, "upstream_empty", f"Gemini returned no text (finish reason: {reason}, "
+                                                     f"prompt block reason: {blocked})")
+        meta = response.usage_metadata
+        usage = {"input_tokens": getattr(meta, "prompt_token_count", None) or 0,
+                 "output_tokens": getattr(meta, "candidates_token_count", None) or 0,
+                 "total_tokens": getattr(meta, "total_token_count", None) or 0}
+        return Reply(text, usage)
+
+    def _api_error(self, exc: Any) -> EngineError:
+        """Map an HTTP error from Gemini to a reason a person can act on."""
+        detail = self._scrub(str(exc.message or exc.status or "")[:300])
+        code = exc.code
+        if code in (401, 403) or "API_KEY_INVALID" in str(exc.details):
+            return EngineError(502, "upstream_auth", f"Gemini rejected the API key (HTTP {code}): {detail}; "
+                                                     "check GEMINI_API_KEY")
+        if code == 429:
+            return EngineError(502, "upstream_rate_limited",
+                               f"Gemini rate limit or quota exceeded (HTTP 429): {detail}")
+        if code == 404:
+            return EngineError(502, "upstream_not_found", f"Gemini does not know the model {self.model!r} "
+                                                          f"(HTTP 404): {detail}; check GEMINI_MODEL")
+        if code >= 500:
+            return EngineError(502, "upstream_unavailable", f"Gemini is unavailable (HTTP {code}): {detail}")
+        return EngineError(502, "upstream_rejected", f"Gemini rejected the request (HTTP {code}): {detail}")
+
+    def _scrub(self, text: str) -> str:
+        """Upstream text never carries the key out, even if a proxy echoed it."""
+        return text.replace(self._key, mask_secret(self._key)) if self._key else text
+
+
+def _transport_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(timeout, other transport) exception classes of whichever HTTP library the SDK uses.
+
+    google-genai 1.x uses httpx, 3.x its fork httpx2; the classes are distinct, so catch both.
+    """
+    timeouts, transport = [], []
+    for name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        timeouts.append(module.TimeoutException)
+        transport.append(module.TransportError)
+    return tuple(timeouts), tuple(transport)
+
+
+def choose_engine(settings: Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[Engine, str | None]:
+    """The engine for these settings and, when the mock stands in for Gemini, why."""
+    engine = settings.resolved_engine
+    if engine == "mock":
+        reason = None if settings.llm_engine == "mock" else f"{NO_KEY}: LLM_ENGINE=auto uses the mock"
+        return MockEngine(), reason
+    if not settings.gemini_api_key:
+        return UnavailableEngine(settings.gemini_model,
+                                 f"LLM_ENGINE=gemini but {NO_KEY}; set a key or LLM_ENGINE=auto"), None
+    return GeminiEngine(settings.gemini_api_key, settings.gemini_model, settings.gemini_base_url,
+                        timeout_s), None

@@ -1,0 +1,60 @@
+"""The LLM API's runtime state: the engine in use, why it was chosen, and its last upstream error.
+
+Health reads this state and never calls Gemini itself (it is polled often); `probe` is the one
+deliberate exception, for `GET /api/health?deep=1`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from services.llm_api.engines import Engine, EngineError, Message, Prompt, Reply, UnavailableEngine
+
+log = logging.getLogger(__name__)
+PROBE = Prompt((Message("user", "Reply with the single word: ok"),), temperature=0.0)
+
+
+class EngineState:
+    """Wraps the engine: every generate records its outcome, so health can tell what happened last."""
+
+    def __init__(self, engine: Engine, fallback_reason: str | None) -> None:
+        self.engine, self.fallback_reason = engine, fallback_reason
+        self._lock = threading.Lock()
+        self._last_error = engine.reason if isinstance(engine, UnavailableEngine) else None
+
+    @property
+    def last_error(self) -> str | None:
+        with self._lock:
+            return self._last_error
+
+    def generate(self, prompt: Prompt) -> Reply:
+        """The engine's reply; an engine failure is logged, kept as `last_error` and re-raised."""
+        try:
+            reply = self.engine.generate(prompt)
+        except EngineError as exc:
+            log.warning("%s engine failed: %s: %s", self.engine.name, exc.code, exc.message)
+            self._record(exc.message)
+            raise
+        self._record(None)
+        return reply
+
+    def probe(self) -> None:
+        """One minimal real call (deep health); its outcome becomes the state health reports."""
+        try:
+            self.generate(PROBE)
+        except EngineError:
+            pass  # recorded as last_error by generate
+
+    def health(self) -> dict[str, Any]:
+        last_error = self.last_error
+        return {"status": "degraded" if last_error else "ok", "service": "llm-api",
+                "engine": self.engine.name, "model": self.engine.model,
+                "fallback_reason": self.fallback_reason, "last_error": last_error}
+
+    def _record(self, error: str | None) -> None:
+        if isinstance(self.engine, UnavailableEngine):
+            return  # its reason stays: nothing can have fixed it while running
+        with self._lock:
+            self._last_error = error
