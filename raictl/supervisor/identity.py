@@ -1,0 +1,99 @@
+"""Process identity: a process is ours when its pid, create time and run marker agree.
+
+A pid alone lies: after a crash or a reboot it may belong to another program. Each child gets
+`RAICTL_RUN=<uuid>` (the run marker) in its environment, which its own children inherit, so a
+grandchild that left the process group can still be found and stopped.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import psutil
+
+MARKER_VAR = "RAICTL_RUN"
+SERVICE_VAR = "RAICTL_SERVICE"
+_CREATE_TIME_SLACK = 0.05  # psutil rounds create times to clock ticks
+
+
+@dataclass(frozen=True)
+class Identity:
+    pid: int
+    create_time: float
+    marker: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "create_time": self.create_time, "marker": self.marker}
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    """How a process ended: `code` for a normal exit, `signal` (by name) when killed."""
+
+    code: int | None
+    signal: str | None
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "signal": self.signal, "at": self.at}
+
+    def describe(self) -> str:
+        if self.signal:
+            return f"killed by {self.signal}"
+        return "exit status unknown" if self.code is None else f"exited with code {self.code}"
+
+
+def decode_exit(returncode: int | None, at: float | None = None) -> ExitInfo:
+    """Popen's returncode as ExitInfo: -9 is `SIGKILL`, not "exit code -9"."""
+    at = time.time() if at is None else at
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return ExitInfo(None, name, at)
+    return ExitInfo(returncode, None, at)
+
+
+def identify(pid: int, marker: str) -> Identity:
+    """The identity of a process we just started."""
+    return Identity(pid, psutil.Process(pid).create_time(), marker)
+
+
+def lookup(identity: Identity | None) -> psutil.Process | None:
+    """The live process with this identity, or None when it is gone, a zombie, or a reused pid."""
+    if identity is None:
+        return None
+    try:
+        proc = psutil.Process(identity.pid)
+        if abs(proc.create_time() - identity.create_time) > _CREATE_TIME_SLACK:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return None
+    return proc
+
+
+def process_marker(proc: psutil.Process) -> str | None:
+    """The run marker in a process's environment, or None when it has none or we may not read it."""
+    try:
+        return proc.environ().get(MARKER_VAR)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return None
+
+
+def marked_processes(markers: Iterable[str]) -> list[psutil.Process]:
+    """Every live process carrying one of these run markers (children of children included)."""
+    wanted = set(markers)
+    if not wanted:
+        return []
+    found = []
+    for proc in psutil.process_iter():
+        marker = process_marker(proc)
+        if marker in wanted:
+            found.append(proc)
+    return found

@@ -1,0 +1,119 @@
+"""Service logs: `<home>/logs/NAME.log`, rotated by size, tailed, followed and interleaved.
+
+Children write to their log file directly (O_APPEND), so they never depend on the supervisor
+process being alive to log. Rotation is therefore copy-then-truncate, done by the watch loop: at
+`ROTATE_BYTES` the file is copied to NAME.log.1 (older ones shift up to NAME.log.3) and cut to
+zero; the child's next append lands at the new start. The supervisor's own events for a service
+("started pid 123", "exited: killed by SIGKILL; restart in 0.1s") go into the same file, prefixed
+`[raictl]` with a timestamp.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Iterator
+
+ROTATE_BYTES = 10 * 1024 * 1024
+BACKUPS = 3
+TAIL_LINES = 20
+_STAMP = re.compile(r"^\[?(?:raictl )?(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?)")
+
+
+def log_path(logs_dir: Path, name: str) -> Path:
+    return logs_dir / f"{name}.log"
+
+
+def rotate(path: Path, max_bytes: int = ROTATE_BYTES, backups: int = BACKUPS) -> bool:
+    """Copy-truncate `path` when it is over `max_bytes`; True when it rotated."""
+    try:
+        if path.stat().st_size < max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    for n in range(backups - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{n}")
+        if older.exists():
+            older.replace(path.with_name(f"{path.name}.{n + 1}"))
+    shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    with open(path, "r+b") as handle:
+        handle.truncate(0)
+    return True
+
+
+def event(path: Path, message: str) -> None:
+    """Append one supervisor event line to a service's log."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().isoformat(sep=" ", timespec="milliseconds")
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"[raictl {stamp}] {message}\n")
+
+
+def tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last `lines` lines of a log (reads only the end of a big file)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - max(lines, 1) * 400))
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    text = data.decode("utf-8", errors="replace").splitlines()
+    return text[-lines:] if lines > 0 else []
+
+
+def _stamp(line: str) -> float | None:
+    match = _STAMP.match(line)
+    if not match:
+        return None
+    try:
+        return datetime.fromisoformat(match.group(1).replace(",", ".")).timestamp()
+    except ValueError:
+        return None
+
+
+def interleave(paths: dict[str, Path], lines: int) -> list[tuple[str, str]]:
+    """The last `lines` lines of all logs as (name, line), ordered by their leading timestamps;
+    a line without one (a traceback line) keeps to the line before it."""
+    stamped = []
+    for name, path in paths.items():
+        last = 0.0
+        for index, line in enumerate(tail(path, lines)):
+            last = _stamp(line) or last
+            stamped.append((last, name, index, line))
+    stamped.sort(key=lambda item: (item[0], item[1], item[2]))
+    return [(name, line) for _, name, _, line in stamped[-lines:]]
+
+
+def follow(paths: dict[str, Path], interval: float = 0.1, stop=lambda: False) -> Iterator[tuple[str, str]]:
+    """Yield (name, line) as lines are appended to any of the logs, from their current ends."""
+    offsets = {name: (p.stat().st_size if p.exists() else 0) for name, p in paths.items()}
+    while not stop():
+        quiet = True
+        for name, path in paths.items():
+            for line in _new_lines(path, offsets, name):
+                quiet = False
+                yield name, line
+        if quiet:
+            time.sleep(interval)
+
+
+def _new_lines(path: Path, offsets: dict[str, int], name: str) -> Iterable[str]:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return []
+    if size < offsets[name]:  # rotated: start again from the top
+        offsets[name] = 0
+    if size == offsets[name]:
+        return []
+    with open(path, "rb") as handle:
+        handle.seek(offsets[name])
+        data = handle.read()
+    complete = data.rfind(b"\n") + 1
+    offsets[name] += complete
+    return data[:complete].decode("utf-8", errors="replace").splitlines()

@@ -1,0 +1,195 @@
+"""Ports and probes: does an address accept, does health answer 200, who holds a taken port.
+
+Reused by `raictl doctor`. Every function returns a value and never raises for an expected
+network failure (refused, timed out, unreachable): that failure is the result.
+
+- `probe_listen(host, port, timeout) -> ListenResult`      a TCP connect
+- `probe_health(url, timeout) -> HealthResult`              a GET that must answer 200
+- `port_free(host, port) -> bool | None`                    can we bind it (None: address unusable)
+- `port_owner(host, port) -> PortOwner | None`              pid, name, command line of the listener
+- `probe_all(jobs)`                                          run many probes in parallel
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import psutil
+
+LISTEN_TIMEOUT = 0.5
+HEALTH_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class ListenResult:
+    host: str
+    port: int
+    ok: bool
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "ok": self.ok}
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    ok: bool
+    latency_ms: float | None
+    detail: str
+    status: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "latency_ms": self.latency_ms, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class PortOwner:
+    """The process listening on a port, as far as we may see it (pid None: another user's)."""
+
+    pid: int | None
+    name: str | None
+    cmdline: str | None
+
+    def describe(self) -> str:
+        if self.pid is None:
+            return "a process of another user (run as root to see it)"
+        return f"pid {self.pid} ({self.name}): {self.cmdline}"
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def probe_listen(host: str, port: int, timeout: float = LISTEN_TIMEOUT) -> ListenResult:
+    """Whether host:port accepts a TCP connection now."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect((host, port))
+        except socket.timeout:
+            return ListenResult(host, port, False, f"no answer within {timeout:g}s")
+        except OSError as exc:
+            return ListenResult(host, port, False, exc.strerror or str(exc))
+    return ListenResult(host, port, True, "accepts")
+
+
+def health_url(host: str, port: int, path: str) -> str:
+    shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{shown}]:{port}{path}" if ":" in shown else f"http://{shown}:{port}{path}"
+
+
+def _split_url(url: str) -> tuple[str, int, str]:
+    rest = url.split("://", 1)[1]
+    hostport, _, path = rest.partition("/")
+    if hostport.startswith("["):
+        host, _, port = hostport[1:].partition("]:")
+    else:
+        host, _, port = hostport.partition(":")
+    return host, int(port or 80), "/" + path
+
+
+def probe_health(url: str, timeout: float = HEALTH_TIMEOUT) -> HealthResult:
+    """GET `url`: ok only for status 200; detail is the status (and body's "status") or the error."""
+    host, port, path = _split_url(url)
+    start = time.perf_counter()
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        body = response.read(2048)
+    except (OSError, http.client.HTTPException) as exc:
+        return HealthResult(False, None, _error_text(exc, timeout))
+    finally:
+        conn.close()
+    latency = round((time.perf_counter() - start) * 1000, 1)
+    detail = f"HTTP {response.status}" + _body_status(body)
+    return HealthResult(response.status == 200, latency, detail, response.status)
+
+
+def _error_text(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, socket.timeout):
+        return f"no answer within {timeout:g}s"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+def _body_status(body: bytes) -> str:
+    """`status` from a JSON health body, e.g. ` (degraded)`; nothing when there is none."""
+    import json
+
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return ""
+    status = doc.get("status") if isinstance(doc, dict) else None
+    return f" ({status})" if isinstance(status, str) else ""
+
+
+def port_free(host: str, port: int) -> bool | None:
+    """True when we could bind host:port now (as the service will, SO_REUSEADDR); None when the
+    address itself is unusable here (e.g. no IPv6 loopback)."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if ":" in host:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            if exc.errno == errno.EADDRNOTAVAIL:
+                return None
+            raise
+    return True
+
+
+def _covers(listen_ip: str, host: str) -> bool:
+    """Whether a socket listening on `listen_ip` takes connections meant for `host`."""
+    if listen_ip == host:
+        return True
+    if ":" in host:
+        return listen_ip == "::"
+    return listen_ip in ("0.0.0.0", "::", f"::ffff:{host}")
+
+
+def port_owner(host: str, port: int) -> PortOwner | None:
+    """The process listening on host:port (or on a wildcard covering it); None when nobody is."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        return PortOwner(None, None, None)
+    for conn in conns:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port \
+                and _covers(conn.laddr.ip, host):
+            return describe_pid(conn.pid)
+    return None
+
+
+def describe_pid(pid: int | None) -> PortOwner:
+    """pid, process name and command line, as far as we may read them."""
+    if pid is None:
+        return PortOwner(None, None, None)
+    try:
+        proc = psutil.Process(pid)
+        return PortOwner(pid, proc.name(), " ".join(proc.cmdline()) or proc.name())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return PortOwner(pid, "(exited)", "")
+    except psutil.AccessDenied:
+        return PortOwner(pid, None, "(access denied)")
+
+
+def probe_all(jobs: Iterable[Callable[[], Any]], max_workers: int = 16) -> list[Any]:
+    """Run probe callables in parallel threads; results in the order given."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = list(jobs)
+    if len(jobs) <= 1:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(jobs))) as pool:
+        return list(pool.map(lambda job: job(), jobs))

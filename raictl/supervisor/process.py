@@ -1,0 +1,136 @@
+"""Starting a child and stopping it, children of children included.
+
+A child gets its own session (so its process group is its own), stdout and stderr appended to
+`<home>/logs/NAME.log`, and an environment built from scratch: the resolved settings
+(`Settings.to_env()`), a few inherited basics, `PYTHONPATH` pointing at the folder that holds the
+`raictl` package being run (so `python -m services.llm_api` imports the same tree: the
+troubleshooting log's `ModuleNotFoundError` cannot happen), and the run marker.
+
+Stopping: SIGTERM to the process group and to every process carrying the run marker, a grace
+period, then SIGKILL to whatever is left of either. Nothing is signalled by pid unless its create
+time matches what we recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import psutil
+
+from raictl.settings import Settings
+from raictl.supervisor.identity import MARKER_VAR, SERVICE_VAR, Identity, lookup, marked_processes
+from raictl.supervisor.spec import ServiceSpec
+
+INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "HOME", "USER", "TMPDIR", "TZ", "SYSTEMROOT",
+             "RAICTL_TEST_ID")  # RAICTL_TEST_ID: the test suite's leftover check must see our children
+KILL_WAIT = 3.0
+
+
+def package_root() -> str:
+    """The folder containing the `raictl` package that is running (and its sibling `services`)."""
+    import raictl
+
+    return str(Path(raictl.__file__).resolve().parent.parent)
+
+
+def launch_env(spec: ServiceSpec, settings: Settings) -> dict[str, str]:
+    """The complete environment of `spec`'s child, minus the run marker (added per start)."""
+    env = {k: os.environ[k] for k in INHERITED if k in os.environ}
+    env.update(settings.to_env())
+    env["PYTHONPATH"] = package_root()
+    env["PYTHONUNBUFFERED"] = "1"  # log lines reach NAME.log as they happen, not at exit
+    env[SERVICE_VAR] = spec.name
+    if spec.port:
+        env["PORT"] = str(spec.port)
+    env.update(spec.env)
+    return env
+
+
+def spawn(spec: ServiceSpec, env: dict[str, str], cwd: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """Start `spec` in its own session; returns the Popen and its new run marker. OSError if it cannot run."""
+    marker = uuid.uuid4().hex
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(list(spec.command), cwd=spec.cwd or cwd, env={**env, MARKER_VAR: marker},
+                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True, close_fds=True)
+    return child, marker
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _signal_all(procs: list[psutil.Process], sig: signal.Signals) -> None:
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+
+def _psutil_waiter(proc: psutil.Process | None) -> Callable[[float], bool]:
+    def wait(timeout: float) -> bool:
+        if proc is None:
+            return True
+        gone, alive = psutil.wait_procs([proc], timeout=timeout)
+        return not alive
+    return wait
+
+
+def _wait_marked(marker: str, deadline: float) -> list[psutil.Process]:
+    """Wait until nothing carries `marker` or the deadline passes; returns what is left."""
+    while True:
+        left = [p for p in marked_processes([marker]) if _alive(p)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.02)
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def stop(identity: Identity | None, marker: str | None, grace: float,
+         wait_leader: Callable[[float], bool] | None = None) -> bool:
+    """Stop a service's process tree; True when SIGKILL was needed.
+
+    `wait_leader(timeout) -> gone?` lets the watch loop reap its own child; by default psutil waits.
+    """
+    leader = lookup(identity)
+    wait_leader = wait_leader or _psutil_waiter(leader)
+    deadline = time.monotonic() + grace
+    if leader is not None:
+        _signal_group(leader.pid, signal.SIGTERM)
+    if marker:
+        _signal_all([p for p in marked_processes([marker]) if _alive(p)], signal.SIGTERM)
+    gone = wait_leader(grace) if leader is not None else True
+    left = _wait_marked(marker, deadline) if marker else []
+    if gone and not left:
+        return False
+    if leader is not None:  # the group outlives its leader only with live members: no pid reuse
+        _signal_group(leader.pid, signal.SIGKILL)
+    _signal_all(left, signal.SIGKILL)
+    wait_leader(KILL_WAIT)
+    psutil.wait_procs(left, timeout=KILL_WAIT)
+    return True
+
+
+def sweep(markers: list[str]) -> int:
+    """SIGKILL every process still carrying one of these run markers; returns how many."""
+    left = [p for p in marked_processes(markers) if _alive(p)]
+    _signal_all(left, signal.SIGKILL)
+    psutil.wait_procs(left, timeout=KILL_WAIT)
+    return len(left)

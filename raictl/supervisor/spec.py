@@ -1,0 +1,162 @@
+"""Services as data: `ServiceSpec`, the two built-ins, and the `[services.NAME]` tables of raictl.toml.
+
+An extra service is declared like this (every key but `command` is optional):
+
+    [services.web]
+    command = ["python", "-m", "http.server", "5173"]   # or one string, split like a shell would
+    port = 5173                  # the child also gets it as $PORT
+    hosts = ["127.0.0.1", "::1"] # default: both loopbacks
+    health = "/"                 # HTTP path that must answer 200; omit for "every address accepts"
+    cwd = "frontend"             # relative to raictl.toml's folder
+    env = { NODE_ENV = "development" }
+    depends_on = ["rai_api"]
+    grace = 5.0                  # seconds between SIGTERM and SIGKILL on stop
+
+A command starting with `python`/`python3` runs in raictl's own interpreter, so the import
+pre-flight checks the interpreter that will really run it.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from raictl.errors import RaictlError
+from raictl.settings import LOOPBACKS, Settings, _hosts, _port
+
+BUILTINS = ("llm_api", "rai_api")
+HEALTH_PATH = "/api/health"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One supervised service: how to run it, where it listens, how to tell it is ready."""
+
+    name: str
+    command: tuple[str, ...]
+    port: int | None = None
+    hosts: tuple[str, ...] = LOOPBACKS
+    health: str | None = HEALTH_PATH
+    depends_on: tuple[str, ...] = ()
+    cwd: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    grace: float = 5.0             # SIGTERM -> SIGKILL
+    backoff_initial: float = 0.1   # first restart delay, doubling ...
+    backoff_max: float = 5.0       # ... up to this cap
+    healthy_reset: float = 10.0    # ready this long without exiting: backoff starts over
+    fatal_starts: int = 5          # this many failed starts ...
+    fatal_window: float = 30.0     # ... within this many seconds: fatal
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """Every (host, port) the service must accept on; empty when it has no port."""
+        return [(host, self.port) for host in self.hosts] if self.port else []
+
+    @property
+    def entry_module(self) -> str | None:
+        """The module of a `python -m MODULE` command (checked by the import pre-flight)."""
+        if len(self.command) >= 3 and self.command[1] == "-m":
+            return self.command[2]
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "env": dict(self.env)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ServiceSpec":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("command", "hosts", "depends_on"):
+            known[key] = tuple(known.get(key) or ())
+        return cls(**known)
+
+
+def builtin_specs(settings: Settings) -> list[ServiceSpec]:
+    """The LLM API and the RAI API, run by the interpreter running raictl."""
+    return [
+        ServiceSpec("llm_api", (sys.executable, "-m", "services.llm_api"),
+                    settings.llm_api_port, tuple(settings.llm_api_hosts)),
+        ServiceSpec("rai_api", (sys.executable, "-m", "services.rai_api"),
+                    settings.rai_api_port, tuple(settings.rai_api_hosts), depends_on=("llm_api",)),
+    ]
+
+
+def _command(raw: Any, name: str) -> tuple[str, ...]:
+    parts = shlex.split(raw) if isinstance(raw, str) else [str(p) for p in raw or ()]
+    if not parts:
+        raise RaictlError(f"[services.{name}] has no command", hint="add command = [\"prog\", \"arg\"]")
+    if parts[0] in ("python", "python3"):
+        parts[0] = sys.executable
+    return tuple(parts)
+
+
+_TUNABLES = ("grace", "backoff_initial", "backoff_max", "healthy_reset", "fatal_window")
+
+
+def extra_spec(name: str, table: Mapping[str, Any], base: Path) -> ServiceSpec:
+    """A `[services.NAME]` table as a ServiceSpec; a bad value is a RaictlError naming it."""
+    if name in BUILTINS:
+        raise RaictlError(f"[services.{name}] reuses a built-in service name",
+                          hint=f"configure the built-ins with [{name}] keys; pick another name")
+    where = f"services.{name}"
+    port = _port(table["port"], f"{where}.port") if "port" in table else None
+    cwd = str((base / table["cwd"]).resolve()) if table.get("cwd") else None
+    tunables = {k: float(table[k]) for k in _TUNABLES if k in table}
+    if "fatal_starts" in table:
+        tunables["fatal_starts"] = int(table["fatal_starts"])
+    return ServiceSpec(
+        name, _command(table.get("command"), name), port,
+        _hosts(table.get("hosts", LOOPBACKS), f"{where}.hosts"), table.get("health"),
+        tuple(str(d) for d in table.get("depends_on", ())), cwd,
+        {str(k): str(v) for k, v in (table.get("env") or {}).items()}, **tunables)
+
+
+def all_specs(settings: Settings) -> list[ServiceSpec]:
+    """Every service of these settings, dependencies first."""
+    base = settings.config_file.parent if settings.config_file else Path.cwd()
+    extras = [extra_spec(n, t, base) for n, t in settings.services.items() if isinstance(t, Mapping)]
+    return dependency_order(builtin_specs(settings) + extras)
+
+
+def dependency_order(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
+    """Specs sorted so each comes after what it depends on; a cycle or unknown name is an error."""
+    by_name = {s.name: s for s in specs}
+    ordered: list[ServiceSpec] = []
+    visiting: set[str] = set()
+
+    def visit(spec: ServiceSpec) -> None:
+        if any(done.name == spec.name for done in ordered):
+            return
+        if spec.name in visiting:
+            raise RaictlError(f"services depend on each other in a cycle through {spec.name}",
+                              hint="fix depends_on in raictl.toml")
+        visiting.add(spec.name)
+        for dep in spec.depends_on:
+            if dep not in by_name:
+                raise RaictlError(f"{spec.name} depends on unknown service {dep!r}",
+                                  hint=f"known services: {', '.join(by_name)}")
+            visit(by_name[dep])
+        ordered.append(spec)
+
+    for spec in by_name.values():
+        visit(spec)
+    return ordered
+
+
+def select(specs: list[ServiceSpec], names: Iterable[str], with_deps: bool) -> list[ServiceSpec]:
+    """The named services (all when none named), plus their dependencies if asked; order kept."""
+    names = list(names)
+    by_name = {s.name: s for s in specs}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise RaictlError(f"unknown service {unknown[0]!r}", hint=f"known services: {', '.join(by_name)}",
+                          exit_code=2)
+    wanted = set(names or by_name)
+    while with_deps:
+        more = {d for n in wanted for d in by_name[n].depends_on} - wanted
+        if not more:
+            break
+        wanted |= more
+    return [s for s in specs if s.name in wanted]

@@ -1,0 +1,145 @@
+"""The supervisor's files in `<home>`, each written atomically (temp file + rename, mode 0600).
+
+- `state.json`    what runs: written by the watch loop (or by `down` when the loop is gone)
+      {"version": 1, "updated_at": t,
+       "supervisor": {"pid", "create_time", "marker"} | null, "foreground": bool,
+       "services": {NAME: {"state", "pid", "create_time", "marker", "started_at", "ready_at",
+                           "restarts", "last_exit": {"code", "signal", "at"} | null,
+                           "log_tail": [str] | null, "reason": str | null, "next_start_at",
+                           "port", "hosts", "health"}}}
+- `desired.json`  what should run: written by `up`/`down`, read by the watch loop
+      {"services": {NAME: {ServiceSpec fields..., "launch_env": {...}}}}  (holds secrets: 0600)
+- `supervisor.lock`  a filelock held while `up`/`down` decide, so two `up`s start one set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from raictl.errors import RaictlError
+from raictl.supervisor.identity import ExitInfo, Identity
+
+STATE_FILE = "state.json"
+DESIRED_FILE = "desired.json"
+LOCK_FILE = "supervisor.lock"
+STATE_VERSION = 1
+
+
+@dataclass
+class ServiceRecord:
+    """What the watch loop knows about one service."""
+
+    name: str
+    state: str = "stopped"  # running | starting | backoff | stopped | fatal
+    identity: Identity | None = None
+    started_at: float | None = None
+    ready_at: float | None = None
+    restarts: int = 0
+    last_exit: ExitInfo | None = None
+    log_tail: list[str] | None = None
+    reason: str | None = None
+    next_start_at: float | None = None
+    port: int | None = None
+    hosts: tuple[str, ...] = ()
+    health: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        ident = self.identity.to_dict() if self.identity else {"pid": None, "create_time": None, "marker": None}
+        return {"state": self.state, **ident, "started_at": self.started_at, "ready_at": self.ready_at,
+                "restarts": self.restarts, "last_exit": self.last_exit.to_dict() if self.last_exit else None,
+                "log_tail": self.log_tail, "reason": self.reason, "next_start_at": self.next_start_at,
+                "port": self.port, "hosts": list(self.hosts), "health": self.health}
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict[str, Any]) -> "ServiceRecord":
+        ident = Identity(d["pid"], d["create_time"], d["marker"]) if d.get("pid") else None
+        last = ExitInfo(**d["last_exit"]) if d.get("last_exit") else None
+        return cls(name, d.get("state", "stopped"), ident, d.get("started_at"), d.get("ready_at"),
+                   d.get("restarts", 0), last, d.get("log_tail"), d.get("reason"), d.get("next_start_at"),
+                   d.get("port"), tuple(d.get("hosts") or ()), d.get("health"))
+
+
+@dataclass
+class SupervisorState:
+    supervisor: Identity | None = None
+    foreground: bool = False
+    services: dict[str, ServiceRecord] = field(default_factory=dict)
+    updated_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, "updated_at": time.time(),
+                "supervisor": self.supervisor.to_dict() if self.supervisor else None,
+                "foreground": self.foreground,
+                "services": {n: r.to_dict() for n, r in self.services.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SupervisorState":
+        sup = Identity(**d["supervisor"]) if d.get("supervisor") else None
+        services = {n: ServiceRecord.from_dict(n, r) for n, r in (d.get("services") or {}).items()}
+        return cls(sup, bool(d.get("foreground")), services, d.get("updated_at"))
+
+
+def write_json_atomic(path: Path, document: Any) -> None:
+    """Write `document` to `path` so a reader sees the old file or the new one, never half (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp creates it 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise RaictlError(f"{path} is not valid JSON ({exc})",
+                          hint="stop any stray services by hand, then delete the file") from None
+
+
+def read_state(home: Path) -> SupervisorState:
+    """The last state written; empty when there is none yet."""
+    doc = _read_json(home / STATE_FILE)
+    return SupervisorState.from_dict(doc) if doc else SupervisorState()
+
+
+def write_state(home: Path, state: SupervisorState) -> None:
+    write_json_atomic(home / STATE_FILE, state.to_dict())
+
+
+def read_desired(home: Path) -> dict[str, dict[str, Any]]:
+    """What should run: service name -> launch description (spec fields + launch_env)."""
+    doc = _read_json(home / DESIRED_FILE)
+    return dict(doc.get("services", {})) if doc else {}
+
+
+def write_desired(home: Path, services: dict[str, dict[str, Any]]) -> None:
+    write_json_atomic(home / DESIRED_FILE, {"services": services, "updated_at": time.time()})
+
+
+def desired_version(home: Path) -> tuple[int, int] | None:
+    """Changes whenever desired.json is replaced: cheap enough to check on every tick."""
+    try:
+        st = (home / DESIRED_FILE).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def supervisor_lock(home: Path, timeout: float = 60.0):
+    """The lock `up` and `down` hold while they decide (a `filelock.FileLock`, used with `with`)."""
+    from filelock import FileLock
+
+    home.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(home / LOCK_FILE), timeout=timeout)

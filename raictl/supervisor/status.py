@@ -1,0 +1,126 @@
+"""The truth about each service, for `raictl status` and `raictl doctor`.
+
+`service_statuses(settings)` combines what `state.json` says with what is really there: a pid is
+trusted only when its create time matches (a reused pid reads as stopped), a service whose
+supervisor is gone is never shown as restarting, and every listen address and the health URL are
+probed in parallel with short timeouts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from raictl.settings import Settings
+from raictl.supervisor import probes
+from raictl.supervisor.identity import ExitInfo, lookup
+from raictl.supervisor.spec import ServiceSpec, all_specs
+from raictl.supervisor.state import ServiceRecord, SupervisorState, read_state
+
+STATES = ("running", "starting", "backoff", "stopped", "fatal")
+NOT_RUNNING = probes.HealthResult(False, None, "not running")
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: str
+    pid: int | None
+    uptime_s: float | None
+    restarts: int
+    last_exit: ExitInfo | None
+    listen: list[probes.ListenResult]
+    health: probes.HealthResult
+    reason: str | None = None
+    log_tail: list[str] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Running and healthy: what `status` exits 0 for."""
+        return self.state == "running" and self.health.ok and all(l.ok for l in self.listen)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The DESIGN.md `status --json` fields."""
+        return {"name": self.name, "state": self.state, "pid": self.pid, "uptime_s": self.uptime_s,
+                "restarts": self.restarts, "last_exit": self.last_exit.to_dict() if self.last_exit else None,
+                "listen": [l.to_dict() for l in self.listen], "health": self.health.to_dict()}
+
+
+@dataclass(frozen=True)
+class Overview:
+    supervisor_pid: int | None
+    services: list[ServiceStatus]
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.services)
+
+
+def live_state(record: ServiceRecord | None, alive: bool, supervised: bool) -> str:
+    """One of STATES from the record and what is really there."""
+    if record is None:
+        return "stopped"
+    if alive:
+        return record.state if record.state in ("starting", "running") else "running"
+    if record.state == "fatal":
+        return "fatal"
+    if supervised and record.state in ("backoff", "starting"):
+        return record.state
+    return "stopped"
+
+
+def _where(spec: ServiceSpec | None, record: ServiceRecord | None, alive: bool):
+    """(port, hosts, health path): what the running process was given, else the current spec."""
+    if alive and record and record.port:
+        return record.port, record.hosts, record.health
+    if spec:
+        return spec.port, spec.hosts, spec.health
+    return (record.port, record.hosts, record.health) if record else (None, (), None)
+
+
+def _jobs(port, hosts, health, alive: bool) -> list:
+    jobs = [lambda h=h: probes.probe_listen(h, port) for h in hosts] if port else []
+    if alive and port and health:
+        url = probes.health_url(hosts[0], port, health)
+        jobs.append(lambda: probes.probe_health(url))
+    return jobs
+
+
+def overview(settings: Settings, state: SupervisorState | None = None) -> Overview:
+    """Status of every configured service (and of any still recorded as running), probed in parallel."""
+    state = read_state(settings.home) if state is None else state
+    supervisor = lookup(state.supervisor)
+    specs = {s.name: s for s in all_specs(settings)}
+    names = list(specs) + [n for n in state.services if n not in specs]
+    rows = []
+    for name in names:
+        record = state.services.get(name)
+        proc = lookup(record.identity) if record else None
+        port, hosts, health = _where(specs.get(name), record, proc is not None)
+        rows.append((name, record, proc, port, hosts, health, _jobs(port, hosts, health, proc is not None)))
+    results = probes.probe_all([job for row in rows for job in row[-1]])
+    statuses = []
+    for name, record, proc, port, hosts, health, jobs in rows:
+        mine, results = results[:len(jobs)], results[len(jobs):]
+        statuses.append(_status(name, record, proc, supervisor is not None, mine, bool(health)))
+    return Overview(supervisor.pid if supervisor else None, statuses)
+
+
+def _status(name, record, proc, supervised, results, has_health) -> ServiceStatus:
+    alive = proc is not None
+    listen = [r for r in results if isinstance(r, probes.ListenResult)]
+    health = next((r for r in results if isinstance(r, probes.HealthResult)), None)
+    if health is None:
+        no_check = probes.HealthResult(all(l.ok for l in listen), None, "no health check")
+        health = no_check if alive and not has_health else NOT_RUNNING
+    uptime = round(time.time() - record.identity.create_time, 1) if alive else None
+    return ServiceStatus(name, live_state(record, alive, supervised), proc.pid if alive else None, uptime,
+                         record.restarts if record else 0, record.last_exit if record else None,
+                         listen, health, record.reason if record else None,
+                         record.log_tail if record else None)
+
+
+def service_statuses(settings: Settings) -> list[ServiceStatus]:
+    """Every service's status (the list `raictl status` shows and `raictl doctor` checks)."""
+    return overview(settings).services
