@@ -63,14 +63,17 @@ def chat_sessions(sessions: list[dict[str, Any]], current: str | None = None) ->
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for column in ("", "id", "title", "messages", "updated"):
-        table.add_column(column, overflow="fold")
+    table.add_column("")
+    table.add_column("id", no_wrap=True)  # an id is there to be copied: never folded
+    table.add_column("title", overflow="ellipsis", no_wrap=True)
+    table.add_column("messages", justify="right")
+    table.add_column("updated", no_wrap=True)
     for session in sessions:
         sid = _session_id(session)
         count = session.get("message_count", session.get("messages", ""))
         table.add_row("*" if sid == current else "", sid, str(session.get("title") or ""),
                       str(count if not isinstance(count, list) else len(count)),
-                      str(session.get("updated_at") or session.get("created_at") or ""))
+                      str(session.get("updated_at") or session.get("created_at") or "").replace("T", " "))
     console().print(table)
 
 

@@ -1,0 +1,308 @@
+"""`raictl chat` and `raictl sessions` against the real LLM API (mock engine) and the real RAI API.
+
+Both services run as child processes on free ports for the whole module (SQLite in a temp folder);
+each test has its own RAICTL_HOME (the autouse fixture), hence its own local account.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from raictl.cli import app
+from tests.support import (TEST_MARKER, ServiceProcess, free_port, http, processes_with_marker, service_env,
+                           wait_until)
+
+MOCK_REPLY = re.compile(r'^\[mock\] reply to "(?P<quoted>.*)" \(messages: (?P<n>\d+), earlier: (?P<earlier>\d+), '
+                        r"system prompt: (?:yes|no), remembered facts: (?P<facts>\d+), recalled: \d+\)$", re.S)
+
+
+def upgrade(url: str) -> None:
+    from alembic import command
+
+    from migrations import alembic_config
+
+    command.upgrade(alembic_config(url), "head")
+
+
+def start_rai_api(home: Path, port: int, llm_api_url: str, marker: str) -> ServiceProcess:
+    url = f"sqlite:///{home / 'rai.db'}"
+    upgrade(url)
+    env = service_env(home, RAI_DATABASE_URL=url, RAI_API_PORT=str(port), LLM_API_URL=llm_api_url,
+                      RAI_SECRET_KEY=uuid.uuid4().hex, **{TEST_MARKER: marker})
+    return ServiceProcess("services.rai_api", port, env, log=home / "rai_api.log").start()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The real LLM API (mock engine) and RAI API, shared by this module's tests."""
+    home = tmp_path_factory.mktemp("chat-stack")
+    marker = f"chat-stack-{uuid.uuid4().hex}"  # module-scoped: checked here, not by the per-test fixture
+    llm_port, rai_port = free_port(), free_port()
+    llm = ServiceProcess("services.llm_api", llm_port,
+                         service_env(home, LLM_API_PORT=str(llm_port), LLM_ENGINE="mock", **{TEST_MARKER: marker}),
+                         log=home / "llm_api.log").start()
+    try:
+        rai = start_rai_api(home, rai_port, f"http://127.0.0.1:{llm_port}", marker)
+    except BaseException:
+        llm.stop()
+        raise
+    yield {"rai": rai, "llm": llm}
+    rai.stop()
+    llm.stop()
+    assert not processes_with_marker(marker)
+
+
+@pytest.fixture
+def on_stack(stack, monkeypatch):
+    """Point raictl (this test's RAICTL_HOME) at the module's RAI API."""
+    monkeypatch.setenv("RAI_API_PORT", str(stack["rai"].port))
+    return stack
+
+
+def run(*args: str, input: str | None = None):
+    result = CliRunner().invoke(app, list(args), input=input)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def mock(reply: str) -> re.Match:
+    match = MOCK_REPLY.match(reply.strip())
+    assert match, f"not a mock engine reply: {reply!r}"
+    return match
+
+
+def replies(stdout: str) -> list[re.Match]:
+    """The mock replies printed by a REPL run, in order (prompts stripped)."""
+    lines = re.split(r"(?:>>> |\.\.\. )+", stdout)
+    return [mock(line) for line in lines if line.strip().startswith("[mock]")]
+
+
+# ---------------------------------------------------------------- one-shot
+
+def test_one_shot_prints_exactly_the_reply(on_stack):
+    result = run("chat", "hello there")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("\n") == 1
+    reply = mock(result.stdout)
+    assert reply["quoted"] == "hello there" and reply["n"] == "1"
+    assert "mock engine" in result.stderr and "Gemini" in result.stderr
+
+
+def test_json_prints_the_whole_response_object(on_stack):
+    result = run("chat", "--json", "hello")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["status"] == "success" and document["session_id"]
+    assert mock(document["response"])["quoted"] == "hello"
+
+
+def test_continue_keeps_the_context_and_a_new_chat_starts_fresh(on_stack):
+    first = json.loads(run("chat", "--json", "one").stdout)
+    second = json.loads(run("chat", "--json", "-c", "two").stdout)
+    assert second["session_id"] == first["session_id"]
+    assert int(mock(second["response"])["n"]) > int(mock(first["response"])["n"])
+    fresh = json.loads(run("chat", "--json", "three").stdout)
+    assert fresh["session_id"] != first["session_id"] and mock(fresh["response"])["n"] == "1"
+    back = json.loads(run("chat", "--json", "--session", first["session_id"], "four").stdout)
+    assert back["session_id"] == first["session_id"]
+    assert int(mock(back["response"])["n"]) > int(mock(second["response"])["n"])
+
+
+def test_continue_and_session_together_is_a_usage_error(on_stack):
+    result = run("chat", "-c", "--session", "abc", "hi")
+    assert result.exit_code == 2 and "either --continue or --session" in result.stderr
+
+
+# ---------------------------------------------------------------- credentials and token
+
+def test_local_account_is_created_once_with_mode_0600(on_stack, isolated):
+    home = isolated / ".raictl"
+    assert run("chat", "hi").exit_code == 0
+    credentials = home / "credentials.json"
+    first = credentials.read_text()
+    for name in ("credentials.json", "token.json"):
+        assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
+    assert run("chat", "-c", "again").exit_code == 0
+    assert credentials.read_text() == first  # the same account, not a new one per run
+    listed = json.loads(run("sessions", "--json").stdout)["sessions"]
+    assert len(listed) == 1
+    assert json.loads(first)["password"] not in (run("sessions").output + run("chat", "x").output)
+
+
+def test_a_rejected_token_is_renewed_once(on_stack, isolated):
+    token_file = isolated / ".raictl" / "token.json"
+    assert run("chat", "hi").exit_code == 0
+    cached = json.loads(token_file.read_text())
+    token_file.write_text(json.dumps({**cached, "access_token": cached["access_token"][:-6] + "forged"}))
+    result = run("chat", "-c", "still me?")
+    assert result.exit_code == 0, result.output
+    assert int(mock(result.stdout)["n"]) > 1  # the same user's session: the renewed token is theirs
+    assert not json.loads(token_file.read_text())["access_token"].endswith("forged")
+
+
+def test_env_credentials_register_then_refuse_a_wrong_password(on_stack, monkeypatch):
+    name = f"user_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("RAI_USER", name)
+    monkeypatch.setenv("RAI_PASSWORD", "correct horse battery")
+    assert run("chat", "hi").exit_code == 0
+    monkeypatch.setenv("RAI_PASSWORD", "wrong password here")
+    (Path(os.environ["RAICTL_HOME"]) / "token.json").unlink()
+    result = run("chat", "hi")
+    assert result.exit_code == 1
+    assert f"refused the password of {name}" in result.stderr and "hint: check RAI_PASSWORD" in result.stderr
+    assert "wrong password here" not in result.output
+
+
+def test_a_session_of_another_user_is_not_reachable(on_stack, monkeypatch):
+    monkeypatch.setenv("RAI_USER", f"alice_{uuid.uuid4().hex[:6]}")
+    monkeypatch.setenv("RAI_PASSWORD", "alice's password")
+    session_id = json.loads(run("chat", "--json", "alice's secret").stdout)["session_id"]
+    monkeypatch.setenv("RAI_USER", f"bob_{uuid.uuid4().hex[:6]}")
+    monkeypatch.setenv("RAI_PASSWORD", "bob's password!")
+    for args in (["sessions", "show", session_id], ["chat", "--session", session_id, "let me in"],
+                 ["sessions", "delete", session_id]):
+        result = run(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "alice's secret" not in result.output
+        assert "hint: `raictl sessions` lists your sessions" in result.stderr
+    assert session_id not in run("sessions", "--json").stdout
+    status, _ = http("GET", on_stack["rai"].url(f"/api/sessions/{session_id}/messages"))
+    assert status == 401
+
+
+def test_sessions_list_show_and_delete(on_stack):
+    session_id = json.loads(run("chat", "--json", "keep this").stdout)["session_id"]
+    assert session_id in run("sessions").stdout
+    shown = json.loads(run("sessions", "show", session_id, "--json").stdout)
+    assert [m["role"] for m in shown["messages"]] == ["user", "assistant"]
+    assert shown["messages"][0]["content"] == "keep this"
+    assert "keep this" in run("sessions", "show", session_id).stdout
+    assert run("sessions", "delete", session_id).exit_code == 0
+    assert session_id not in run("sessions", "list", "--json").stdout
+    continued = run("chat", "-c", "after delete")  # -c forgets a deleted session: a new one starts
+    assert continued.exit_code == 0 and mock(continued.stdout)["n"] == "1"
+
+
+# ---------------------------------------------------------------- the REPL
+
+def test_repl_multiline_input_history_sessions_and_new(on_stack):
+    script = '"""\nfirst line\nsecond line\n"""\n/history\n/sessions\n/new\nfresh start\n/exit\nnever sent\n'
+    result = run("chat", input=script)
+    assert result.exit_code == 0, result.output
+    sent = replies(result.stdout)
+    assert [r["quoted"] for r in sent] == ["first line\nsecond line", "fresh start"]
+    assert sent[1]["n"] == "1"  # /new started a fresh session
+    assert "you: first line\nsecond line" in result.stdout
+    assert len(json.loads(run("sessions", "--json").stdout)["sessions"]) == 2
+
+
+def test_repl_continues_the_last_session_and_ends_at_end_of_input(on_stack):
+    assert run("chat", "before the repl").exit_code == 0
+    result = run("chat", "-c", input="in the repl\n")  # no /exit: end of input (Ctrl-D) leaves
+    assert result.exit_code == 0, result.output
+    assert int(replies(result.stdout)[0]["n"]) > 1
+
+
+def test_repl_remember_and_forget_round_trip(on_stack):
+    script = ("before?\n/remember my cat is called Tom\nhow are you?\n/forget my cat is called Tom\n"
+              "and now?\n/remember\n/nonsense\n/exit\n")
+    result = run("chat", input=script)
+    assert result.exit_code == 0, result.output
+    facts = {r["quoted"]: int(r["facts"]) for r in replies(result.stdout)}
+    assert facts == {"before?": 0, "how are you?": 1, "and now?": 0}
+    assert "remember that my cat is called Tom" in result.stdout  # the API's confirmation
+    assert "usage: /remember TEXT" in result.stderr and "unknown command /nonsense" in result.stderr
+
+
+# ---------------------------------------------------------------- failures
+
+def test_stack_down_names_the_addresses_tried_and_says_raictl_up(monkeypatch):
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("RAI_API_PORT", str(port))
+    result = run("chat", "hello")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: the RAI API is not reachable at http://127.0.0.1:{port}, http://[::1]:{port}",
+        "hint: run `raictl up`"]
+
+
+def test_another_service_on_the_rai_api_port_is_named(on_stack, monkeypatch):
+    monkeypatch.setenv("RAI_API_PORT", str(on_stack["llm"].port))  # the log's port mix-up
+    result = run("chat", "hello")
+    assert result.exit_code == 1 and "answers, but not as the RAI API (service: llm-api)" in result.stderr
+
+
+def test_llm_api_down_shows_the_503_reason(tmp_path, monkeypatch):
+    rai = start_rai_api(tmp_path, free_port(), f"http://127.0.0.1:{free_port()}", os.environ[TEST_MARKER])
+    try:
+        monkeypatch.setenv("RAI_API_PORT", str(rai.port))
+        result = run("chat", "hello")
+    finally:
+        rai.stop()
+    assert result.exit_code == 1 and result.stdout == ""
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error.startswith("error: ") and "LLM API" in error
+    assert hint == "hint: `raictl status` shows the LLM API; `raictl up` starts it"
+
+
+class _HangingLlm(BaseHTTPRequestHandler):
+    """An LLM API whose health is fine and whose generate waits until the test releases it."""
+
+    def do_GET(self):
+        self._json({"status": "ok", "service": "llm-api", "engine": "mock", "model": "hanging",
+                    "fallback_reason": None, "last_error": None})
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.generating.set()
+        self.server.release.wait(30)
+        self._json({"text": "too late", "engine": "mock", "model": "hanging", "usage": {}})
+
+    def _json(self, body):
+        payload = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_ctrl_c_interrupts_a_pending_reply_not_the_repl(tmp_path, monkeypatch):
+    llm = ThreadingHTTPServer(("127.0.0.1", free_port()), _HangingLlm)
+    llm.generating, llm.release = threading.Event(), threading.Event()
+    threading.Thread(target=llm.serve_forever, daemon=True).start()
+    rai = start_rai_api(tmp_path, free_port(), f"http://127.0.0.1:{llm.server_port}", os.environ[TEST_MARKER])
+    try:
+        env = {**os.environ, "RAI_API_PORT": str(rai.port), "PYTHONPATH": str(Path(__file__).parent.parent)}
+        repl = subprocess.Popen([sys.executable, "-m", "raictl", "chat"], env=env, text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        repl.stdin.write("are you there?\n")
+        repl.stdin.flush()
+        wait_until(llm.generating.is_set, 20, what="the chat request to reach the LLM API")
+        repl.send_signal(signal.SIGINT)
+        out, err = repl.communicate("/exit\n", timeout=20)
+    finally:
+        llm.release.set()
+        rai.stop()
+        llm.shutdown()
+        llm.server_close()
+    assert repl.returncode == 0, err
+    assert "(interrupted) reply dropped" in err and "Traceback" not in err
+    assert "too late" not in out
