@@ -17,6 +17,7 @@ Usage (a context manager; every behaviour lasts until the next one is set)::
         fake.requests                  # every request received, oldest first (ReceivedRequest)
         fake.requests[-1].api_key      # the x-goog-api-key header that arrived
         fake.wait_for_requests(2)      # block until that many requests arrived (hangs are counted on arrival)
+        fake.reset()                   # back to reply(), no key required, requests forgotten (module-scoped use)
 
 `ReceivedRequest` keeps the method, path, api_version, model, headers and parsed JSON body, and
 offers `system`, `contents` ([(role, text)]) and `temperature` read back from the Gemini wire format.
@@ -152,6 +153,11 @@ class FakeGemini:
     def require_key(self, key: str | None) -> None:
         with self._lock:
             self._required_key = key
+
+    def reset(self) -> None:
+        with self._lock:
+            self._behaviour, self._required_key = _Behaviour(), None
+            self.requests.clear()
 
     def _set(self, behaviour: _Behaviour) -> None:
         with self._lock:
