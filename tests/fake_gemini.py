@@ -117,7 +117,8 @@ class FakeGemini:
         self._server = ThreadingHTTPServer((self.host, 0), handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-gemini", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),  # quick shutdown
+                                        name="fake-gemini", daemon=True)
         self._thread.start()
         return self
 
