@@ -5,6 +5,8 @@ Owns, in <home>:
   token.json         the cached bearer token, 0600, renewed once when the API answers 401
   last_session.json  the last session id per user, for `raictl chat -c`
   chat_history       the REPL's input history (readline), 0600
+and reads state.json (the supervisor's record) to find the API where `raictl up` started it and to
+say why it is down.
 Only stdlib here (urllib): `raictl chat "hi"` pays for no HTTP library and no rich until it renders.
 """
 
@@ -28,6 +30,7 @@ TOKEN_FILE = "token.json"
 LAST_SESSION_FILE = "last_session.json"
 HISTORY_FILE = "chat_history"
 SERVICE_NAME = "rai-chat-api"
+STATE_FILE, SUPERVISED_NAME = "state.json", "rai_api"  # the supervisor's record of what it started
 PROBE_TIMEOUT = 2.0
 REQUEST_TIMEOUT = 30.0
 CHAT_TIMEOUT = 300.0  # a real model can take a while; Ctrl-C interrupts sooner
@@ -166,12 +169,26 @@ class Stack:
         return self.health.get("llm_engine")
 
 
+def supervised_record(home: Path) -> dict[str, Any]:
+    """What `raictl up` last recorded about the RAI API in <home>/state.json (empty when nothing)."""
+    state = read_json(home / STATE_FILE) or {}
+    record = (state.get("services") or {}).get(SUPERVISED_NAME)
+    return record if isinstance(record, dict) else {}
+
+
+def candidate_urls(settings: Settings, record: Mapping[str, Any]) -> list[str]:
+    """The settings' addresses first, then any other address the supervisor says it started the API on."""
+    urls = [base_url(host, settings.rai_api_port) for host in settings.rai_api_hosts]
+    if isinstance(record.get("port"), int):
+        urls += [base_url(str(host), record["port"]) for host in record.get("hosts") or ()]
+    return list(dict.fromkeys(urls))
+
+
 def locate(settings: Settings, timeout: float = PROBE_TIMEOUT) -> Stack:
     """The first of the RAI API's addresses whose /api/health answers as the RAI API."""
-    tried: list[str] = []
-    for host in settings.rai_api_hosts:
-        url = base_url(host, settings.rai_api_port)
-        tried.append(url)
+    record = supervised_record(settings.home)
+    tried = candidate_urls(settings, record)
+    for url in tried:
         try:
             reply = request("GET", f"{url}/api/health", timeout=timeout)
         except OSError:
@@ -181,7 +198,12 @@ def locate(settings: Settings, timeout: float = PROBE_TIMEOUT) -> Stack:
             raise RaictlError(f"{url} answers, but not as the RAI API (service: {service or 'unknown'})",
                               hint="check RAI_API_PORT; `raictl status` shows what runs where")
         return Stack(url, reply.body)
-    raise RaictlError(f"the RAI API is not reachable at {', '.join(tried)}", hint="run `raictl up`")
+    message = f"the RAI API is not reachable at {', '.join(tried)}"
+    if record.get("state") in ("fatal", "backoff", "starting"):  # the supervisor knows more: say it
+        reason = f": {record['reason']}" if record.get("reason") else ""
+        raise RaictlError(f"{message}; `raictl up` left it {record['state']}{reason}",
+                          hint="`raictl logs rai_api` shows why, then run `raictl up`")
+    raise RaictlError(message, hint="run `raictl up`")
 
 
 # ---------------------------------------------------------------- the client

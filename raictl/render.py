@@ -66,7 +66,7 @@ def chat_sessions(sessions: list[dict[str, Any]], current: str | None = None) ->
     table.add_column("")
     table.add_column("id", no_wrap=True)  # an id is there to be copied: never folded
     table.add_column("title", overflow="ellipsis", no_wrap=True)
-    table.add_column("messages", justify="right")
+    table.add_column("msgs", justify="right")
     table.add_column("updated", no_wrap=True)
     for session in sessions:
         sid = _session_id(session)

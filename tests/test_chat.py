@@ -240,6 +240,30 @@ def test_stack_down_names_the_addresses_tried_and_says_raictl_up(monkeypatch):
         "hint: run `raictl up`"]
 
 
+def test_the_supervisors_record_of_the_port_is_followed(on_stack, isolated, monkeypatch):
+    monkeypatch.setenv("RAI_API_PORT", str(free_port()))  # the settings changed since `raictl up`
+    record = {"state": "running", "port": on_stack["rai"].port, "hosts": ["::1"]}
+    (isolated / ".raictl").mkdir()
+    (isolated / ".raictl" / "state.json").write_text(json.dumps({"version": 1, "services": {"rai_api": record}}))
+    result = run("chat", "hello")
+    assert result.exit_code == 0, result.output
+    assert mock(result.stdout)["quoted"] == "hello"
+
+
+def test_stack_down_says_what_the_supervisor_last_saw(isolated, monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("RAI_API_PORT", str(port))
+    record = {"state": "fatal", "port": port, "hosts": ["127.0.0.1"], "reason": "exited 5 times within 60s"}
+    (isolated / ".raictl").mkdir()
+    (isolated / ".raictl" / "state.json").write_text(json.dumps({"version": 1, "services": {"rai_api": record}}))
+    result = run("chat", "hello")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: the RAI API is not reachable at http://127.0.0.1:{port}, http://[::1]:{port}; "
+        "`raictl up` left it fatal: exited 5 times within 60s",
+        "hint: `raictl logs rai_api` shows why, then run `raictl up`"]
+
+
 def test_another_service_on_the_rai_api_port_is_named(on_stack, monkeypatch):
     monkeypatch.setenv("RAI_API_PORT", str(on_stack["llm"].port))  # the log's port mix-up
     result = run("chat", "hello")
