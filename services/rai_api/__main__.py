@@ -1,0 +1,37 @@
+"""`python -m services.rai_api`: serve the RAI API with waitress on RAI_API_HOSTS and RAI_API_PORT."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from raictl.errors import RaictlError
+from raictl.settings import load_settings
+from services.serving import configure_logging, serve
+
+log = logging.getLogger("services.rai_api")
+
+# 16 connections at once (the bench's load) each get a thread; the work is mostly I/O waits.
+THREADS = 16
+
+
+def main() -> int:
+    configure_logging()
+    try:
+        settings = load_settings()
+    except RaictlError as exc:
+        log.error("%s", exc)
+        return 1
+    from services.rai_api.app import create_app, schema_state_line
+
+    app = create_app(settings)
+    warning = schema_state_line(app)
+    if warning:
+        log.warning("%s", warning)
+    log.info("database %s; LLM API %s", settings.display("database_url"), settings.llm_api_url)
+    serve(app, settings.rai_api_hosts, settings.rai_api_port, "rai-api", threads=THREADS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The RAI API's app factory: `create_app(settings)` wires the database, the LLM client and the routes.
+
+The app never changes the schema: `raictl up` (or `alembic upgrade head` by hand) does that before
+it starts. `schema_state_line()` is what `python -m services.rai_api` logs when the schema is not at
+head; the health reports the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from services.rai_api import rules
+from services.rai_api.db import Database
+from services.rai_api.errors import register_error_handlers
+from services.rai_api.health import HealthReport
+from services.rai_api.llm_client import LlmClient
+from services.rai_api.views import api
+
+log = logging.getLogger(__name__)
+
+SCHEMA_HINTS = {
+    "behind": "run `raictl migrate` (or `alembic upgrade head` from the repository root)",
+    "drift": "run `raictl migrate --repair` to add what is missing",
+    "unknown_revision": "run `raictl migrate --repair`",
+    "unknown": "check RAI_DATABASE_URL and that the database server runs (`raictl doctor`)",
+}
+
+
+def create_app(settings=None) -> Flask:
+    """A Flask app for `settings` (default: `raictl.settings.load_settings()`)."""
+    if settings is None:
+        from raictl.settings import load_settings
+
+        settings = load_settings()
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key(), MAX_CONTENT_LENGTH=rules.MAX_BODY_BYTES)
+    app.json.sort_keys = False
+    db = Database(settings.database_url)
+    llm = LlmClient(settings.llm_api_url)
+    app.extensions.update(rai_db=db, rai_llm=llm, rai_health=HealthReport(db, llm))
+    register_error_handlers(app)
+    app.register_blueprint(api)
+    return app
+
+
+def schema_state_line(app: Flask) -> str | None:
+    """One log line naming the schema state and the command to run, or None when it is at head."""
+    state = app.extensions["rai_health"].database.get()
+    if state["database_status"] == "ok" and state["schema"] == "ok":
+        return None
+    schema = state["schema"] if state["database_status"] == "ok" else "unknown"
+    return (f"database schema is {schema!r}, not at head: {SCHEMA_HINTS[schema]}; "
+            "serving anyway, /api/health reports the state")

@@ -1,0 +1,83 @@
+"""Accounts and bearer tokens: hashed passwords (werkzeug.security) and signed, expiring tokens.
+
+A token is an itsdangerous URLSafeTimedSerializer signature of the user's id, keyed by
+`Settings.secret_key()`; it expires after TOKEN_TTL_S. Every request re-reads the user inside one
+database session and keeps only plain values (`CurrentUser`), never the ORM object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app, request
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from services.rai_api.errors import ApiError
+from services.rai_api.models import User
+
+TOKEN_TTL_S = 24 * 3600
+TOKEN_SALT = "rai-api.access-token"
+LOGIN_FAILED = "invalid username or password"
+# Compared against when the user does not exist, so both failures cost the same time.
+_DUMMY_HASH = generate_password_hash("not a real password")
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: int
+    username: str
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)
+
+
+def password_matches(stored_hash: str | None, password: str) -> bool:
+    """True when `password` matches; an unknown user (None) still pays for one hash check."""
+    matches = check_password_hash(stored_hash or _DUMMY_HASH, password)
+    return matches and stored_hash is not None
+
+
+def serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=TOKEN_SALT)
+
+
+def issue_token(secret: str, user_id: int) -> str:
+    """A signed token naming `user_id`, valid for TOKEN_TTL_S seconds."""
+    return serializer(secret).dumps({"uid": user_id})
+
+
+def token_user_id(secret: str, token: str, max_age: int = TOKEN_TTL_S) -> int:
+    """The user id a token was issued for; 401 when it is malformed, forged or expired."""
+    try:
+        payload = serializer(secret).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise ApiError(401, "token_expired", "the access token has expired: log in again") from None
+    except BadSignature:
+        raise ApiError(401, "invalid_token", "the access token is not valid: log in again") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("uid"), int):
+        raise ApiError(401, "invalid_token", "the access token is not valid: log in again")
+    return payload["uid"]
+
+
+def _bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise ApiError(401, "missing_token", "an Authorization: Bearer <token> header is required")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "invalid_token", "the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def current_user() -> CurrentUser:
+    """The active user the request's bearer token names, as plain values; 401 otherwise."""
+    user_id = token_user_id(current_app.config["SECRET_KEY"], _bearer_token())
+    with current_app.extensions["rai_db"].session_scope() as session:
+        row = session.execute(sa.select(User.id, User.username, User.is_active)
+                              .where(User.id == user_id)).first()
+    if row is None or not row.is_active:
+        raise ApiError(401, "invalid_token", "the account of this access token no longer exists or is disabled")
+    return CurrentUser(row.id, row.username)

@@ -1,0 +1,69 @@
+"""The RAI API's database: one engine per app, and sessions that never outlive their `with` block.
+
+Handlers copy what they need into plain values inside `session_scope()`; no ORM object leaves it,
+so the troubleshooting log's `DetachedInstanceError` (an attribute read after the session closed)
+cannot happen. SQLite gets foreign keys, WAL and a busy timeout so waitress' threads can share it;
+MySQL/MariaDB gets pymysql with utf8mb4 and pre-ping (a restarted server is not a dead pool).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def _on_sqlite_connect(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # With WAL, NORMAL never corrupts the database; a power cut may lose the last commits only.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for `url` set up for a multi-threaded server (see the module docstring)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"check_same_thread": False,
+                                                        "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+        return engine
+    if parsed.get_backend_name() == "mysql":
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+        return sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600,
+                                pool_size=16, max_overflow=8)
+    return sa.create_engine(parsed, pool_pre_ping=True)
+
+
+class Database:
+    """The app's engine and its session factory."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session_scope(self) -> Iterator[Session]:
+        """A session committed on success, rolled back on any error, and always closed."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

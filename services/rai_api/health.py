@@ -1,0 +1,77 @@
+"""The RAI API's health: the database, its schema state and the LLM API, each really checked.
+
+The checks are cached for a few seconds (one refresh at a time) so a health probe stays as cheap
+as a hello-world while still noticing within seconds that the database or the LLM API went away.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+import sqlalchemy as sa
+
+from services.rai_api.db import Database
+from services.rai_api.llm_client import LlmClient, LlmUnavailable
+from services.rai_api.schema import read_state
+
+log = logging.getLogger(__name__)
+
+DATABASE_TTL_S = 5.0
+LLM_TTL_S = 1.5
+
+
+class Cached:
+    """`compute()`'s last value, recomputed by one thread at a time once it is `ttl` seconds old."""
+
+    def __init__(self, compute: Callable[[], Any], ttl: float) -> None:
+        self.compute, self.ttl = compute, ttl
+        self._value: Any = None
+        self._at = float("-inf")
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        if time.monotonic() - self._at < self.ttl:
+            return self._value
+        with self._lock:
+            if time.monotonic() - self._at >= self.ttl:
+                self._value, self._at = self.compute(), time.monotonic()
+            return self._value
+
+
+def check_database(db: Database) -> dict[str, str]:
+    """{"database_status": ok|error, "schema": ok|behind|unknown_revision|drift|unknown}."""
+    try:
+        with db.engine.connect() as connection:
+            state = read_state(connection)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("database check failed: %s", str(getattr(exc, "orig", exc)).splitlines()[0])
+        return {"database_status": "error", "schema": "unknown"}
+    return {"database_status": "ok", "schema": state.health}
+
+
+def check_llm(llm: LlmClient) -> dict[str, Any]:
+    """{"llm_status": ok|degraded|unreachable, "llm_engine": str|None} from the LLM API's own health."""
+    try:
+        health = llm.health()
+    except LlmUnavailable as exc:
+        return {"llm_status": "unreachable", "llm_engine": None, "llm_detail": str(exc)}
+    status = health.get("status") if health.get("status") in ("ok", "degraded") else "degraded"
+    return {"llm_status": status, "llm_engine": health.get("engine")}
+
+
+class HealthReport:
+    """Builds the health document from the cached checks."""
+
+    def __init__(self, db: Database, llm: LlmClient) -> None:
+        self.database = Cached(lambda: check_database(db), DATABASE_TTL_S)
+        self.llm = Cached(lambda: check_llm(llm), LLM_TTL_S)
+
+    def document(self) -> tuple[dict[str, Any], int]:
+        """(health JSON, HTTP status): 503 only when the database cannot be reached at all."""
+        database, llm = self.database.get(), self.llm.get()
+        healthy = database["database_status"] == "ok" and database["schema"] == "ok" and llm["llm_status"] == "ok"
+        body = {"status": "ok" if healthy else "degraded", "service": "rai-chat-api", **database, **llm}
+        return body, 200 if database["database_status"] == "ok" else 503

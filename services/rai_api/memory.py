@@ -1,0 +1,113 @@
+"""Memory, kept in the database only, and the one place the LLM prompt is built.
+
+Three kinds: the session's recent messages (context), remembered facts in `users.remembered_facts`
+("remember that …", "forget …", "what do you remember?"), and episodic recall: messages of the
+user's earlier sessions that share words with the new message, best overlap first.
+The functions here work on plain values; `services.rai_api.conversation` reads and writes the rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+SYSTEM_PROMPT = ("You are RAI, a helpful assistant. Answer the user's last message; use what you "
+                 "remember about them when it is relevant.")
+FACTS_HEADING = "Remembered facts about the user:"
+RECALL_HEADING = "Relevant earlier conversations:"
+RECENT_LIMIT = 20          # messages of the current session sent as context
+RECALL_SCAN_LIMIT = 500    # newest messages of earlier sessions scored for recall
+RECALL_LIMIT = 3
+RECALL_LINE_CHARS = 200
+FACT_MAX_CHARS = 500
+FACTS_MAX = 200
+
+_REMEMBER = re.compile(r"\s*(?:please\s+)?remember\s+that\s+(?P<fact>.+?)[\s.!]*", re.I | re.S)
+_FORGET = re.compile(r"\s*(?:please\s+)?forget\s+(?:that\s+|about\s+)?(?P<what>.+?)[\s.!?]*", re.I | re.S)
+_LIST = re.compile(r"\s*what\s+do\s+you\s+remember(?:\s+about\s+me)?[\s?.!]*", re.I)
+_FORGET_ALL = {"everything", "all", "all facts", "everything you remember"}
+_WORD = re.compile(r"[^\W_]+", re.U)
+STOPWORDS = frozenset(
+    "a an and are as at be but by can did do does for from had has have he her his how i i'm if in is "
+    "it its me my no not of on or our she so that the their them then there they this to was we were "
+    "what when where which who why will with you your yours about just tell please".split())
+
+
+@dataclass(frozen=True)
+class Command:
+    """A memory command found in a message: kind is remember, forget or list."""
+
+    kind: str
+    argument: str = ""
+
+
+def parse_command(message: str) -> Command | None:
+    """The memory command `message` states, or None for an ordinary chat message."""
+    if _LIST.fullmatch(message):
+        return Command("list")
+    if match := _REMEMBER.fullmatch(message):
+        return Command("remember", one_line(match["fact"])[:FACT_MAX_CHARS])
+    if match := _FORGET.fullmatch(message):
+        return Command("forget", one_line(match["what"]))
+    return None
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def keywords(text: str) -> set[str]:
+    """The words of `text` that carry meaning: lower-cased, no stopwords, no single letters."""
+    return {w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 1 and w not in STOPWORDS}
+
+
+def remember(facts: list[str], fact: str) -> tuple[list[str], bool]:
+    """(facts with `fact` added, whether it was new); a fact already known is not repeated."""
+    if any(f.casefold() == fact.casefold() for f in facts):
+        return facts, False
+    return [*facts, fact][-FACTS_MAX:], True
+
+
+def forget(facts: list[str], what: str) -> tuple[list[str], list[str]]:
+    """(facts kept, facts removed): a fact goes when it contains `what` or all of its keywords."""
+    if what.casefold() in _FORGET_ALL:
+        return [], list(facts)
+    wanted = keywords(what)
+    def matches(fact: str) -> bool:
+        return what.casefold() in fact.casefold() or bool(wanted) and wanted <= keywords(fact)
+    return [f for f in facts if not matches(f)], [f for f in facts if matches(f)]
+
+
+def recall(message: str, earlier: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (role, content) pairs of `earlier` sharing most keywords with `message`, best first."""
+    wanted = keywords(message)
+    if not wanted:
+        return []
+    scored = [(len(wanted & keywords(content)), -i, role, content) for i, (role, content) in enumerate(earlier)]
+    best = sorted((s for s in scored if s[0] > 0), reverse=True)[:RECALL_LIMIT]
+    return [(role, content) for _, _, role, content in best]
+
+
+def build_prompt(message: str, recent: list[tuple[str, str]], facts: list[str],
+                 recalled: list[tuple[str, str]]) -> tuple[str, list[dict[str, str]]]:
+    """(system prompt, messages) for the LLM API: the one place a prompt is put together.
+
+    Each block is a heading line, then one `- ` line per item, then a blank line; a block is left
+    out when it would be empty.
+    """
+    blocks = [SYSTEM_PROMPT]
+    if facts:
+        blocks.append("\n".join([FACTS_HEADING, *(f"- {one_line(f)}" for f in facts)]))
+    if recalled:
+        lines = (f"- {role}: {one_line(content)[:RECALL_LINE_CHARS]}" for role, content in recalled)
+        blocks.append("\n".join([RECALL_HEADING, *lines]))
+    messages = [{"role": role, "content": content} for role, content in recent[-RECENT_LIMIT:]]
+    messages.append({"role": "user", "content": message})
+    return "\n\n".join(blocks), messages
+
+
+def describe_facts(facts: list[str]) -> str:
+    """The answer to "what do you remember?", straight from the database."""
+    if not facts:
+        return "I don't remember anything about you yet. Tell me \"remember that …\" and I will."
+    return "Here is what I remember about you:\n" + "\n".join(f"- {f}" for f in facts)

@@ -1,0 +1,80 @@
+"""The RAI API's input rules: what a request body must hold, checked before anything touches the DB.
+
+Each rule failure is a 400 whose message states the rule, so a client can fix its request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from flask import request
+
+from services.rai_api.errors import ApiError
+
+USERNAME_RULE = "username must be 3-32 characters: ASCII letters, digits, '_', '.' or '-'"
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
+PASSWORD_MIN, PASSWORD_MAX = 8, 128
+MESSAGE_MAX = 8000
+SESSION_ID_MAX = 36
+# A message of MESSAGE_MAX astral characters is 8000 * 12 bytes as ASCII-escaped JSON; leave room.
+MAX_BODY_BYTES = 256 * 1024
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(400, "invalid_input", message)
+
+
+def json_body() -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 saying why it is not one."""
+    try:
+        body = json.loads(request.get_data(cache=True))
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else "malformed JSON"
+        raise ApiError(400, "malformed_json", f"the request body must be a JSON object ({reason})") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "malformed_json", f"the request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def _string(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if value is None:
+        raise _invalid(f"{name} is required")
+    if not isinstance(value, str):
+        raise _invalid(f"{name} must be a string")
+    return value
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = ""
+
+    def __repr__(self) -> str:  # never a password in a log line or a traceback
+        return f"Credentials(username={self.username!r})"
+
+
+def credentials(body: dict[str, Any], check_rules: bool = True) -> Credentials:
+    """Username and password; with `check_rules` (register) they must follow the account rules."""
+    username, password = _string(body, "username"), _string(body, "password")
+    if check_rules and not USERNAME_PATTERN.fullmatch(username):
+        raise _invalid(USERNAME_RULE)
+    if check_rules and not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise _invalid(f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters")
+    return Credentials(username, password)
+
+
+def chat_request(body: dict[str, Any]) -> tuple[str, str | None]:
+    """(message, session_id or None) of a chat request."""
+    message = _string(body, "message")
+    if not message.strip():
+        raise _invalid(f"message must hold 1-{MESSAGE_MAX} characters, not only whitespace")
+    if len(message) > MESSAGE_MAX:
+        raise _invalid(f"message must hold 1-{MESSAGE_MAX} characters, got {len(message)}")
+    session_id = body.get("session_id")
+    if session_id is not None and (not isinstance(session_id, str) or not 0 < len(session_id) <= SESSION_ID_MAX):
+        raise _invalid(f"session_id must be a session id string of at most {SESSION_ID_MAX} characters")
+    return message, session_id

@@ -1,0 +1,74 @@
+"""The RAI API's endpoints (DESIGN.md "RAI API"): thin handlers over auth, conversation and health."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy.exc import IntegrityError
+
+from services.rai_api import auth, conversation, rules
+from services.rai_api.errors import ApiError
+from services.rai_api.models import User
+
+api = Blueprint("rai_api", __name__, url_prefix="/api")
+
+
+def _db():
+    return current_app.extensions["rai_db"]
+
+
+@api.get("/health")
+def health():
+    body, status = current_app.extensions["rai_health"].document()
+    return jsonify(body), status
+
+
+@api.post("/auth/register")
+def register():
+    creds = rules.credentials(rules.json_body())
+    try:
+        with _db().session_scope() as session:
+            session.add(User(username=creds.username, password_hash=auth.hash_password(creds.password)))
+    except IntegrityError:  # unique username; also covers two registrations racing
+        raise ApiError(409, "username_taken", f"the username {creds.username!r} is already taken") from None
+    return jsonify(status="success", username=creds.username), 201
+
+
+@api.post("/auth/login")
+def login():
+    creds = rules.credentials(rules.json_body(), check_rules=False)
+    with _db().session_scope() as session:
+        row = session.execute(sa.select(User.id, User.password_hash, User.is_active)
+                              .where(User.username == creds.username)).first()
+    if not auth.password_matches(row.password_hash if row else None, creds.password) or not row.is_active:
+        raise ApiError(401, "invalid_credentials", auth.LOGIN_FAILED)
+    token = auth.issue_token(current_app.config["SECRET_KEY"], row.id)
+    return jsonify(access_token=token, token_type="bearer", expires_in=auth.TOKEN_TTL_S)
+
+
+@api.post("/chat")
+def chat():
+    user = auth.current_user()
+    message, session_id = rules.chat_request(rules.json_body())
+    reply, session_id = conversation.chat_turn(_db(), current_app.extensions["rai_llm"], user.id,
+                                               message, session_id)
+    return jsonify(response=reply, session_id=session_id, status="success")
+
+
+@api.get("/sessions")
+def sessions():
+    user = auth.current_user()
+    return jsonify(sessions=conversation.list_sessions(_db(), user.id))
+
+
+@api.get("/sessions/<session_id>/messages")
+def session_messages(session_id: str):
+    user = auth.current_user()
+    return jsonify(session_id=session_id, messages=conversation.session_messages(_db(), user.id, session_id))
+
+
+@api.delete("/sessions/<session_id>")
+def delete_session(session_id: str):
+    user = auth.current_user()
+    conversation.delete_session(_db(), user.id, session_id)
+    return jsonify(status="deleted", session_id=session_id)

@@ -1,0 +1,355 @@
+"""The RAI API through Flask's test client: every endpoint, every bad input, on SQLite and MariaDB.
+
+The LLM API it talks to is the real one (`python -m services.llm_api`, mock engine) on a free port,
+so the chat replies below are the mock's report of the prompt the RAI API built.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from alembic import command
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from migrations import alembic_config
+from raictl.settings import load_settings
+from services.rai_api import auth
+from services.rai_api.app import create_app
+from tests.support import ServiceProcess, free_port, service_env
+
+PASSWORD = "correct horse"
+MOCK_REPLY = re.compile(r'\[mock\] reply to "(?P<text>.*)" \(messages: (?P<messages>\d+), earlier: \d+, '
+                        r"system prompt: (?P<system>yes|no), remembered facts: (?P<facts>\d+), "
+                        r"recalled: (?P<recalled>\d+)\)", re.S)
+
+
+@pytest.fixture(scope="module")
+def llm_api(tmp_path_factory):
+    home = tmp_path_factory.mktemp("llm_api")
+    port = free_port()
+    env = service_env(home, LLM_ENGINE="mock", LLM_API_PORT=str(port), LLM_API_HOSTS="127.0.0.1")
+    service = ServiceProcess("services.llm_api", port, env, hosts=("127.0.0.1",), log=home / "llm_api.log")
+    yield service.start()
+    service.stop()
+
+
+def _app(database_url: str, llm_url: str):
+    return create_app(load_settings(database_url=database_url, llm_api_url=llm_url))
+
+
+@pytest.fixture
+def app(db_url, llm_api):
+    command.upgrade(alembic_config(db_url), "head")
+    app = _app(db_url, llm_api.url(""))
+    yield app
+    app.extensions["rai_db"].dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def register(client, username="alice", password=PASSWORD):
+    return client.post("/api/auth/register", json={"username": username, "password": password})
+
+
+def login(client, username="alice", password=PASSWORD) -> dict[str, str]:
+    """Register and log in `username`; the Authorization header of its token."""
+    assert register(client, username, password).status_code == 201
+    response = client.post("/api/auth/login", json={"username": username, "password": password})
+    assert response.status_code == 200, response.json
+    return {"Authorization": f"Bearer {response.json['access_token']}"}
+
+
+def chat(client, headers, message, session_id=None):
+    body = {"message": message} if session_id is None else {"message": message, "session_id": session_id}
+    return client.post("/api/chat", json=body, headers=headers)
+
+
+def mock_report(response) -> dict[str, str]:
+    assert response.status_code == 200, response.json
+    match = MOCK_REPLY.fullmatch(response.json["response"])
+    assert match, response.json["response"]
+    return match.groupdict()
+
+
+def assert_error(response, status: int, code: str | None = None) -> str:
+    """The response is JSON {"error", "message"} with `status`; returns the message."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True))
+    body = response.get_json()
+    assert set(body) == {"error", "message"} and body["message"], body
+    if code:
+        assert body["error"] == code, body
+    return body["message"]
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+def test_register_login_and_token(client):
+    response = register(client)
+    assert response.status_code == 201 and response.json["username"] == "alice"
+    response = client.post("/api/auth/login", json={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200
+    assert response.json["token_type"] == "bearer" and response.json["expires_in"] == auth.TOKEN_TTL_S
+    headers = {"Authorization": f"Bearer {response.json['access_token']}"}
+    assert client.get("/api/sessions", headers=headers).json == {"sessions": []}
+
+
+def test_password_is_stored_hashed(app, client):
+    import sqlalchemy as sa
+
+    register(client)
+    with app.extensions["rai_db"].session_scope() as session:
+        stored = session.execute(sa.text("SELECT password_hash FROM users")).scalar_one()
+    assert PASSWORD not in stored and auth.password_matches(stored, PASSWORD)
+
+
+def test_username_taken_is_409(client):
+    register(client)
+    assert "already taken" in assert_error(register(client, password="another password"), 409, "username_taken")
+
+
+@pytest.mark.parametrize("username", ["ab", "x" * 33, "has space", "semi;colon", "ünïcode", ""])
+def test_register_rejects_bad_usernames(client, username):
+    assert "3-32 characters" in assert_error(register(client, username=username), 400, "invalid_input")
+
+
+@pytest.mark.parametrize("password", ["short", "x" * 129])
+def test_register_rejects_bad_passwords(client, password):
+    assert "8-128 characters" in assert_error(register(client, password=password), 400, "invalid_input")
+
+
+def test_register_accepts_the_edges_of_the_rules(client):
+    assert register(client, "a.b", "x" * 8).status_code == 201
+    assert register(client, "A_9-" + "z" * 28, "y" * 128).status_code == 201
+
+
+@pytest.mark.parametrize("body", [{"username": "alice"}, {"password": PASSWORD}, {"username": 5, "password": PASSWORD},
+                                  {"username": "alice", "password": None}])
+def test_register_and_login_need_both_strings(client, body):
+    for path in ("/api/auth/register", "/api/auth/login"):
+        assert_error(client.post(path, json=body), 400, "invalid_input")
+
+
+def test_login_says_the_same_for_unknown_user_and_wrong_password(client):
+    register(client)
+    wrong = client.post("/api/auth/login", json={"username": "alice", "password": "wrong password"})
+    unknown = client.post("/api/auth/login", json={"username": "nobody", "password": PASSWORD})
+    assert assert_error(wrong, 401, "invalid_credentials") == assert_error(unknown, 401, "invalid_credentials")
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+class _LongAgoSigner(TimestampSigner):
+    def get_timestamp(self) -> int:
+        return int(time.time()) - auth.TOKEN_TTL_S - 60
+
+
+def _signed(secret: str, payload, signer=TimestampSigner) -> str:
+    return URLSafeTimedSerializer(secret, salt=auth.TOKEN_SALT, signer=signer).dumps(payload)
+
+
+def test_tokens_missing_malformed_forged_or_expired_are_401(app, client):
+    login(client)
+    secret = app.config["SECRET_KEY"]
+    cases = {
+        "missing_token": {},
+        "invalid_token": {"Authorization": "Basic YWxpY2U6eA=="},
+    }
+    for code, headers in cases.items():
+        assert_error(client.get("/api/sessions", headers=headers), 401, code)
+    for token, code in [("garbage", "invalid_token"),
+                        (_signed("another secret", {"uid": 1}), "invalid_token"),
+                        (_signed(secret, {"uid": "1"}), "invalid_token"),
+                        (_signed(secret, {"uid": 1}, _LongAgoSigner), "token_expired")]:
+        response = client.post("/api/chat", json={"message": "hi"}, headers={"Authorization": f"Bearer {token}"})
+        assert_error(response, 401, code)
+
+
+def test_token_of_a_user_that_is_gone_is_401(app, client):
+    import sqlalchemy as sa
+
+    headers = login(client)
+    with app.extensions["rai_db"].session_scope() as session:
+        session.execute(sa.text("DELETE FROM users"))
+    assert "no longer exists" in assert_error(client.get("/api/sessions", headers=headers), 401)
+
+
+# --- chat and sessions ------------------------------------------------------------------------
+
+def test_chat_creates_a_session_and_sends_its_history(client):
+    headers = login(client)
+    first = chat(client, headers, "Hello there")
+    report = mock_report(first)
+    assert (report["text"], report["messages"], report["system"]) == ("Hello there", "1", "yes")
+    assert first.json["status"] == "success"
+    session_id = first.json["session_id"]
+    second = chat(client, headers, "And again", session_id)
+    assert second.json["session_id"] == session_id
+    assert mock_report(second)["messages"] == "3"  # both earlier messages went along as context
+    messages = client.get(f"/api/sessions/{session_id}/messages", headers=headers).json["messages"]
+    assert [(m["role"], m["content"][:9]) for m in messages] == [
+        ("user", "Hello the"), ("assistant", "[mock] re"), ("user", "And again"), ("assistant", "[mock] re")]
+
+
+def test_sessions_list_and_delete(client):
+    headers = login(client)
+    one = chat(client, headers, "first topic").json["session_id"]
+    two = chat(client, headers, "second topic").json["session_id"]
+    listed = client.get("/api/sessions", headers=headers).json["sessions"]
+    assert {s["id"] for s in listed} == {one, two}
+    assert {s["title"] for s in listed} == {"first topic", "second topic"}
+    assert all(s["message_count"] == 2 for s in listed)
+    response = client.delete(f"/api/sessions/{one}", headers=headers)
+    assert response.status_code == 200 and response.json["session_id"] == one
+    assert [s["id"] for s in client.get("/api/sessions", headers=headers).json["sessions"]] == [two]
+    assert_error(client.get(f"/api/sessions/{one}/messages", headers=headers), 404, "session_not_found")
+    assert_error(client.delete(f"/api/sessions/{one}", headers=headers), 404, "session_not_found")
+
+
+def test_another_users_session_is_404_everywhere(client):
+    alice = login(client, "alice")
+    bob = login(client, "bob")
+    session_id = chat(client, alice, "alice's secret").json["session_id"]
+    assert client.get("/api/sessions", headers=bob).json == {"sessions": []}
+    assert_error(client.get(f"/api/sessions/{session_id}/messages", headers=bob), 404, "session_not_found")
+    assert_error(client.delete(f"/api/sessions/{session_id}", headers=bob), 404, "session_not_found")
+    assert_error(chat(client, bob, "let me in", session_id), 404, "session_not_found")
+    assert_error(chat(client, bob, "remember that I am alice", session_id), 404, "session_not_found")
+    unknown = "00000000-0000-0000-0000-000000000000"
+    assert_error(chat(client, alice, "hello", unknown), 404, "session_not_found")
+    assert len(client.get(f"/api/sessions/{session_id}/messages", headers=alice).json["messages"]) == 2
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+def test_remembered_facts_reach_a_new_session_and_can_be_forgotten(client):
+    headers = login(client)
+    reply = chat(client, headers, "remember that my cat is called Miso").json["response"]
+    assert "my cat is called Miso" in reply
+    assert "already" in chat(client, headers, "Remember that my cat is called Miso.").json["response"]
+    assert "- my cat is called Miso" in chat(client, headers, "What do you remember?").json["response"]
+    report = mock_report(chat(client, headers, "What is my cat called?"))
+    assert report["facts"] == "1" and int(report["recalled"]) > 0
+    assert "Miso" in chat(client, headers, "forget my cat").json["response"]
+    report = mock_report(chat(client, headers, "Hello"))
+    assert report["facts"] == "0"
+    assert "don't remember anything" in chat(client, headers, "what do you remember?").json["response"]
+
+
+def test_facts_and_recall_belong_to_their_user(client):
+    alice = login(client, "alice")
+    bob = login(client, "bob")
+    chat(client, alice, "remember that my cat is called Miso")
+    chat(client, alice, "my cat Miso likes tuna")
+    report = mock_report(chat(client, bob, "what does my cat Miso like?"))
+    assert (report["facts"], report["recalled"]) == ("0", "0")
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body, code", [
+    (b"{not json", "malformed_json"),
+    (b"[1, 2]", "malformed_json"),
+    (b'"a string"', "malformed_json"),
+    (b"\xff\xfe\x00", "malformed_json"),
+    (b"{}", "invalid_input"),
+    (b'{"message": 42}', "invalid_input"),
+    (b'{"message": ""}', "invalid_input"),
+    (b'{"message": "   \\n "}', "invalid_input"),
+    (b'{"message": "hi", "session_id": 7}', "invalid_input"),
+    (b'{"message": "hi", "session_id": ""}', "invalid_input"),
+])
+def test_chat_rejects_bad_bodies(client, body, code):
+    headers = login(client)
+    assert_error(client.post("/api/chat", data=body, headers=headers, content_type="application/json"), 400, code)
+
+
+def test_chat_message_length_limits(client):
+    headers = login(client)
+    assert "8000" in assert_error(chat(client, headers, "x" * 8001), 400, "invalid_input")
+    assert mock_report(chat(client, headers, "y" * 8000))["text"] == "y" * 80
+
+
+def test_body_too_large_is_413(client):
+    headers = login(client)
+    response = client.post("/api/chat", data=b'{"message": "' + b"x" * 300_000 + b'"}', headers=headers,
+                           content_type="application/json")
+    assert "larger than" in assert_error(response, 413, "body_too_large")
+    assert_error(client.post("/api/auth/register", data=b"x" * 300_000), 413, "body_too_large")
+
+
+def test_unknown_endpoint_and_wrong_method_are_json(client):
+    assert "/api/nope" in assert_error(client.get("/api/nope"), 404, "not_found")
+    response = client.get("/api/chat")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize("path", ["/api/auth/register", "/api/auth/login", "/api/chat"])
+@pytest.mark.parametrize("body", [b"", b"null", b"{\"username\": {}}", b"{\"message\": [\"x\"]}", b"1e999999",
+                                  b"{\"a\": " * 2000, "{\"username\": \"\ud800\"}".encode("utf-8", "surrogatepass")])
+def test_odd_bodies_get_a_4xx_with_a_reason(client, path, body):
+    headers = login(client, "oddity")
+    response = client.post(path, data=body, headers=headers, content_type="application/json")
+    assert 400 <= response.status_code < 500
+    assert_error(response, response.status_code)
+
+
+# --- health and outages -----------------------------------------------------------------------
+
+def test_health_checks_database_schema_and_llm(client):
+    body = client.get("/api/health").json
+    assert body == {"status": "ok", "service": "rai-chat-api", "database_status": "ok", "schema": "ok",
+                    "llm_status": "ok", "llm_engine": "mock"}
+
+
+def test_llm_api_down_is_503_with_the_reason(db_url):
+    command.upgrade(alembic_config(db_url), "head")
+    dead = f"http://127.0.0.1:{free_port()}"
+    app = _app(db_url, dead)
+    try:
+        client = app.test_client()
+        headers = login(client)
+        message = assert_error(chat(client, headers, "anyone there?"), 503, "llm_unavailable")
+        assert dead in message and "refused" in message
+        assert client.get("/api/sessions", headers=headers).json == {"sessions": []}  # nothing half-stored
+        assert chat(client, headers, "remember that the LLM was down").status_code == 200
+        health = client.get("/api/health").json
+        assert (health["status"], health["llm_status"], health["llm_engine"]) == ("degraded", "unreachable", None)
+    finally:
+        app.extensions["rai_db"].dispose()
+
+
+def test_schema_behind_is_reported_not_hidden(db_url, llm_api):
+    """The log's incident: the code expects users.remembered_facts, the database lacks it."""
+    command.upgrade(alembic_config(db_url), "0001_initial")
+    app = _app(db_url, llm_api.url(""))
+    try:
+        client = app.test_client()
+        health = client.get("/api/health").json
+        assert (health["status"], health["schema"], health["database_status"]) == ("degraded", "behind", "ok")
+        assert register(client).status_code in (201, 503)
+        response = client.post("/api/auth/login", json={"username": "alice", "password": PASSWORD})
+        if response.status_code == 200:  # login does not touch the new column; chat does
+            headers = {"Authorization": f"Bearer {response.json['access_token']}"}
+            response = chat(client, headers, "remember that this fails")
+        assert "raictl migrate" in assert_error(response, 503, "database_unavailable")
+    finally:
+        app.extensions["rai_db"].dispose()
+
+
+def test_database_server_down_is_503_not_500(llm_api):
+    app = _app(f"mysql+pymysql://root@127.0.0.1:{free_port()}/rai", llm_api.url(""))
+    try:
+        client = app.test_client()
+        health = client.get("/api/health")
+        assert health.status_code == 503
+        assert (health.json["database_status"], health.json["schema"]) == ("error", "unknown")
+        response = client.post("/api/auth/login", json={"username": "alice", "password": PASSWORD})
+        assert "Can't connect" in assert_error(response, 503, "database_unavailable")
+    finally:
+        app.extensions["rai_db"].dispose()
