@@ -74,3 +74,15 @@ def sqlite_url(tmp_path):
 def db_url(request):
     """Each database test runs on SQLite and on MariaDB."""
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def fake_gemini():
+    """A fake Gemini REST server on 127.0.0.1 (tests/fake_gemini.py), stopped after the test.
+
+    Point a service at it with GEMINI_BASE_URL=fake_gemini.base_url and any GEMINI_API_KEY.
+    """
+    from tests.fake_gemini import FakeGemini
+
+    with FakeGemini() as server:
+        yield server

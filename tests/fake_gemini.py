@@ -93,17 +93,16 @@ class FakeGemini:
     """The fake server; use it as a context manager (see the module docstring)."""
 
     host: str = "127.0.0.1"
-    requests: list[ReceivedRequest] = field(default_factory=list)
-    _behaviour: _Behaviour = field(default_factory=_Behaviour)
-    _required_key: str | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _arrived: threading.Condition = field(default=None)
-    _released: threading.Event = field(default_factory=threading.Event)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    requests: list[ReceivedRequest] = field(default_factory=list, init=False)
+    _behaviour: _Behaviour = field(default_factory=_Behaviour, init=False, repr=False)
+    _required_key: str | None = field(default=None, init=False, repr=False)
+    _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._arrived = threading.Condition(self._lock)
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)  # notified on every request
+        self._released = threading.Event()  # set on stop: hanging handlers answer at once
 
     # --- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> "FakeGemini":

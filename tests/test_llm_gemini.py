@@ -9,7 +9,6 @@ import pytest
 
 from raictl.settings import load_settings
 from services.llm_api.app import create_app
-from tests.fake_gemini import FakeGemini
 from tests.support import free_port
 
 KEY = "AIzaFAKE-test-key-0123456789abcdefghijk"
@@ -17,9 +16,8 @@ TIMEOUT_S = 0.5
 
 
 @pytest.fixture
-def fake():
-    with FakeGemini() as server:
-        yield server
+def fake(fake_gemini):
+    return fake_gemini
 
 
 def gemini_client(tmp_path, base_url, **env):

@@ -170,7 +170,7 @@ class GeminiEngine:
     def _api_error(self, exc: Any) -> EngineError:
         """Map an HTTP error from Gemini to a reason a person can act on."""
         detail = self._scrub(str(exc.message or exc.status or "")[:300])
-        code = exc.code
+        code = exc.code or 0
         if code in (401, 403) or "API_KEY_INVALID" in str(exc.details):
             return EngineError(502, "upstream_auth", f"Gemini rejected the API key (HTTP {code}): {detail}; "
                                                      "check GEMINI_API_KEY")
