@@ -19,6 +19,7 @@ class UpgradeResult:
 
     before: str | None
     after: str | None
+    backup: str | None = None
 
 
 def _engine(url: str):
@@ -69,22 +70,352 @@ def refuse_unresolvable(state) -> None:
 
 
 def upgrade_to_head(settings, script_location: str | None = None) -> UpgradeResult:
-    """Upgrade the database of `settings` to head; refuse (RaictlError) what only a repair can fix."""
+    """Upgrade the database of `settings` to head (backing it up first when it has tables);
+    refuse (RaictlError, hint `raictl migrate --repair`) what only a repair can fix."""
+    plan = plan_upgrade(settings.database_url, script_location, with_sql=False)
+    try:
+        result = apply_plan(plan, settings.home)
+    except RaictlError as exc:
+        raise RaictlError(exc.message, hint=REPAIR_HINT) from None
+    refuse_unresolvable(read_database_state(settings.database_url, script_location))
+    return UpgradeResult(plan.before, result.after, result.backup)
+
+
+# --- the repair: plan (read only), then apply -------------------------------------------------
+
+@dataclass(frozen=True)
+class Action:
+    """One step of a plan: what it does, and the exact SQL it runs (for `upgrade`: Alembic's offline SQL)."""
+
+    kind: str  # create_table | add_column | create_index | stamp | upgrade
+    detail: str
+    statements: tuple[str, ...] = ()
+
+    @property
+    def sql(self) -> str:
+        return ";\n".join(s.strip().rstrip(";") for s in self.statements if s.strip()) + (
+            ";" if self.statements else "")
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "detail": self.detail, "sql": self.sql}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a migrate or repair would do to the database at `url`, computed without writing."""
+
+    url: str
+    script_location: str | None
+    state: str
+    revisions: tuple[str, ...]
+    head: str | None
+    matched: str | None = None
+    actions: tuple[Action, ...] = ()
+    refused: tuple[str, ...] = ()
+    extras: tuple[str, ...] = ()
+
+    @property
+    def before(self) -> str | None:
+        return ", ".join(self.revisions) or None
+
+
+@dataclass(frozen=True)
+class MigrateResult:
+    """The outcome rendered by `raictl migrate` (DESIGN.md's JSON document, plus what the fingerprint matched)."""
+
+    before: str | None
+    after: str | None
+    actions: tuple[Action, ...]
+    refused: tuple[str, ...]
+    extras: tuple[str, ...]
+    backup: str | None
+    dry_run: bool
+    matched: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+    def as_json(self) -> dict:
+        return {"before": self.before, "after": self.after, "actions": [a.as_dict() for a in self.actions],
+                "refused": list(self.refused), "extras": list(self.extras), "backup": self.backup,
+                "dry_run": self.dry_run}
+
+
+def _ordered_revisions(script) -> list[str]:
+    """The history from base to head (a single head: several are refused before this is asked)."""
+    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
+
+
+def _supports_instant(dialect) -> bool:
+    """Whether ALTER TABLE ... ADD COLUMN ..., ALGORITHM=INSTANT exists on this server (MariaDB 10.3.2+, MySQL 8.0.12+)."""
+    version = dialect.server_version_info or ()
+    if dialect.name != "mysql":
+        return False
+    return version >= ((10, 3, 2) if dialect.is_mariadb else (8, 0, 12))
+
+
+@dataclass(frozen=True)
+class _Live:
+    """What the planner reads from the live database in one connection."""
+
+    state: object
+    shape: object
+    has_version_table: bool
+    dialect: object
+    instant: bool
+
+
+def _read_live(url: str, script) -> _Live:
     import sqlalchemy as sa
+
+    from raictl.fingerprint import live_shape
+    from services.rai_api.schema import VERSION_TABLE, read_state
+
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            state = read_state(conn, script)
+            has_version = sa.inspect(conn).has_table(VERSION_TABLE)
+            return _Live(state, live_shape(conn), has_version, conn.dialect, _supports_instant(conn.dialect))
+    except sa.exc.DBAPIError as exc:
+        raise database_error(exc, url, "reading the schema") from None
+    finally:
+        engine.dispose()
+
+
+def offline_upgrade_sql(url: str, script_location: str | None, start: str | None) -> tuple[str, ...]:
+    """The exact SQL Alembic runs to upgrade from `start` (None: base) to head, rendered offline."""
+    import io
+
     from alembic import command
-    from alembic.util import CommandError
 
     from migrations import alembic_config
 
-    url = settings.database_url
-    before = read_database_state(url, script_location)
-    refuse_unresolvable(before)
+    config = alembic_config(url, script_location)
+    config.output_buffer = io.StringIO()
+    command.upgrade(config, f"{start}:head" if start else "head", sql=True)
+    return _split_sql(config.output_buffer.getvalue())
+
+
+def _split_sql(text: str) -> tuple[str, ...]:
+    """Alembic's offline script as statements, without its comments and blank lines."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("--")]
+    return tuple(s.strip() for s in "\n".join(lines).split(";\n") if s.strip().rstrip(";"))
+
+
+def plan_upgrade(url: str, script_location: str | None = None, with_sql: bool = True) -> Plan:
+    """The plain upgrade to head; a state only a repair can fix is refused (RaictlError)."""
+    from services.rai_api.schema import script_directory
+
+    live = _read_live(url, script_directory(script_location))
+    state = live.state
+    refuse_unresolvable(state)
+    head = state.heads[0]
+    actions = ()
+    if state.revision != head:
+        sql = offline_upgrade_sql(url, script_location, state.revision) if with_sql else ()
+        actions = (Action("upgrade", f"upgrade {state.revision or 'an empty database'} -> {head}", sql),)
+    return Plan(url, script_location, state.state, state.revisions, head, actions=actions, extras=state.extras)
+
+
+def plan_repair(url: str, script_location: str | None = None, metadata=None) -> Plan:
+    """Plan the additive repair: fingerprint, re-stamp, finish a half-applied revision, upgrade, add what the models lack."""
+    from raictl import fingerprint as fp
+    from services.rai_api.models import Base
+    from services.rai_api.schema import script_directory
+
+    script = script_directory(script_location)
+    live = _read_live(url, script)
+    state = live.state
+    if state.state == "multiple_heads":
+        return Plan(url, script_location, state.state, state.revisions, None, extras=state.extras, refused=(
+            f"the migration scripts have several heads ({', '.join(state.heads)}): raictl cannot choose which "
+            "history the database should follow; merge them (`alembic merge heads`) and run the repair again",))
+    head = state.heads[0]
+    snapshots, matched, target = [], None, head
+    if state.state not in ("ok", "drift"):
+        snapshots = fp.build_snapshots(url, _ordered_revisions(script), script_location)
+        matched = fp.matched_revision(live.shape, snapshots)
+        target = _anchor(state, matched, snapshots)
+        target = _half_applied(live.shape, snapshots, target) or target
+    by_revision = {s.revision: s.tables for s in snapshots}
+    metadata = metadata if metadata is not None else Base.metadata
+    steps = _Steps(live, metadata)
+    steps.fill(fp.missing_from(live.shape, by_revision.get(target, {})), f"revision {target}")
+    steps.stamp(state.revisions, target)
+    if target != head:
+        steps.add(Action("upgrade", f"upgrade {target or 'base'} -> {head}",
+                         offline_upgrade_sql(url, script_location, target)))
+    predicted = live.shape.merged(by_revision.get(target, {})).merged(by_revision.get(head, {}))
+    steps.fill(fp.missing_from(predicted, dict(metadata.tables)), "the models")
+    return Plan(url, script_location, state.state, state.revisions, head, matched, tuple(steps.actions),
+                tuple(steps.refused), state.extras)
+
+
+def _anchor(state, matched: str | None, snapshots) -> str | None:
+    """Where to stamp: the fingerprint, unless the recorded (known) revision is later than what it matched."""
+    order = [s.revision for s in snapshots]
+    if state.state == "behind" and (matched is None or order.index(matched) < order.index(state.revision)):
+        return state.revision
+    return matched
+
+
+def _half_applied(shape, snapshots, target: str | None) -> str | None:
+    """The revision after `target` when part of what it adds is already live (MySQL has no transactional DDL)."""
+    from raictl.fingerprint import Shape
+
+    order = [s.revision for s in snapshots]
+    index = order.index(target) + 1 if target else 0
+    if index >= len(snapshots):
+        return None
+    before = snapshots[index - 1].tables if index else {}
+    after = snapshots[index].tables
+    added = Shape().merged(after).touches(after) - Shape().merged(before).touches(after)
+    return snapshots[index].revision if added & shape.touches(after) else None
+
+
+class _Steps:
+    """Accumulates a plan's actions and refusals, rendering each piece's DDL for the live dialect."""
+
+    def __init__(self, live: _Live, metadata) -> None:
+        self.live, self.metadata = live, metadata
+        self.actions: list[Action] = []
+        self.refused: list[str] = []
+
+    def add(self, action: Action) -> None:
+        self.actions.append(action)
+
+    def fill(self, missing, source: str) -> None:
+        """Add each missing piece, preferring the models' definition (the truth) to the reflected one."""
+        for piece in (self._prefer_models(m) for m in missing):
+            if piece.kind == "column" and not piece.column.nullable and piece.column.server_default is None:
+                self.refused.append(
+                    f"{piece.name} is NOT NULL without a server default: adding it would fail on SQLite and "
+                    "fill existing rows with '' on MariaDB; give it a server_default, or add it nullable "
+                    "and backfill in a migration")
+                continue
+            self.add(Action(f"{'create' if piece.kind != 'column' else 'add'}_{piece.kind}",
+                            f"{piece.name} (missing, from {source})", self._ddl(piece)))
+
+    def _prefer_models(self, piece):
+        from raictl.fingerprint import Missing
+
+        model = self.metadata.tables.get(piece.table.name)
+        if model is None or piece.table is model:
+            return piece
+        if piece.kind == "table" and set(model.columns.keys()) == set(piece.table.columns.keys()):
+            return Missing("table", model)
+        if piece.kind == "column" and piece.column.name in model.columns:
+            return Missing("column", model, column=model.columns[piece.column.name])
+        return piece
+
+    def _ddl(self, piece) -> tuple[str, ...]:
+        from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
+
+        dialect = self.live.dialect
+        if piece.kind == "table":
+            indexes = sorted(piece.table.indexes, key=lambda i: i.name or "")
+            return (str(CreateTable(piece.table).compile(dialect=dialect)).strip(),
+                    *(str(CreateIndex(i).compile(dialect=dialect)) for i in indexes))
+        if piece.kind == "index":
+            return (str(CreateIndex(piece.index).compile(dialect=dialect)),)
+        table = dialect.identifier_preparer.format_table(piece.table)
+        column = CreateColumn(piece.column).compile(dialect=dialect)
+        # In place: MariaDB/MySQL add a column at the end as a metadata change, whatever the row count.
+        return (f"ALTER TABLE {table} ADD COLUMN {column}" + (", ALGORITHM=INSTANT" if self.live.instant else ""),)
+
+    def stamp(self, revisions: tuple[str, ...], target: str | None) -> None:
+        """Point alembic_version at `target` alone, purging any other row (the unknown revision of the log)."""
+        from services.rai_api.schema import VERSION_TABLE
+
+        if tuple(revisions) == ((target,) if target else ()):
+            return
+        statements = []
+        if target and not self.live.has_version_table:
+            statements.append(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
+                              "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+        if revisions:
+            statements.append(f"DELETE FROM {VERSION_TABLE}")
+        if target:
+            statements.append(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('{target}')")
+        replacing = f", replacing {', '.join(revisions)}" if revisions else ""
+        self.add(Action("stamp", f"stamp {target or 'base'}{replacing}", tuple(statements)))
+
+
+def apply_plan(plan: Plan, home) -> MigrateResult:
+    """Back up, then run the plan's actions in order on one connection. Nothing to do: no backup, no write."""
+    if not plan.actions:
+        return dry_run_result(plan, dry_run=False)
+    backup = _backup(plan, home)
+    _run_actions(plan, backup)
+    after = read_database_state(plan.url, plan.script_location)
+    return MigrateResult(plan.before, ", ".join(after.revisions) or None, plan.actions, plan.refused,
+                         after.extras, backup, False, plan.matched)
+
+
+def dry_run_result(plan: Plan, dry_run: bool = True) -> MigrateResult:
+    """The plan as a result: the database is where it was (`after` == `before`)."""
+    return MigrateResult(plan.before, plan.before, plan.actions, plan.refused, plan.extras, None, dry_run,
+                         plan.matched)
+
+
+def _backup(plan: Plan, home) -> str | None:
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from raictl.backup import backup_database
+
+    if plan.state == "empty":  # no table yet: nothing to lose
+        return None
     try:
-        command.upgrade(alembic_config(url, script_location), "head")
+        path = backup_database(plan.url, Path(home))
+    except (sa.exc.DBAPIError, OSError) as exc:
+        raise RaictlError(f"backing up the database failed, nothing was changed: {_reason(exc)}",
+                          hint=f"make sure {Path(home) / 'backups'} is writable and the database reachable")
+    return str(path) if path else None
+
+
+def _reason(exc) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+def _run_actions(plan: Plan, backup: str | None) -> None:
+    import sqlalchemy as sa
+    from alembic.util import CommandError
+
+    engine = _engine(plan.url)
+    action = None
+    try:
+        with engine.connect() as conn:
+            for action in plan.actions:
+                _run_action(conn, action, plan)
+            conn.commit()
     except (sa.exc.DBAPIError, CommandError) as exc:
-        raise RaictlError(f"upgrading from {before.revision or 'an empty database'} to head failed: "
-                          f"{str(getattr(exc, 'orig', None) or exc).splitlines()[0]}",
-                          hint=REPAIR_HINT) from None
-    after = read_database_state(url, script_location)
-    refuse_unresolvable(after)
-    return UpgradeResult(before.revision, after.revision)
+        raise RaictlError(f"{action.detail if action else 'connecting'} failed: {_reason(exc)}",
+                          hint=f"the steps before it were applied; backup: {backup or 'none'}; "
+                               f"run {REPAIR_HINT} --dry-run to see what is left") from None
+    finally:
+        engine.dispose()
+
+
+def _run_action(conn, action: Action, plan: Plan) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+
+    from migrations import alembic_config
+
+    if action.kind == "upgrade":
+        config = alembic_config(plan.url, plan.script_location)
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        return
+    for statement in action.statements:
+        try:
+            conn.exec_driver_sql(statement)
+        except sa.exc.DBAPIError as exc:
+            # 1845/1846: this server cannot add that column instantly; let it choose the next best way.
+            if "ALGORITHM=INSTANT" not in statement or getattr(exc.orig, "args", (None,))[0] not in (1845, 1846):
+                raise
+            conn.exec_driver_sql(statement.replace(", ALGORITHM=INSTANT", ""))

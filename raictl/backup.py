@@ -1,0 +1,64 @@
+"""The backup `raictl migrate` takes before it writes anything, into `<home>/backups/`.
+
+SQLite: a consistent copy of the whole file (sqlite3's online backup API, safe while others read).
+MariaDB/MySQL: the DDL of every table (`SHOW CREATE TABLE`) and the rows of `alembic_version` -
+the only things a migrate or repair changes, since it never modifies a row of the application's data.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from services.rai_api.schema import VERSION_TABLE
+
+
+def backup_path(home: Path, stem: str, suffix: str) -> Path:
+    """A new file `<home>/backups/<UTC timestamp>-<stem><suffix>` that does not exist yet."""
+    folder = home / "backups"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return folder / f"{stamp}-{stem}{suffix}"
+
+
+def backup_database(url: str, home: Path) -> Path | None:
+    """Back up the database at `url`; None for an in-memory SQLite database (nothing outlives it)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return None
+        return _copy_sqlite(Path(parsed.database), home)
+    return _dump_ddl(url, home, parsed.database or "database")
+
+
+def _copy_sqlite(source: Path, home: Path) -> Path:
+    target = backup_path(home, source.stem, source.suffix or ".db")
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    return target
+
+
+def _dump_ddl(url: str, home: Path, name: str) -> Path:
+    target = backup_path(home, name, ".sql")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        tables = sa.inspect(conn).get_table_names()
+        lines = [f"-- raictl migrate backup of database `{name}`, taken {datetime.now(timezone.utc).isoformat()}",
+                 "-- A migrate or repair changes only table definitions and alembic_version: it modifies no rows,",
+                 "-- so this file holds the DDL of every table and the alembic_version rows, not the data.", ""]
+        for table in tables:
+            ddl = conn.exec_driver_sql(f"SHOW CREATE TABLE `{table}`").one()[1]
+            lines += [f"{ddl};", ""]
+        if VERSION_TABLE in tables:
+            for (version,) in conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}"):
+                lines.append(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('{version}');")
+    engine.dispose()
+    target.write_text("\n".join(lines) + "\n")
+    return target
