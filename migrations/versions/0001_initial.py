@@ -46,8 +46,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_messages_session_id", table_name="messages")
+    # Each index goes with its table: MariaDB refuses to drop an index a foreign key still needs.
     op.drop_table("messages")
-    op.drop_index("ix_chat_sessions_user_id", table_name="chat_sessions")
     op.drop_table("chat_sessions")
     op.drop_table("users")
