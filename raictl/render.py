@@ -108,3 +108,159 @@ class ChatView:
 
     def history(self, messages: list[dict[str, Any]]) -> None:
         chat_history(messages)
+
+
+# ---------------------------------------------------------------- service: `raictl up/down/restart/status/logs`
+
+STATE_STYLE = {"running": "green", "starting": "yellow", "backoff": "yellow", "stopped": "dim", "fatal": "red"}
+PREFIX_COLOURS = ("cyan", "magenta", "blue", "yellow", "green", "red")
+
+
+def up_progress(states: dict[str, str]) -> None:
+    """One live line on stderr while `up` waits (the caller shows it only on a terminal)."""
+    line = "  ".join(f"{name}: {state}" for name, state in states.items())
+    sys.stderr.write(f"\r\x1b[2Kwaiting: {line}")
+    sys.stderr.flush()
+
+
+def up_progress_done() -> None:
+    sys.stderr.write("\r\x1b[2K")
+    sys.stderr.flush()
+
+
+def up_result(result) -> None:
+    """What `up` did: ready services on stdout; each failure with its reason and log tail on stderr."""
+    out, err = console(), console(stderr=True)
+    if result.migration:
+        err.print(f"[dim]{result.migration}[/]")
+    for name in result.ready:
+        how = "already running" if name in result.already else "ready"
+        out.print(f"[green]✓[/] {name} {how}")
+    for failure in result.failures:
+        err.print(f"[red]✗ {failure.service}[/]: {failure.reason}", markup=True, highlight=False)
+        if failure.log_tail:
+            err.print(f"[dim]--- last {len(failure.log_tail)} lines of its log ---[/]")
+            for line in failure.log_tail:
+                err.out(f"  {line}", highlight=False)
+        if failure.hint:
+            err.print(f"hint: {failure.hint}", markup=False)
+
+
+def down_result(result) -> None:
+    out = console()
+    if not result.stopped:
+        out.print("nothing was running")
+    for name in result.stopped:
+        forced = " (SIGKILL after the grace period)" if name in result.forced else ""
+        out.print(f"[dim]■[/] {name} stopped{forced}")
+
+
+def _listen_text(status) -> str:
+    return " ".join(("[green]" if l.ok else "[red]") + (f"[{l.host}]" if ":" in l.host else l.host)
+                    + f":{l.port}[/]" for l in status.listen) or "-"
+
+
+def _last_exit_text(status) -> str:
+    if not status.last_exit:
+        return "-"
+    from datetime import datetime
+
+    at = datetime.fromtimestamp(status.last_exit.at).strftime("%H:%M:%S")
+    return f"{status.last_exit.describe()} at {at}"
+
+
+def service_status(view, as_json: bool) -> None:
+    """`raictl status`: a table (or the DESIGN.md JSON document)."""
+    if as_json:
+        print_json({"services": [s.to_dict() for s in view.services],
+                    "supervisor": {"running": view.supervisor_pid is not None, "pid": view.supervisor_pid}})
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("service", "state", "pid", "uptime", "restarts", "listen", "health", "last exit"):
+        table.add_column(column)
+    for s in view.services:
+        health = ("[green]" if s.health.ok else "[red]") + s.health.detail + "[/]"
+        if s.health.latency_ms is not None:
+            health += f" [dim]{s.health.latency_ms:g} ms[/]"
+        table.add_row(s.name, f"[{STATE_STYLE[s.state]}]{s.state}[/]", str(s.pid or "-"),
+                      _uptime(s.uptime_s), str(s.restarts), _listen_text(s), health, _last_exit_text(s))
+    out = console()
+    out.print(table)
+    if view.supervisor_pid is None and any(s.pid for s in view.services):
+        out.print("[yellow]the supervisor process is gone: nothing restarts these; `raictl up` adopts them[/]")
+    for s in view.services:
+        if s.state == "fatal" and s.log_tail:
+            out.print(f"[red]{s.name} is fatal[/] ({s.reason}); last lines of its log:")
+            for line in s.log_tail[-10:]:
+                out.out(f"  {line}", highlight=False)
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def log_line(name: str, line: str, width: int, colour_index: int, prefixed: bool) -> None:
+    """One log line; with a coloured `name |` prefix when several logs are shown together."""
+    if not prefixed:
+        sys.stdout.write(line + "\n")
+    else:
+        import typer
+
+        prefix = typer.style(f"{name:<{width}} |", fg=PREFIX_COLOURS[colour_index % len(PREFIX_COLOURS)])
+        sys.stdout.write(f"{prefix} {line}\n" if sys.stdout.isatty() else f"{name:<{width}} | {line}\n")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- migrate: `raictl migrate [--repair]`
+
+def migrate_plan(plan) -> None:
+    """The plan shown before asking to apply it (stderr: stdout stays for the result)."""
+    err = console(stderr=True)
+    err.print(f"database at: {plan.before or 'no revision'}"
+              + (f"; its schema matches [bold]{plan.matched}[/]" if plan.matched else ""))
+    for action in plan.actions:
+        err.print(f"  [yellow]•[/] {action.kind}: {action.detail}", markup=True, highlight=False)
+    for refusal in plan.refused:
+        err.print(f"  {MARKS['fail']} refused: {refusal}")
+
+
+def migrate_result(result, as_json: bool) -> None:
+    """`raictl migrate`: before/after, each action with its exact SQL, refusals, extras, the backup."""
+    if as_json:
+        print_json(result.as_json())
+        return
+    from rich.markup import escape
+
+    out = console()
+    out.print(f"before: {escape(result.before or 'no revision')}")
+    if result.matched:
+        out.print(f"the live schema matches revision [bold]{escape(result.matched)}[/] "
+                  "(the latest whose tables and columns are all present)")
+    mark = "[yellow]•[/]" if result.dry_run else MARKS["ok"]
+    for action in result.actions:
+        out.print(f"{mark} {action.kind}: {escape(action.detail)}")
+        for line in action.sql.splitlines():
+            out.print(f"    [dim]{escape(line)}[/]")
+    for refusal in result.refused:
+        out.print(f"{MARKS['fail']} refused: {escape(refusal)}")
+    if result.extras:
+        out.print(f"{MARKS['warn']} left alone (not in the models): {escape(', '.join(result.extras))}")
+    _migrate_outcome(out, result)
+
+
+def _migrate_outcome(out, result) -> None:
+    if result.backup:
+        out.print(f"backup: {result.backup} [dim](the repair modifies no rows: table definitions and "
+                  "alembic_version only)[/]")
+    if result.dry_run:
+        out.print("dry run: nothing was changed" + ("; nothing would be done" if not result.actions else ""))
+    elif not result.actions and not result.refused:
+        out.print(f"nothing to do: the database is at {result.after or 'no revision'}")
+    out.print(f"after: {result.after or 'no revision'}")

@@ -1,0 +1,48 @@
+"""`raictl migrate [--repair] [--dry-run] [--yes] [--json]`: upgrade to head, or repair the schema additively."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from raictl.cli import app
+from raictl.errors import RaictlError
+
+
+@app.command()
+def migrate(
+    repair: Annotated[bool, typer.Option("--repair", help="Reconcile the Alembic history with the live "
+                                         "schema: re-stamp, finish a half-applied revision, add what is missing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and its exact SQL; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply a repair without asking (required without a terminal).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+) -> None:
+    """Upgrade the database to head; with --repair, fix its history and schema additively (backup first)."""
+    from raictl import migrate as core
+    from raictl import render
+    from raictl.settings import load_settings
+
+    settings = load_settings()
+    plan = core.plan_repair(settings.database_url) if repair else core.plan_upgrade(settings.database_url)
+    if dry_run:
+        result = core.dry_run_result(plan)
+    else:
+        if repair and plan.actions and not yes:
+            _confirm(plan)
+        result = core.apply_plan(plan, settings.home)
+    render.migrate_result(result, as_json)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _confirm(plan) -> None:
+    """Show the plan and ask; without a terminal, refuse rather than guess."""
+    from raictl import render
+
+    if not sys.stdin.isatty():
+        raise RaictlError("migrate --repair changes the database schema and asks first, but stdin is not a terminal",
+                          hint="rerun with --yes (or --dry-run to see the plan and its SQL)")
+    render.migrate_plan(plan)
+    if not typer.confirm("Apply these changes (a backup is taken first)?", err=True):
+        raise RaictlError("repair cancelled: nothing was changed")
