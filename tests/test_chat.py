@@ -330,3 +330,48 @@ def test_ctrl_c_interrupts_a_pending_reply_not_the_repl(tmp_path, monkeypatch):
     assert repl.returncode == 0, err
     assert "(interrupted) reply dropped" in err and "Traceback" not in err
     assert "too late" not in out
+
+
+def _tty_session(env: dict[str, str], keys: list[bytes]) -> bytes:
+    """Run the REPL on a pseudo-terminal, typing each of `keys` at a fresh prompt; returns all it showed."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "raictl", "chat"], env=env,
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    shown = bytearray()
+
+    def prompts() -> int:
+        while select.select([master], [], [], 0)[0]:
+            try:
+                shown.extend(os.read(master, 4096))
+            except OSError:  # EIO: the child closed the terminal
+                break
+        return shown.count(b">>> ")
+    try:
+        for number, key in enumerate(keys, start=1):
+            try:
+                wait_until(lambda: prompts() >= number, 20, what=f"prompt {number}")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; the terminal showed: {bytes(shown)!r}") from None
+            os.write(master, key)
+        proc.wait(20)
+        prompts()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return bytes(shown)
+
+
+def test_a_terminal_gets_line_editing_and_history_kept_0600(on_stack, isolated):
+    env = {**os.environ, "RAI_API_PORT": str(on_stack["rai"].port), "PYTHONPATH": str(Path(__file__).parent.parent)}
+    _tty_session(env, [b"from a terminal\r", b"/exit\r"])
+    history = isolated / ".raictl" / "chat_history"
+    assert "from a terminal" in history.read_text()
+    assert stat.S_IMODE(history.stat().st_mode) == 0o600
+    shown = _tty_session(env, [b"\x1b[A\x1b[A\r", b"/exit\r"])  # up, up: the last run's message
+    assert b'[mock] reply to "from a terminal" (messages: 1' in shown
