@@ -117,3 +117,17 @@ def _new_lines(path: Path, offsets: dict[str, int], name: str) -> Iterable[str]:
     complete = data.rfind(b"\n") + 1
     offsets[name] += complete
     return data[:complete].decode("utf-8", errors="replace").splitlines()
+
+
+def log_files(settings, service: str | None) -> dict[str, Path]:
+    """name -> log path: the one service named, or every configured or recorded service."""
+    from raictl.supervisor.spec import all_specs, select
+    from raictl.supervisor.state import read_state
+
+    specs = all_specs(settings)
+    names = [s.name for s in specs] + [n for n in read_state(settings.home).services if n not in
+                                       {s.name for s in specs}]
+    if service is not None and service not in names:
+        select(specs, [service], with_deps=False)  # raises the usage error naming the known services
+    chosen = [service] if service else names
+    return {name: log_path(settings.logs_dir, name) for name in chosen}

@@ -114,7 +114,9 @@ def _status(name, record, proc, supervised, results, has_health) -> ServiceStatu
     if health is None:
         no_check = probes.HealthResult(all(l.ok for l in listen), None, "no health check")
         health = no_check if alive and not has_health else NOT_RUNNING
-    uptime = round(time.time() - record.identity.create_time, 1) if alive else None
+    # started_at is on the wall clock; psutil's create time drifts from it by up to a second
+    since = (record.started_at or record.identity.create_time) if alive else None
+    uptime = round(max(0.0, time.time() - since), 1) if alive else None
     return ServiceStatus(name, live_state(record, alive, supervised), proc.pid if alive else None, uptime,
                          record.restarts if record else 0, record.last_exit if record else None,
                          listen, health, record.reason if record else None,

@@ -1,0 +1,449 @@
+"""What `raictl up/down/restart` call: pre-flight, hand the work to the watch loop, wait, report.
+
+`up` holds `<home>/supervisor.lock` while it decides, so two `up`s at the same moment start one
+set: the second finds the first's supervisor in state.json and only adds to what it wants.
+Results are values (`UpResult`, `DownResult`); nothing here prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from raictl.errors import RaictlError
+from raictl.settings import Settings
+from raictl.supervisor import logs, probes, process
+from raictl.supervisor.identity import lookup, process_marker
+from raictl.supervisor.spec import ServiceSpec, all_specs, select
+from raictl.supervisor.state import (SupervisorState, read_desired, read_state, supervisor_lock,
+                                     write_desired, write_state)
+
+POLL = 0.01
+DB_SERVICES = ("rai_api",)  # services that need the database at head before they start
+
+
+@dataclass(frozen=True)
+class Failure:
+    service: str
+    reason: str
+    log_tail: list[str]
+    hint: str | None = None
+
+
+@dataclass
+class UpResult:
+    ready: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    supervisor_pid: int | None = None
+    migration: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class DownResult:
+    stopped: list[str] = field(default_factory=list)
+    forced: list[str] = field(default_factory=list)
+    supervisor_gone: bool = False  # acted from state.json: the supervisor process was not there
+
+
+# -- pre-flight ---------------------------------------------------------------------------------
+
+_FIND_SPEC = ("import importlib.util, json, sys\n"
+              "try:\n    ok = importlib.util.find_spec(sys.argv[1]) is not None; err = None\n"
+              "except ImportError as exc:\n    ok, err = False, f'{type(exc).__name__}: {exc}'\n"
+              "print(json.dumps({'ok': ok, 'error': err, 'path': sys.path}))")
+
+
+def start_import_checks(specs: list[ServiceSpec], settings: Settings) -> list[tuple[ServiceSpec, subprocess.Popen]]:
+    """Launch, in parallel, a find_spec of each entry module in the interpreter and environment
+    that will run it; collect with `import_problem`."""
+    checks = []
+    for spec in specs:
+        if spec.entry_module:
+            env = process.launch_env(spec, settings)
+            cmd = [spec.command[0], "-c", _FIND_SPEC, spec.entry_module]
+            checks.append((spec, subprocess.Popen(cmd, env=env, cwd=spec.cwd or _base(settings),
+                                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
+    return checks
+
+
+def import_problem(spec: ServiceSpec, check: subprocess.Popen) -> RaictlError | None:
+    out, err = check.communicate(timeout=30)
+    try:
+        found = json.loads(out)
+    except ValueError:
+        return RaictlError(f"{spec.name}: {spec.command[0]} could not check {spec.entry_module}: "
+                           f"{err.decode(errors='replace').strip()[-300:]}", hint="check the interpreter")
+    if found["ok"]:
+        return None
+    why = found["error"] or f"ModuleNotFoundError: No module named {spec.entry_module!r}"
+    return RaictlError(f"{spec.name}: {why} (interpreter {spec.command[0]}; sys.path searched: "
+                       f"{', '.join(found['path'])})",
+                       hint="reinstall raictl with its services (pip install .) or fix the command")
+
+
+def port_problem(spec: ServiceSpec, host: str, port: int) -> RaictlError | None:
+    """None when host:port is free; else who holds it, by pid, name and command line."""
+    free = probes.port_free(host, port)
+    if free:
+        return None
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if free is None:
+        return RaictlError(f"{spec.name} cannot listen on {where}: the address does not exist here",
+                           hint=_port_hint(spec, hosts=True))
+    owner = probes.port_owner(host, port)
+    held = owner.describe() if owner else "another process (it went away while we looked)"
+    leftover = owner and owner.pid and _is_ours(owner.pid)
+    hint = "a leftover raictl process: run `raictl down`" if leftover else _port_hint(spec)
+    return RaictlError(f"{spec.name} cannot listen on {where}: taken by {held}", hint=hint)
+
+
+def _is_ours(pid: int) -> bool:
+    import psutil
+
+    try:
+        return process_marker(psutil.Process(pid)) is not None
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _port_hint(spec: ServiceSpec, hosts: bool = False) -> str:
+    var = {"llm_api": "LLM_API", "rai_api": "RAI_API"}.get(spec.name)
+    key = "HOSTS" if hosts else "PORT"
+    if var:
+        return f"stop that process, or set {var}_{key} to another value" if not hosts else \
+            f"set {var}_HOSTS to addresses this machine has, e.g. 127.0.0.1"
+    return f"stop that process, or change {key.lower()} in [services.{spec.name}] of raictl.toml"
+
+
+def preflight(specs: list[ServiceSpec], settings: Settings) -> None:
+    """Ports free on every address, entry modules importable: else a RaictlError naming the culprit."""
+    checks = start_import_checks(specs, settings)
+    try:
+        for spec in specs:
+            for host, port in spec.addresses:
+                problem = port_problem(spec, host, port)
+                if problem:
+                    raise problem
+        for spec, check in checks:
+            problem = import_problem(spec, check)
+            if problem:
+                raise problem
+    finally:
+        for _, check in checks:
+            if check.poll() is None:
+                check.kill()
+                check.wait()
+
+
+def migrate_database(settings: Settings) -> str:
+    """Upgrade the RAI API's database to head; RaictlError (hint `raictl migrate --repair`) if it cannot."""
+    from raictl.migrate import upgrade_to_head
+
+    result = upgrade_to_head(settings)
+    if result.before == result.after:
+        return f"database at head ({result.after})"
+    return f"database upgraded {result.before or 'empty'} -> {result.after}"
+
+
+# -- up -----------------------------------------------------------------------------------------
+
+def _base(settings: Settings) -> str:
+    return str(settings.config_file.parent if settings.config_file else Path.cwd())
+
+
+def launch_entry(spec: ServiceSpec, settings: Settings) -> dict:
+    """What desired.json holds for one service: its spec, full environment, cwd, when asked."""
+    return {"spec": spec.to_dict(), "env": process.launch_env(spec, settings), "cwd": _base(settings),
+            "requested_at": time.time()}
+
+
+def _needs_db(spec: ServiceSpec, specs: list[ServiceSpec]) -> bool:
+    by_name = {s.name: s for s in specs}
+    todo, seen = [spec.name], set()
+    while todo:
+        name = todo.pop()
+        if name in DB_SERVICES:
+            return True
+        seen.add(name)
+        todo += [d for d in by_name[name].depends_on if d in by_name and d not in seen] if name in by_name else []
+    return False
+
+
+def detach(home: Path, logs_dir: Path) -> int:
+    """Fork the watch loop into a process of its own session (double fork); returns its pid."""
+    read_end, write_end = os.pipe()
+    first = os.fork()
+    if first == 0:
+        os.close(read_end)
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        _become_daemon(write_end, home, logs_dir)
+    os.close(write_end)
+    os.waitpid(first, 0)
+    with os.fdopen(read_end) as pipe:
+        pid = pipe.read().strip()
+    if not pid:
+        raise RaictlError("the supervisor process failed to start",
+                          hint=f"see {logs_dir / 'supervisor.log'}")
+    return int(pid)
+
+
+def _become_daemon(report_fd: int, home: Path, logs_dir: Path) -> None:
+    from raictl.supervisor.watch import Watcher
+
+    code = 0
+    try:
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        null = os.open(os.devnull, os.O_RDWR)
+        log = os.open(logs_dir / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(null, 0), os.dup2(null, 1), os.dup2(log, 2)
+        os.write(report_fd, str(os.getpid()).encode())
+        os.close(report_fd)
+        os.closerange(3, 1024)  # the CLI's lock and pipes are not the supervisor's
+        Watcher(home, logs_dir).run()
+    except BaseException:  # the daemon's last words go to supervisor.log, then it must exit
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _ensure_supervisor(settings: Settings, state: SupervisorState) -> int:
+    """The pid of the live supervisor, forking one if there is none; waits until it is on record."""
+    running = lookup(state.supervisor)
+    if running is not None:
+        return running.pid
+    pid = detach(settings.home, settings.logs_dir)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        recorded = read_state(settings.home).supervisor
+        if recorded and recorded.pid == pid:
+            return pid
+        if lookup_pid_gone(pid):
+            break
+        time.sleep(POLL)
+    raise RaictlError("the supervisor process did not start",
+                      hint=f"see {settings.logs_dir / 'supervisor.log'}")
+
+
+def lookup_pid_gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _want(settings: Settings, specs: list[ServiceSpec], keep: bool) -> None:
+    desired = read_desired(settings.home) if keep else {}
+    desired.update({s.name: launch_entry(s, settings) for s in specs})
+    write_desired(settings.home, desired)
+
+
+def up(settings: Settings, names: list[str], timeout: float = 60.0,
+       progress: Callable[[dict[str, str]], None] | None = None) -> UpResult:
+    """Start the named services (all when none) and their dependencies detached; wait until ready."""
+    specs = select(all_specs(settings), names, with_deps=True)
+    result = UpResult()
+    with supervisor_lock(settings.home):
+        state = read_state(settings.home)
+        supervised = lookup(state.supervisor) is not None
+        alive = {n for n, r in state.services.items() if lookup(r.identity)}
+        result.already = [s.name for s in specs if s.name in alive]
+        todo = [s for s in specs if s.name not in alive]
+        preflight(todo, settings)
+        # services left running by a supervisor that was killed: the new one adopts them
+        orphans = [s for s in specs if s.name in alive and not supervised]
+        early = orphans + [s for s in todo if not _needs_db(s, todo)]
+        if early:  # start what needs no database while the database is upgraded
+            _want(settings, early, keep=supervised)
+            result.supervisor_pid = _ensure_supervisor(settings, state)
+        late = [s for s in todo if s not in early]
+        if late:
+            failure = _migrate(settings, result)
+            if failure:
+                result.failures.append(failure)
+                return result
+            _want(settings, late, keep=bool(early) or supervised)
+            result.supervisor_pid = _ensure_supervisor(settings, read_state(settings.home))
+    return wait_ready(settings, specs, timeout, result, progress)
+
+
+def _migrate(settings: Settings, result: UpResult) -> Failure | None:
+    # raictl.migrate.upgrade_to_head raises RaictlError (hint: raictl migrate --repair) on an
+    # unknown revision: the RAI API is then not started.
+    try:
+        result.migration = migrate_database(settings)
+    except RaictlError as exc:
+        return Failure("rai_api", f"database not upgraded: {exc.message}", [], exc.hint)
+    return None
+
+
+def _progress_states(state: SupervisorState, specs: list[ServiceSpec]) -> dict[str, str]:
+    states = {}
+    for spec in specs:
+        record = state.services.get(spec.name)
+        states[spec.name] = record.state if record else "starting"
+    return states
+
+
+def wait_ready(settings: Settings, specs: list[ServiceSpec], timeout: float, result: UpResult,
+               progress: Callable[[dict[str, str]], None] | None = None) -> UpResult:
+    """Poll state.json (the watch loop probes: alive, every address accepts, health 200) until every
+    service is running, one turns fatal, the supervisor dies, or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    pending = {s.name: s for s in specs}
+    while pending:
+        state = read_state(settings.home)
+        if progress:
+            progress(_progress_states(state, specs))
+        for name in list(pending):
+            record = state.services.get(name)
+            if record and record.state == "running" and lookup(record.identity):
+                del pending[name]
+            elif record and record.state == "fatal" and record.last_exit and \
+                    record.last_exit.at >= _requested_at(settings, name):
+                result.failures.append(_failure(settings, name, record.reason or "crash loop", "fatal: "))
+                del pending[name]
+        if pending and lookup(state.supervisor) is None:
+            result.failures += [_failure(settings, n, "the supervisor process exited") for n in pending]
+            break
+        if pending and time.monotonic() > deadline:
+            result.failures += [_failure(settings, n, _not_ready_reason(pending[n], timeout)) for n in pending]
+            break
+        if pending:
+            time.sleep(POLL)
+    result.ready = [s.name for s in specs if s.name not in {f.service for f in result.failures}]
+    return result
+
+
+def _requested_at(settings: Settings, name: str) -> float:
+    return read_desired(settings.home).get(name, {}).get("requested_at", 0.0)
+
+
+def _failure(settings: Settings, name: str, reason: str, prefix: str = "") -> Failure:
+    tail = logs.tail(logs.log_path(settings.logs_dir, name), logs.TAIL_LINES)
+    return Failure(name, prefix + reason, tail, f"full log: raictl logs {name}")
+
+
+def _not_ready_reason(spec: ServiceSpec, timeout: float) -> str:
+    """What was still missing at the timeout: each address that refuses, or the health answer."""
+    missing = [f"{r.host}:{r.port} {r.detail}" for r in
+               (probes.probe_listen(h, p) for h, p in spec.addresses) if not r.ok]
+    if not missing and spec.port and spec.health:
+        health = probes.probe_health(probes.health_url(spec.hosts[0], spec.port, spec.health))
+        missing.append(f"health {health.detail}")
+    return f"not ready after {timeout:g}s: " + ("; ".join(missing) or "still starting")
+
+
+# -- down ---------------------------------------------------------------------------------------
+
+def down(settings: Settings, names: list[str]) -> DownResult:
+    """Stop the named services (all when none), dependents' order reversed; idempotent."""
+    known = all_specs(settings)
+    result = DownResult()
+    with supervisor_lock(settings.home):
+        state = read_state(settings.home)
+        recorded = [n for n in state.services if n not in {s.name for s in known}]
+        every = [s.name for s in known] + recorded
+        if names:
+            select(known, [n for n in names if n not in recorded], with_deps=False)  # unknown -> error
+        targets = names or every
+        result.stopped = [n for n in targets if n in state.services and lookup(state.services[n].identity)]
+        if lookup(state.supervisor) is not None:
+            _down_supervised(settings, targets, state)
+        state = read_state(settings.home)
+        result.supervisor_gone = lookup(state.supervisor) is None
+        if result.supervisor_gone:
+            result.forced = _down_direct(settings, targets, every, state, known)
+            desired = read_desired(settings.home)
+            write_desired(settings.home, {n: e for n, e in desired.items() if n not in targets})
+    return result
+
+
+def _down_supervised(settings: Settings, targets: list[str], state: SupervisorState) -> None:
+    """Withdraw the targets from desired.json and wait for the watch loop to stop them."""
+    desired = read_desired(settings.home)
+    write_desired(settings.home, {n: e for n, e in desired.items() if n not in targets})
+    graces = [ServiceSpec.from_dict(e["spec"]).grace for n, e in desired.items() if n in targets]
+    deadline = time.monotonic() + sum(graces) + 15
+    while time.monotonic() < deadline:
+        state = read_state(settings.home)
+        if lookup(state.supervisor) is None:
+            return
+        if not any(lookup(state.services[n].identity) for n in targets if n in state.services):
+            return
+        time.sleep(POLL)
+
+
+def _down_direct(settings, targets, every, state: SupervisorState, known) -> list[str]:
+    """No supervisor: stop from state.json by identity (pid + create time), then sweep markers."""
+    graces = {s.name: s.grace for s in known}
+    forced = []
+    for name in reversed(every):
+        record = state.services.get(name)
+        if name not in targets or record is None:
+            continue
+        marker = record.identity.marker if record.identity else None
+        if process.stop(record.identity, marker, graces.get(name, 5.0)):
+            forced.append(name)
+        if record.state in ("running", "starting", "backoff"):
+            record.state = "stopped"
+        record.identity, record.next_start_at = None, None
+    state.supervisor = None
+    write_state(settings.home, state)
+    return forced
+
+
+def restart(settings: Settings, names: list[str], timeout: float = 60.0,
+            progress: Callable[[dict[str, str]], None] | None = None) -> UpResult:
+    """down, then up, of the named services (all when none)."""
+    down(settings, names)
+    return up(settings, names, timeout, progress)
+
+
+# -- foreground -----------------------------------------------------------------------------------
+
+def run_foreground(settings: Settings, names: list[str], on_line: Callable[[str, str], None]) -> None:
+    """`up --foreground`: the same watch loop in this process, every log line passed to `on_line`;
+    SIGINT/SIGTERM (Ctrl-C) stops everything."""
+    import threading
+
+    from raictl.supervisor.watch import Watcher
+
+    specs = select(all_specs(settings), names, with_deps=True)
+    with supervisor_lock(settings.home):
+        running = lookup(read_state(settings.home).supervisor)
+        if running is not None:
+            raise RaictlError(f"a supervisor is already running (pid {running.pid})",
+                              hint="run `raictl down` first, or use `raictl up` without --foreground")
+        preflight(specs, settings)
+        if any(_needs_db(s, specs) for s in specs):
+            migrate_database(settings)
+        _want(settings, specs, keep=False)
+        watcher = Watcher(settings.home, settings.logs_dir, foreground=True)
+        watcher.claim()
+    done = threading.Event()
+    paths = {s.name: logs.log_path(settings.logs_dir, s.name) for s in specs}
+    follower = threading.Thread(target=lambda: [on_line(n, l) for n, l in logs.follow(paths, 0.05, done.is_set)],
+                                daemon=True)
+    follower.start()
+    try:
+        watcher.run()
+    finally:
+        done.set()
+        follower.join(timeout=1)

@@ -1,0 +1,279 @@
+"""The watch loop: start what `desired.json` asks for, restart what exits, stop what is withdrawn.
+
+One `Watcher` runs either detached (a process of its own session, forked by `raictl up`) or in
+the terminal (`raictl up --foreground`). It is the only writer of `state.json` while it lives.
+
+- An unexpected exit is restarted after a backoff: `backoff_initial` doubling to `backoff_max`,
+  starting over once the service has been ready for `healthy_reset` seconds.
+- `fatal_starts` exits within `fatal_window` seconds make the service `fatal`: not restarted,
+  its last exit and log tail kept in state.json. Asking `up` for it again re-arms it.
+- A service still running from a supervisor that died (killed -9) is adopted, not started twice.
+- SIGTERM/SIGINT: stop everything in reverse dependency order, then exit.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from raictl.supervisor import logs, probes, process
+from raictl.supervisor.identity import ExitInfo, Identity, decode_exit, identify, lookup
+from raictl.supervisor.spec import ServiceSpec, dependency_order
+from raictl.supervisor.state import (ServiceRecord, SupervisorState, desired_version, read_desired,
+                                     read_state, write_state)
+
+TICK = 0.01          # loop period while something is starting or due
+IDLE_TICK = 0.1      # loop period when all is steady
+ROTATE_EVERY = 2.0
+ACTIVE = ("running", "starting", "backoff")
+
+
+@dataclass
+class Child:
+    """One supervised service as the loop tracks it."""
+
+    spec: ServiceSpec
+    env: dict[str, str]
+    cwd: str
+    requested_at: float
+    record: ServiceRecord
+    popen: subprocess.Popen | None = None
+    adopted: psutil.Process | None = None
+    exits: deque = field(default_factory=deque)
+    failures: int = 0
+
+    def exit_code(self) -> int | None | bool:
+        """Popen's returncode once it has exited; for an adopted process True (code unknown)."""
+        if self.popen is not None:
+            return self.popen.poll()
+        if self.adopted is not None:
+            return True if lookup(self.record.identity) is None else None
+        return None
+
+
+class Watcher:
+    def __init__(self, home: Path, logs_dir: Path, foreground: bool = False) -> None:
+        self.home, self.logs_dir, self.foreground = home, logs_dir, foreground
+        self.children: dict[str, Child] = {}
+        self.previous = read_state(home)
+        self.state = SupervisorState(None, foreground, dict(self.previous.services))
+        self.desired_seen: tuple | None = None
+        self.stopping = False
+        self.dirty = True
+        self.last_rotate = 0.0
+
+    # -- the loop ---------------------------------------------------------------------------
+    def claim(self) -> None:
+        """Put this process on record as the supervisor (state.json), before the first tick."""
+        me = psutil.Process()
+        self.state.supervisor = Identity(me.pid, me.create_time(), "supervisor")
+        self.dirty = True
+        self._save()
+
+    def run(self) -> None:
+        """Watch until asked to stop (signal, or nothing left to run); always stops what it started."""
+        if self.state.supervisor is None:
+            self.claim()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        try:
+            while not self.stopping:
+                self.tick()
+                if self._idle():
+                    break
+                time.sleep(TICK if self._busy() else IDLE_TICK)
+        finally:
+            self.stop_all()
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stopping = True
+
+    def tick(self) -> None:
+        version = desired_version(self.home)
+        if version != self.desired_seen:
+            self.desired_seen = version
+            self.reconcile(read_desired(self.home))
+        now = time.time()
+        for child in self._ordered():
+            self._step(child, now)
+        if now - self.last_rotate > ROTATE_EVERY:
+            self.last_rotate = now
+            for name in self.children:
+                logs.rotate(logs.log_path(self.logs_dir, name))
+        self._save()
+
+    def _busy(self) -> bool:
+        return any(c.record.state in ("starting", "backoff") for c in self.children.values())
+
+    def _idle(self) -> bool:
+        """Nothing active and nothing wanted: the detached supervisor has no reason to live."""
+        return not any(c.record.state in ACTIVE for c in self.children.values())
+
+    def _ordered(self) -> list[Child]:
+        order = dependency_order([c.spec for c in self.children.values()])
+        return [self.children[s.name] for s in order]
+
+    # -- desired state ------------------------------------------------------------------------
+    def reconcile(self, desired: dict[str, dict[str, Any]]) -> None:
+        """Start what was added (or re-requested after fatal); stop what was withdrawn."""
+        for name in [n for n in reversed([c.spec.name for c in self._ordered()]) if n not in desired]:
+            self.stop_child(self.children.pop(name))
+        for name, entry in desired.items():
+            child = self.children.get(name)
+            if child is None:
+                self.children[name] = self._new_child(name, entry)
+            elif entry.get("requested_at", 0) > child.requested_at and child.record.state in ("fatal", "stopped"):
+                child.requested_at = entry["requested_at"]
+                child.exits.clear()
+                child.failures = 0
+                child.record.state, child.record.next_start_at = "backoff", 0.0
+
+    def _new_child(self, name: str, entry: dict[str, Any]) -> Child:
+        spec = ServiceSpec.from_dict(entry["spec"])
+        old = self.previous.services.get(name)
+        record = ServiceRecord(name, "backoff", next_start_at=0.0, port=spec.port, hosts=spec.hosts,
+                               health=spec.health, last_exit=old.last_exit if old else None)
+        child = Child(spec, entry["env"], entry["cwd"], entry.get("requested_at", 0.0), record)
+        alive = lookup(old.identity) if old else None
+        if alive is not None and old.state in ("running", "starting"):  # left by a supervisor that died
+            child.adopted, record.identity, record.state = alive, old.identity, old.state
+            record.started_at, record.ready_at, record.restarts = old.started_at, old.ready_at, old.restarts
+            record.port, record.hosts, record.health = old.port, old.hosts, old.health
+        self.state.services[name] = record
+        return child
+
+    # -- one service, one tick --------------------------------------------------------------
+    def _step(self, child: Child, now: float) -> None:
+        rec = child.record
+        if rec.state == "backoff" and now >= (rec.next_start_at or 0) and self._deps_started(child):
+            self.start_child(child, now)
+        elif rec.state in ("starting", "running"):
+            code = child.exit_code()
+            if code is not None:
+                self._exited(child, code, now)
+            elif rec.state == "starting" and self._ready(child):
+                rec.state, rec.ready_at, self.dirty = "running", now, True
+                logs.event(self._log(child), f"ready ({self._where(child)})")
+            elif rec.state == "running" and child.failures and now - (rec.ready_at or now) > child.spec.healthy_reset:
+                child.failures = 0
+
+    def _deps_started(self, child: Child) -> bool:
+        """A dependent is spawned once what it depends on has been spawned (not waited for)."""
+        deps = [self.children.get(d) for d in child.spec.depends_on]
+        return all(d is None or d.record.state in ("starting", "running") for d in deps)
+
+    def start_child(self, child: Child, now: float) -> None:
+        log = self._log(child)
+        rec = child.record
+        try:
+            child.popen, marker = process.spawn(child.spec, child.env, child.cwd, log)
+        except OSError as exc:
+            logs.event(log, f"cannot start {' '.join(child.spec.command)}: {exc.strerror or exc}")
+            rec.reason = f"cannot start {child.spec.command[0]}: {exc.strerror or exc}"
+            rec.last_exit = ExitInfo(127, None, now)  # the shell's "command cannot run"
+            self._failed(child, now)
+            return
+        try:
+            rec.identity = identify(child.popen.pid, marker)
+        except psutil.NoSuchProcess:  # already gone: the next tick records its exit
+            rec.identity = Identity(child.popen.pid, now, marker)
+        child.adopted = None
+        rec.state, rec.started_at, rec.ready_at, rec.next_start_at = "starting", now, None, None
+        rec.port, rec.hosts, rec.health = child.spec.port, child.spec.hosts, child.spec.health
+        self.dirty = True
+        logs.event(log, f"started pid {child.popen.pid}: {command_text(child.spec)}")
+
+    def _exited(self, child: Child, code, now: float) -> None:
+        rec = child.record
+        rec.last_exit = decode_exit(None if code is True else code, now)
+        rec.reason = rec.last_exit.describe()
+        if child.popen is not None and rec.identity:
+            process.sweep([rec.identity.marker])  # its children must not outlive it
+        child.popen = child.adopted = None
+        logs.event(self._log(child), f"exited: {rec.reason}")
+        self._failed(child, now)
+
+    def _failed(self, child: Child, now: float) -> None:
+        rec, spec = child.record, child.spec
+        child.exits.append(now)
+        while child.exits and now - child.exits[0] > spec.fatal_window:
+            child.exits.popleft()
+        rec.identity, self.dirty = None, True
+        if len(child.exits) >= spec.fatal_starts:
+            rec.state, rec.next_start_at = "fatal", None
+            rec.log_tail = logs.tail(self._log(child))
+            logs.event(self._log(child), f"fatal: {len(child.exits)} failed starts within "
+                                         f"{spec.fatal_window:g}s; not restarting")
+            return
+        delay = min(spec.backoff_initial * (2 ** child.failures), spec.backoff_max)
+        child.failures += 1
+        rec.state, rec.next_start_at, rec.restarts = "backoff", now + delay, rec.restarts + 1
+        logs.event(self._log(child), f"restart in {delay:g}s")
+
+    def _ready(self, child: Child) -> bool:
+        """Alive (checked by the caller), every address accepts, health answers 200."""
+        spec = child.spec
+        if not all(probes.probe_listen(h, p, 0.2).ok for h, p in spec.addresses):
+            return False
+        if spec.port and spec.health:
+            return probes.probe_health(probes.health_url(spec.hosts[0], spec.port, spec.health), 1.0).ok
+        return True
+
+    # -- stopping -------------------------------------------------------------------------------
+    def stop_child(self, child: Child) -> None:
+        rec = child.record
+        if rec.identity is not None:
+            waiter = self._popen_waiter(child.popen) if child.popen else None
+            forced = process.stop(rec.identity, rec.identity.marker, child.spec.grace, waiter)
+            code = child.popen.returncode if child.popen else None
+            rec.last_exit = decode_exit(code)
+            logs.event(self._log(child), "stopped" + (" (SIGKILL after the grace period)" if forced else ""))
+        child.popen = child.adopted = None
+        if rec.state in ACTIVE:  # a fatal service stays fatal until asked for again
+            rec.state = "stopped"
+        rec.identity, rec.next_start_at, self.dirty = None, None, True
+        self._save()
+
+    @staticmethod
+    def _popen_waiter(popen: subprocess.Popen):
+        def wait(timeout: float) -> bool:
+            try:
+                popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        return wait
+
+    def stop_all(self) -> None:
+        for child in reversed(self._ordered()):
+            self.stop_child(child)
+        self.state.supervisor = None
+        self.dirty = True
+        self._save()
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _log(self, child: Child) -> Path:
+        return logs.log_path(self.logs_dir, child.spec.name)
+
+    def _where(self, child: Child) -> str:
+        return ", ".join(f"{h}:{p}" for h, p in child.spec.addresses) or "no port"
+
+    def _save(self) -> None:
+        if self.dirty:
+            write_state(self.home, self.state)
+            self.dirty = False
+
+
+def command_text(spec: ServiceSpec, limit: int = 160) -> str:
+    """The command on one line, cut short: a `-c` script must not flood the log."""
+    import shlex
+
+    text = shlex.join(spec.command).replace("\n", "\\n")
+    return text if len(text) <= limit else text[:limit] + "…"
