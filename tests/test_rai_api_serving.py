@@ -1,0 +1,54 @@
+"""`python -m services.rai_api` served for real by waitress, reached on 127.0.0.1 and [::1]."""
+
+from __future__ import annotations
+
+from alembic import command
+
+from migrations import alembic_config
+from tests.support import ServiceProcess, free_port, http, service_env
+
+PASSWORD = "correct horse"
+
+
+def _rai_api(home, database_url, llm_url):
+    port = free_port()
+    env = service_env(home, RAI_DATABASE_URL=database_url, RAI_API_PORT=str(port), LLM_API_URL=llm_url)
+    return ServiceProcess("services.rai_api", port, env, log=home / "rai_api.log")
+
+
+def test_served_on_both_loopbacks(db_url, tmp_path):
+    command.upgrade(alembic_config(db_url), "head")
+    dead_llm = f"http://127.0.0.1:{free_port()}"
+    service = _rai_api(tmp_path, db_url, dead_llm).start()
+    try:
+        v4, v6 = "127.0.0.1", "::1"
+        credentials = {"username": "alice", "password": PASSWORD}
+        assert http("POST", service.url("/api/auth/register", v4), credentials)[0] == 201
+        status, body = http("POST", service.url("/api/auth/login", v6), credentials)
+        assert status == 200
+        token = body["access_token"]
+        status, body = http("POST", service.url("/api/chat", v6), {"message": "hello"}, token=token)
+        assert (status, body["error"]) == (503, "llm_unavailable") and dead_llm in body["message"]
+        status, body = http("POST", service.url("/api/chat", v4), {"message": "remember that I use IPv6"}, token=token)
+        assert status == 200 and "I use IPv6" in body["response"]
+        assert http("GET", service.url("/api/sessions", v6), token=token)[1]["sessions"][0]["message_count"] == 2
+        status, body = http("POST", service.url("/api/chat", v4), raw=b"{" + b" " * 300_000, token=token)
+        assert (status, body["error"]) == (413, "body_too_large")
+        status, body = http("POST", service.url("/api/chat", v6), raw=b"{oops", token=token)
+        assert (status, body["error"]) == (400, "malformed_json")
+    finally:
+        service.stop()
+
+
+def test_schema_not_at_head_is_logged_once_and_served(sqlite_url, tmp_path):
+    service = _rai_api(tmp_path, sqlite_url, f"http://127.0.0.1:{free_port()}").start()
+    try:
+        for host in service.hosts:
+            status, body = http("GET", service.url("/api/health", host))
+            assert status == 200
+            assert (body["status"], body["schema"], body["llm_status"]) == ("degraded", "behind", "unreachable")
+    finally:
+        service.stop()
+    log = (tmp_path / "rai_api.log").read_text()
+    assert log.count("database schema is 'behind', not at head") == 1
+    assert "alembic upgrade head" in log and "raictl migrate" in log
