@@ -40,9 +40,13 @@ def chat_reply(response: dict[str, Any]) -> None:
 
 def chat_engine_note(engine: str | None) -> None:
     """Once per chat: say so when replies come from the mock engine rather than a model."""
-    if engine == "mock":
-        note("note: replies come from the mock engine because no Gemini key is set "
-             "(set GEMINI_API_KEY and run `raictl restart`)")
+    if engine != "mock":
+        return
+    text = ("note: replies come from the mock engine because no Gemini key is set "
+            "(set GEMINI_API_KEY and run `raictl restart`)")
+    # Plain ANSI rather than rich: a one-shot `raictl chat "hi"` should not pay rich's import for one line.
+    sys.stderr.write(f"\x1b[2m{text}\x1b[0m\n" if sys.stderr.isatty() else text + "\n")
+    sys.stderr.flush()
 
 
 def chat_error(exc) -> None:
@@ -264,3 +268,63 @@ def _migrate_outcome(out, result) -> None:
     elif not result.actions and not result.refused:
         out.print(f"nothing to do: the database is at {result.after or 'no revision'}")
     out.print(f"after: {result.after or 'no revision'}")
+
+
+# ---------------------------------------------------------------- doctor: `raictl doctor`
+
+def doctor_results(results, as_json: bool, verbose: bool) -> None:
+    """Flutter-style: a mark, the id and a one-line summary per check, the hint under a finding, a summary."""
+    if as_json:
+        print_json({"ok": not any(r.status == "fail" for r in results), "checks": [r.as_dict() for r in results]})
+        return
+    from rich.markup import escape
+
+    out = console()
+    width = max((len(r.id) for r in results), default=0)
+    for r in results:
+        timing = f" [dim]({r.duration_ms} ms)[/]" if verbose else ""
+        out.print(f"[{MARKS[r.status]}] {r.id:<{width}}  {escape(r.summary)}{timing}")
+        if r.hint and r.status in ("fail", "warn") or (verbose and r.hint):
+            out.print(f"    {' ' * width}[cyan]→ {escape(r.hint)}[/]")
+        if verbose:
+            for line in r.details:
+                out.print(f"    {' ' * width}[dim]{escape(line)}[/]")
+    out.print(doctor_summary(results))
+
+
+def doctor_summary(results) -> str:
+    """`Doctor found 2 issues (1 failed, 1 warning); 25 ok, 3 skipped.` or `No issues found! (…)`."""
+    counts = {s: sum(1 for r in results if r.status == s) for s in ("ok", "warn", "fail", "skip")}
+    rest = f"{counts['ok']} ok, {counts['skip']} skipped"
+    issues = counts["fail"] + counts["warn"]
+    if not issues:
+        return f"{MARKS['ok']} No issues found! ({rest})"
+    mark = MARKS["fail"] if counts["fail"] else MARKS["warn"]
+    plural = "s" if issues > 1 else ""
+    return (f"{mark} Doctor found {issues} issue{plural} ({counts['fail']} failed, {counts['warn']} warning"
+            f"{'s' if counts['warn'] != 1 else ''}); {rest}.")
+
+
+def doctor_list(checks) -> None:
+    out = console()
+    width = max((len(c.id) for c in checks), default=0)
+    for c in checks:
+        out.print(f"{c.id:<{width}}  {c.title}")
+
+
+def doctor_fix_plan(planned) -> None:
+    """The fixes about to run, listed before any of them does (stderr: stdout stays for the results)."""
+    err = console(stderr=True)
+    if not planned:
+        err.print("[dim]no safe fix applies to these findings[/]")
+        return
+    err.print("Fixes to apply:")
+    for item in planned:
+        ask = " [dim](asks first)[/]" if item.fix.confirm else ""
+        err.print(f"  [yellow]•[/] {item.fix.title}  [dim]for {item.result.id}[/]{ask}")
+
+
+def doctor_fix_outcome(item, message: str, ok: bool) -> None:
+    from rich.markup import escape
+
+    console(stderr=True).print(f"  {MARKS['ok' if ok else 'fail']} {escape(item.fix.title)}: {escape(message)}")

@@ -1,0 +1,53 @@
+"""`raictl doctor [CHECK…] [--fix] [--yes] [--json] [-v]`: a thin command over raictl.doctor."""
+
+from __future__ import annotations
+
+from typing import Annotated, List, Optional
+
+import typer
+
+from raictl.cli import app
+
+
+@app.command()
+def doctor(
+    checks: Annotated[Optional[List[str]], typer.Argument(
+        help="Run only the checks whose id starts with these (e.g. rai_api, db.schema).")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Apply the safe fixes (each listed first), then check again.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before a database repair.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each check's details.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the check ids and exit.")] = False,
+) -> None:
+    """Diagnose the stack: config, imports, ports on both loopbacks, health, wiring, engine, database, logs."""
+    from raictl import doctor as core, render
+
+    if list_:
+        render.doctor_list(core.registered_checks())
+        return
+    context = core.make_context()
+    results = core.run_checks(checks, context)
+    if fix:
+        results = _fix(core, render, results, context, checks, yes, json_)
+    render.doctor_results(results, as_json=json_, verbose=verbose)
+    raise typer.Exit(1 if any(r.status == "fail" for r in results) else 0)
+
+
+def _fix(core, render, results, context, checks, yes: bool, json_: bool):
+    """List the applicable fixes, ask where needed, apply them, and check again."""
+    from raictl.doctor.fixes import apply_fix, plan_fixes
+    from raictl.errors import RaictlError
+
+    planned = plan_fixes(results)
+    render.doctor_fix_plan(planned)
+    if not planned or context.settings is None:
+        return results
+    for item in planned:
+        if item.fix.confirm and not yes and not typer.confirm(f"{item.fix.title}?", err=True):
+            render.doctor_fix_outcome(item, "skipped (not confirmed)", ok=False)
+            continue
+        try:
+            render.doctor_fix_outcome(item, apply_fix(item, context.settings), ok=True)
+        except RaictlError as exc:
+            render.doctor_fix_outcome(item, f"{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""), ok=False)
+    return core.run_checks(checks, core.make_context())

@@ -1,0 +1,106 @@
+"""Configuration checks: settings resolved with their sources, the `.env` file, the secret key (log step 21)."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+from pathlib import Path
+
+from raictl.doctor.registry import check
+from raictl.settings import DOTENV_NAME, FIELDS, FIELDS_BY_NAME, SECRET_FILE
+
+KNOWN_VARS = {var for f in FIELDS for var in f.env}
+# Folders never searched for a stray .env (virtualenvs and dependencies carry their own).
+_SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".raictl"}
+
+
+@check("config.settings", "Settings resolved", needs_settings=False)
+def settings_resolved(ctx):
+    if ctx.shared.settings_error is not None:
+        err = ctx.shared.settings_error
+        return ctx.fail(f"settings do not load: {err.message}", hint=err.hint)
+    s = ctx.settings
+    rows = [f"{f.env[0]} = {s.display(f.name) or '(not set)'}  [{s.sources.get(f.name, 'default')}]"
+            for f in FIELDS if f.name != "secret_key"]
+    origins: dict[str, int] = {}
+    for src in s.sources.values():
+        kind = "derived" if src.startswith("derived") else src.split(" (")[0]
+        origins[kind] = origins.get(kind, 0) + 1
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(origins.items(), key=lambda kv: -kv[1]))
+    where = f"config {s.config_file}" if s.config_file else "no raictl.toml"
+    return ctx.ok(f"{counts}; {where}; home {s.home} (secrets masked, -v lists them)", details=rows)
+
+
+def dotenv_base(settings) -> Path:
+    """The folder whose `.env` raictl reads: raictl.toml's folder, else the cwd."""
+    return settings.config_file.parent if settings.config_file else Path.cwd()
+
+
+def stray_env_files(base: Path, depth: int = 2) -> list[Path]:
+    """`.env` files below `base` (not `base/.env` itself) that raictl does not read."""
+    found, frontier = [], [base]
+    for _ in range(depth):
+        nxt = []
+        for folder in frontier:
+            try:
+                subdirs = [p for p in folder.iterdir() if p.is_dir() and p.name not in _SKIP_DIRS]
+            except OSError:
+                continue
+            found += [d / DOTENV_NAME for d in subdirs if (d / DOTENV_NAME).is_file()]
+            nxt += subdirs
+        frontier = nxt[:200]  # bounded: doctor must stay fast in a big checkout
+    return sorted(found)
+
+
+def _dotenv_notes(path: Path) -> tuple[list[str], list[str]]:
+    """(unknown names with a suggestion, names the environment overrides) in the loaded `.env`."""
+    from dotenv import dotenv_values
+
+    names = [k for k, v in dotenv_values(path).items() if v is not None]
+    unknown = []
+    for name in (n for n in names if n not in KNOWN_VARS and n.isupper()):
+        close = difflib.get_close_matches(name, sorted(KNOWN_VARS), n=1)
+        unknown.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    overridden = [n for n in names if n in KNOWN_VARS and os.environ.get(n, "").strip()]
+    return unknown, overridden
+
+
+@check("config.env_file", ".env file found and loaded")
+def env_file(ctx):
+    s = ctx.settings
+    base = dotenv_base(s)
+    ctx.doing(f"looking for .env files under {base}")
+    strays = stray_env_files(base)
+    if s.env_file is None:
+        if strays:
+            return ctx.warn(f"no {base / DOTENV_NAME}, but {strays[0]} exists and is NOT read",
+                            hint=f"raictl reads only {base / DOTENV_NAME}: move the settings there",
+                            details=[str(p) for p in strays])
+        return ctx.skip(f"no .env at {base / DOTENV_NAME} (optional)",
+                        hint="`raictl doctor --fix` writes a commented template there")
+    unknown, overridden = _dotenv_notes(s.env_file)
+    used = sorted({src.split("(")[1].rstrip(")") for src in s.sources.values() if src.startswith(".env")})
+    details = [f"used: {', '.join(used) or 'nothing'}"] + [f"overridden by the environment: {n}" for n in overridden]
+    details += [f"not read (another folder): {p}" for p in strays]
+    if unknown:
+        return ctx.warn(f"{s.env_file} has names raictl does not know: {', '.join(unknown)}",
+                        hint="fix the spelling; the known names are in README.md (Settings)", details=details)
+    return ctx.ok(f"loaded {s.env_file} ({len(used)} settings used)", details=details)
+
+
+@check("config.secret_key", "Token signing secret private")
+def secret_key(ctx):
+    s = ctx.settings
+    if s.secret_key_value:
+        return ctx.ok(f"RAI_SECRET_KEY from {s.sources.get('secret_key', 'the environment')} "
+                      f"({FIELDS_BY_NAME['secret_key'].env[0]}, masked)")
+    path = s.home / SECRET_FILE
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return ctx.ok(f"{path} will be generated (mode 0600) when the RAI API first starts")
+    if mode & 0o077:
+        return ctx.fail(f"{path} has mode {mode:04o}: other users can read the token signing secret",
+                        hint=f"chmod 600 {path}")
+    return ctx.ok(f"{path} (mode 0600)")

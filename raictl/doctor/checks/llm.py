@@ -1,0 +1,90 @@
+"""LLM engine checks: which engine serves and why, and with a key a minimal real call (log steps 21, 23-24).
+
+The log's step 21: a key sat in a `.env` the server never read, and the mock silently stood in.
+`llm.engine` compares the engine the LLM API reports with what raictl's settings imply;
+`llm.gemini` makes one minimal real call (through the running LLM API's `?deep=1` health, else
+directly with the same engine code) and gives the reason when it fails. The key is only ever masked.
+"""
+
+from __future__ import annotations
+
+from raictl.doctor import observe
+from raictl.doctor.registry import check
+from raictl.settings import mask_secret
+
+CALL_TIMEOUT = 6.0
+
+
+def _key_text(s) -> str:
+    return f"{mask_secret(s.gemini_api_key)} from {s.sources.get('gemini_api_key', '?')}"
+
+
+@check("llm.engine", "LLM engine and why")
+def engine(ctx):
+    s = ctx.settings
+    h = observe.health(ctx, "llm_api")
+    if not h.service_matches:
+        if s.resolved_engine == "mock" and s.llm_engine == "auto":
+            return ctx.warn("the LLM API is not answering; once started the mock would stand in: no GEMINI_API_KEY",
+                            hint="set GEMINI_API_KEY in the environment or in .env (see config.env_file)")
+        return ctx.skip(f"the LLM API is not answering; with these settings it would use {s.resolved_engine}")
+    name, model, reason = h.doc.get("engine"), h.doc.get("model"), h.doc.get("fallback_reason")
+    if name == "mock" and s.gemini_api_key:
+        return ctx.fail(f"the LLM API serves the mock ({reason or 'LLM_ENGINE=mock'}), but raictl's settings "
+                        f"have a key ({_key_text(s)}): it was started without it",
+                        hint="`raictl restart llm_api` hands it the current settings")
+    if name == "mock" and reason:
+        return ctx.warn(f"the mock engine stands in for Gemini: {reason}",
+                        hint="set GEMINI_API_KEY (environment or .env), then `raictl restart llm_api`")
+    if name == "mock":
+        return ctx.ok(f"mock engine, chosen by LLM_ENGINE=mock ({s.sources.get('llm_engine', 'default')})")
+    if h.doc.get("last_error"):
+        return ctx.fail(f"{name} ({model}) is degraded: {h.doc['last_error']}", hint=_hint(h.doc["last_error"]))
+    key = f", key {_key_text(s)}" if s.gemini_api_key else ""
+    return ctx.ok(f"{name}, model {model}{key}")
+
+
+def _hint(reason: str) -> str:
+    lowered = reason.lower()
+    if "api key" in lowered or "gemini_api_key" in lowered:
+        return "check GEMINI_API_KEY (a new key: https://aistudio.google.com/apikey)"
+    if "429" in lowered or "quota" in lowered or "rate" in lowered:
+        return "quota or rate limit: wait, or check the key's plan"
+    if "model" in lowered and "404" in lowered:
+        return "check GEMINI_MODEL"
+    return "network or upstream trouble: check connectivity and GEMINI_BASE_URL"
+
+
+def _direct_call(s) -> str | None:
+    """One minimal generate with the LLM API's own engine code; the failure reason, or None."""
+    from services.llm_api.engines import EngineError, GeminiEngine
+    from services.llm_api.state import PROBE
+
+    try:
+        GeminiEngine(s.gemini_api_key, s.gemini_model, s.gemini_base_url, CALL_TIMEOUT).generate(PROBE)
+    except EngineError as exc:
+        return exc.message
+    return None
+
+
+@check("llm.gemini", "Gemini answers a minimal call", timeout=CALL_TIMEOUT + 2)
+def gemini(ctx):
+    from raictl.chat import request
+
+    s = ctx.settings
+    h = observe.health(ctx, "llm_api")
+    if h.service_matches and h.doc.get("engine") == "gemini":
+        ctx.doing(f"GET {h.url}?deep=1 (one real Gemini call)")
+        try:
+            doc = request("GET", h.url + "?deep=1", timeout=CALL_TIMEOUT).body
+        except OSError as exc:
+            return ctx.fail(f"the LLM API did not finish a real call: {exc.strerror or exc}", hint=_hint(str(exc)))
+        via, error = f"through the LLM API ({doc.get('model')})", doc.get("last_error")
+    elif s.gemini_api_key and not h.service_matches:
+        ctx.doing(f"calling Gemini model {s.gemini_model} directly")
+        via, error = f"directly ({s.gemini_model})", _direct_call(s)
+    else:
+        return ctx.skip("no Gemini key in use: nothing to call")
+    if error:
+        return ctx.fail(f"a minimal real call {via} failed: {error}", hint=_hint(error))
+    return ctx.ok(f"a minimal real call {via} succeeded (key {mask_secret(s.gemini_api_key)})")

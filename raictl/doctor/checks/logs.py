@@ -1,0 +1,48 @@
+"""Log checks: the recent lines of each `<home>/logs/NAME.log` scanned for known failure signatures.
+
+Findings since the service's last start (the supervisor's `[raictl …] started pid N` line) fail;
+findings from earlier runs still in the tail only warn: they may already be fixed.
+"""
+
+from __future__ import annotations
+
+from raictl.doctor.registry import check
+from raictl.doctor.signatures import scan
+from raictl.supervisor.spec import BUILTINS
+
+TAIL_LINES = 400
+START_MARK = "] started pid "
+
+
+def split_runs(lines: list[str]) -> tuple[list[str], list[str], int]:
+    """(lines before the last start, lines since it, the index where the current run starts)."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("[raictl ") and START_MARK in line]
+    cut = starts[-1] if starts else 0
+    return lines[:cut], lines[cut:], cut
+
+
+def _log_check(name: str):
+    def run(ctx):
+        from raictl.supervisor.logs import log_path, tail
+
+        path = log_path(ctx.settings.logs_dir, name)
+        ctx.doing(f"reading {path}")
+        lines = tail(path, TAIL_LINES)
+        if not lines:
+            return ctx.skip(f"{path} is empty or missing")
+        earlier, current, cut = split_runs(lines)
+        now, before = scan(current), scan(earlier)
+        details = [f"{path}:~{f.line_no + cut}: {f.describe()}  | {f.text[:160]}" for f in now]
+        details += [f"(earlier run) {f.describe()}  | {f.text[:160]}" for f in before]
+        if now:
+            more = f" (and {len(now) - 1} more, -v)" if len(now) > 1 else ""
+            return ctx.fail(f"{now[-1].describe()}{more}", hint=now[-1].signature.hint, details=details)
+        if before:
+            return ctx.warn(f"in an earlier run: {before[-1].describe()}", hint=before[-1].signature.hint,
+                            details=details)
+        return ctx.ok(f"no known failure in the last {len(lines)} lines of {path.name}")
+    return run
+
+
+for _name in BUILTINS:
+    check(f"logs.{_name}", f"{_name} log free of known failures")(_log_check(_name))

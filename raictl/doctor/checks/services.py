@@ -1,0 +1,164 @@
+"""Per-service checks: running, who holds the port, each loopback, `localhost`, health (log steps 0-5, 12, 26).
+
+For each built-in service NAME: `NAME.running`, `NAME.port`, `NAME.listen.ipv4`, `NAME.listen.ipv6`,
+`NAME.localhost`, `NAME.health`. A refused address is explained by the binding that causes it:
+`0.0.0.0` takes no IPv6 (the log's `ECONNREFUSED ::1:6102`), `::` under waitress takes no IPv4.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+
+from raictl.doctor import observe
+from raictl.doctor.checks.host import localhost_addresses
+from raictl.doctor.registry import check
+from raictl.supervisor.spec import BUILTINS
+
+HOSTS_VAR = {"llm_api": "LLM_API_HOSTS", "rai_api": "RAI_API_HOSTS"}
+PORT_VAR = {"llm_api": "LLM_API_PORT", "rai_api": "RAI_API_PORT"}
+
+
+def _exit_text(status) -> str:
+    last = status.last_exit
+    if last is None:
+        return ""
+    when = time.strftime("%H:%M:%S", time.localtime(last.at)) if last.at else "?"
+    return f"; last exit: {last.describe()} at {when}"
+
+
+def running(ctx, name: str):
+    st = observe.status(ctx, name)
+    tail = _exit_text(st)
+    if st.state == "running":
+        summary = f"running, pid {st.pid}, up {st.uptime_s:.0f} s, {st.restarts} restarts{tail}"
+        if st.restarts or (st.last_exit and st.last_exit.signal):
+            return ctx.warn(summary, hint=f"`raictl logs {name}` shows why it exited")
+        return ctx.ok(summary)
+    if st.state in ("starting", "backoff"):
+        return ctx.fail(f"{st.state}: crashed and being restarted ({st.restarts} restarts){tail}",
+                        hint=f"`raictl logs {name}` shows why; see logs.{name}", details=st.log_tail or ())
+    if st.state == "fatal":
+        return ctx.fail(f"gave up after repeated crashes: {st.reason or 'see its log'}{tail}",
+                        hint=f"fix the cause (`raictl logs {name}`), then `raictl restart {name}`",
+                        details=st.log_tail or ())
+    health = observe.health(ctx, name)
+    if health.answered and health.service_matches:
+        return ctx.warn(f"not started by raictl, yet {health.url} answers as {observe.SERVICE_NAMES[name]}",
+                        hint="stop the process started by hand (see " + f"{name}.port), then `raictl up {name}`")
+    return ctx.fail(f"not running{tail}", hint=f"raictl up {name}")
+
+
+def _ours(st, pid: int | None) -> bool:
+    if st is None or st.pid is None or pid is None:
+        return False
+    try:
+        return pid == st.pid or pid in {p.pid for p in psutil.Process(st.pid).children(recursive=True)}
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def port(ctx, name: str):
+    svc, st = observe.spec(ctx, name), observe.status(ctx, name)
+    held = [(h, observe.owner(ctx, h, svc.port)) for h in svc.hosts]
+    foreign = [(h, o) for h, o in held if o is not None and not _ours(st, o.pid)]
+    if not foreign:
+        taken = [h for h, o in held if o is not None]
+        return ctx.ok(f"port {svc.port} is held by raictl's {name}" if taken else f"port {svc.port} is free")
+    host, who = foreign[0]
+    health = observe.health(ctx, name)
+    if health.service_matches and st.state != "running":
+        return ctx.warn(f"port {svc.port} is held by {who.describe()}, a {name} not started by raictl",
+                        hint=f"stop it (kill {who.pid}), then `raictl up {name}`")
+    return ctx.fail(f"port {svc.port} on {host} is held by {who.describe()}, not by raictl's {name}",
+                    hint=f"stop that process (kill {who.pid}) or move {name} with {PORT_VAR[name]}")
+
+
+def explain_refusal(host: str, bound: list[str]) -> str:
+    """Why `host` refuses while the port is bound elsewhere: name the binding that causes it."""
+    if not bound:
+        return "nothing listens on the port"
+    if ":" in host and "0.0.0.0" in bound:
+        return "it listens on 0.0.0.0, which takes IPv4 only (the log's ECONNREFUSED ::1)"
+    if ":" not in host and "::" in bound:
+        return "it listens on [::] with IPV6_V6ONLY (waitress sets it), which refuses IPv4"
+    return f"it listens only on {', '.join(bound)}"
+
+
+def not_running(ctx, name: str):
+    """A skip Result when the service is stopped and nothing at all listens on its port, else None."""
+    svc = observe.spec(ctx, name)
+    if observe.status(ctx, name).state == "stopped" and not observe.bindings(ctx, svc.port):
+        return ctx.skip(f"{name} is not running (see {name}.running)")
+    return None
+
+
+def listen(ctx, name: str, host: str):
+    svc = observe.spec(ctx, name)
+    if not_running(ctx, name):
+        return not_running(ctx, name)
+    if host not in svc.hosts:
+        return ctx.skip(f"{host} is not in {HOSTS_VAR[name]} ({','.join(svc.hosts)})")
+    probe = observe.listen(ctx, host, svc.port)
+    shown = f"[{host}]:{svc.port}" if ":" in host else f"{host}:{svc.port}"
+    if probe.ok:
+        return ctx.ok(f"{shown} accepts")
+    bound = observe.bindings(ctx, svc.port)
+    return ctx.fail(f"{shown} refuses ({probe.detail}): {explain_refusal(host, bound)}",
+                    hint=f"bind both loopbacks explicitly: {HOSTS_VAR[name]}=127.0.0.1,::1, then "
+                         f"`raictl restart {name}`")
+
+
+def localhost(ctx, name: str):
+    svc = observe.spec(ctx, name)
+    if not_running(ctx, name):
+        return not_running(ctx, name)
+    order = localhost_addresses(svc.port)
+    if not order:
+        return ctx.fail("localhost does not resolve", hint="see host.localhost")
+    probes = [(addr, observe.listen(ctx, addr, svc.port)) for addr in order]
+    refused = [(a, p) for a, p in probes if not p.ok]
+    if len(refused) == len(probes):
+        return ctx.fail(f"http://localhost:{svc.port} is refused on every address ({', '.join(order)})",
+                        hint=f"see {name}.running and {name}.listen.*")
+    if not refused:
+        return ctx.ok(f"http://localhost:{svc.port} works: {', '.join(order)} all accept")
+    addr = refused[0][0]
+    why = explain_refusal(addr, observe.bindings(ctx, svc.port))
+    shown = f"ECONNREFUSED {addr}:{svc.port}"
+    fix = f"bind both loopbacks: {HOSTS_VAR[name]}=127.0.0.1,::1"
+    if addr == order[0]:
+        return ctx.fail(f"a client of http://localhost:{svc.port} tries {addr} first and gets {shown}: {why}",
+                        hint=fix)
+    return ctx.warn(f"a client of http://localhost:{svc.port} that picks {addr} gets {shown}: {why}", hint=fix)
+
+
+def health_check(ctx, name: str):
+    h = observe.health(ctx, name)
+    expected = observe.SERVICE_NAMES[name]
+    if not h.answered:
+        if not_running(ctx, name):
+            return not_running(ctx, name)
+        return ctx.fail(f"{h.url or name}: {h.error}",
+                        hint=f"the process on the port is hung or is not {name}: see {name}.port, "
+                             f"`raictl restart {name}`")
+    if not h.doc:
+        return ctx.fail(f"{h.url} answers HTTP {h.status} but not JSON: not raictl's {name}",
+                        hint=f"see {name}.port for the process holding the port")
+    if not h.service_matches:
+        return ctx.fail(f"{h.url} answers as {h.doc.get('service')!r}, not {expected!r}: the ports are crossed",
+                        hint=f"check {PORT_VAR[name]} against the other service's port")
+    fields = ", ".join(f"{k}={v}" for k, v in h.doc.items() if k not in ("service",) and v is not None)
+    if h.status != 200 or h.doc.get("status") != "ok":
+        return ctx.warn(f"HTTP {h.status} in {h.latency_ms} ms: {fields}", hint=f"see the checks below and logs.{name}")
+    return ctx.ok(f"HTTP 200 in {h.latency_ms} ms: {fields}")
+
+
+for _name in BUILTINS:
+    check(f"{_name}.running", f"{_name} running")(lambda ctx, n=_name: running(ctx, n))
+    check(f"{_name}.port", f"{_name} port held by raictl")(lambda ctx, n=_name: port(ctx, n))
+    check(f"{_name}.listen.ipv4", f"{_name} listens on 127.0.0.1")(lambda ctx, n=_name: listen(ctx, n, "127.0.0.1"))
+    check(f"{_name}.listen.ipv6", f"{_name} listens on ::1")(lambda ctx, n=_name: listen(ctx, n, "::1"))
+    check(f"{_name}.localhost", f"{_name} reachable as localhost")(lambda ctx, n=_name: localhost(ctx, n))
+    check(f"{_name}.health", f"{_name} health answers")(lambda ctx, n=_name: health_check(ctx, n))

@@ -1,0 +1,110 @@
+"""Safe fixes, run only with `raictl doctor --fix`, each listed before it runs.
+
+- `NAME.running`: start a stopped service, restart a crashed one (through the supervisor, as `raictl up`).
+- `db.revision`, `db.schema`: `raictl migrate --repair` (additive, backup first; asks unless --yes).
+- `config.env_file`: write a commented `.env` template where raictl reads it (never overwrites one).
+A fix returns one line saying what it did, or raises RaictlError.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from raictl.doctor.registry import FIXES, Fix, Result, fix
+from raictl.errors import RaictlError
+from raictl.settings import DOTENV_NAME, Settings
+from raictl.supervisor.spec import BUILTINS
+
+
+@dataclass(frozen=True)
+class PlannedFix:
+    fix: Fix
+    result: Result
+
+
+def plan_fixes(results: list[Result]) -> list[PlannedFix]:
+    """The fixes that apply to these results, one per distinct fix (two checks may share one)."""
+    planned, seen = [], set()
+    for result in results:
+        candidate = FIXES.get(result.id)
+        if candidate and result.status in candidate.when and candidate.title not in seen:
+            seen.add(candidate.title)
+            planned.append(PlannedFix(candidate, result))
+    return planned
+
+
+def apply_fix(planned: PlannedFix, settings: Settings) -> str:
+    """Run one fix; what it did, in one line (RaictlError when it could not)."""
+    return planned.fix.apply(settings, planned.result)
+
+
+def _service_fix(name: str):
+    def run(settings: Settings, result: Result) -> str:
+        from raictl.supervisor import control
+        from raictl.supervisor.status import service_statuses
+
+        state = next((s.state for s in service_statuses(settings) if s.name == name), "stopped")
+        action = control.restart if state in ("backoff", "fatal", "starting") else control.up
+        outcome = action(settings, [name])
+        if not outcome.ok:
+            failure = outcome.failures[0]
+            raise RaictlError(f"{name} did not start: {failure.reason}", hint=failure.hint)
+        return f"{'restarted' if action is control.restart else 'started'} {name}"
+    return run
+
+
+for _name in BUILTINS:
+    fix(f"{_name}.running", f"start or restart {_name} (raictl up {_name})")(_service_fix(_name))
+
+
+def repair_database(settings: Settings, result: Result) -> str:
+    from raictl.migrate import apply_plan, plan_repair
+
+    plan = plan_repair(settings.database_url)
+    if plan.refused:
+        raise RaictlError(f"the repair refuses: {plan.refused[0]}", hint="raictl migrate --repair --dry-run")
+    outcome = apply_plan(plan, settings.home)
+    done = "; ".join(a.detail for a in outcome.actions) or "nothing to do"
+    backup = f" (backup: {outcome.backup})" if outcome.backup else ""
+    return f"database repaired: {done}{backup}"
+
+
+fix("db.revision", "repair the database (raictl migrate --repair)", confirm=True)(repair_database)
+fix("db.schema", "repair the database (raictl migrate --repair)", confirm=True)(repair_database)
+
+
+ENV_TEMPLATE = """\
+# raictl settings (read by raictl, the LLM API and the RAI API). A variable already set in the
+# environment wins over this file. Uncomment what you need; README.md ("Settings") lists them all.
+
+# Gemini: with a key, LLM_ENGINE=auto uses Gemini; without one, the mock engine answers.
+# GEMINI_API_KEY=
+# GEMINI_MODEL=gemini-2.5-flash
+# LLM_ENGINE=auto
+
+# Database (default: SQLite in the state folder). MySQL/MariaDB:
+# RAI_DATABASE_URL=mysql+pymysql://user:password@127.0.0.1/rai
+
+# Ports. Addresses must be IP literals; keep both loopbacks so `localhost` works either way.
+# RAI_API_PORT=6102
+# RAI_API_HOSTS=127.0.0.1,::1
+# LLM_API_PORT=6301
+# LLM_API_HOSTS=127.0.0.1,::1
+"""
+
+
+def write_env_template(settings: Settings, result: Result) -> str:
+    from raictl.doctor.checks.config import dotenv_base
+
+    path = dotenv_base(settings) / DOTENV_NAME
+    try:  # 0600 and never over an existing file: it is where a key will go
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise RaictlError(f"{path} already exists; not overwritten") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(ENV_TEMPLATE)
+    return f"wrote a commented template to {path} (mode 0600)"
+
+
+fix("config.env_file", "write a commented .env template", when=("skip",))(write_env_template)

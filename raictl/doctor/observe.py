@@ -1,0 +1,116 @@
+"""Observations several checks share, each made once per doctor run (memoised on the Context).
+
+They reuse the supervisor's own probes (`probe_listen`, `port_owner`, `service_statuses`) and the
+RAI API client's `request`, so doctor sees exactly what `raictl status` and `raictl chat` see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+HEALTH_TIMEOUT = 1.5
+SERVICE_NAMES = {"llm_api": "llm-api", "rai_api": "rai-chat-api"}
+
+
+@dataclass(frozen=True)
+class Health:
+    """What GET /api/health on a service's first accepting address gave."""
+
+    name: str
+    url: str | None
+    status: int | None = None
+    body: Any = None
+    error: str | None = None
+    latency_ms: int | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.status is not None
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        return self.body if isinstance(self.body, dict) else {}
+
+    @property
+    def service_matches(self) -> bool:
+        return self.doc.get("service") == SERVICE_NAMES.get(self.name)
+
+
+def specs(ctx) -> dict[str, Any]:
+    from raictl.supervisor.spec import all_specs
+
+    return ctx.memo("specs", lambda: {s.name: s for s in all_specs(ctx.settings)}, "reading the service specs")
+
+
+def spec(ctx, name: str):
+    return specs(ctx).get(name)
+
+
+def statuses(ctx) -> dict[str, Any]:
+    from raictl.supervisor.status import service_statuses
+
+    return ctx.memo("statuses", lambda: {s.name: s for s in service_statuses(ctx.settings)},
+                    "reading the supervisor's state and probing every service")
+
+
+def status(ctx, name: str):
+    return statuses(ctx).get(name)
+
+
+def listen(ctx, host: str, port: int):
+    from raictl.supervisor.probes import probe_listen
+
+    return ctx.memo(f"listen:{host}:{port}", lambda: probe_listen(host, port), f"connecting to {host} port {port}")
+
+
+def owner(ctx, host: str, port: int):
+    from raictl.supervisor.probes import port_owner
+
+    return ctx.memo(f"owner:{host}:{port}", lambda: port_owner(host, port), f"finding who holds {host} port {port}")
+
+
+def bindings(ctx, port: int) -> list[str]:
+    """The local addresses sockets listen on for `port` (`0.0.0.0`, `::`, `127.0.0.1`, ...)."""
+    import psutil
+
+    def read() -> list[str]:
+        try:
+            conns = psutil.net_connections(kind="tcp")
+        except psutil.AccessDenied:
+            return []
+        return sorted({c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN and c.laddr
+                       and c.laddr.port == port})
+    return ctx.memo(f"bindings:{port}", read, f"listing the sockets listening on port {port}")
+
+
+def _fetch_health(ctx, name: str) -> Health:
+    from raictl.chat import request
+    from raictl.settings import base_url
+
+    svc = spec(ctx, name)
+    accepting = [h for h in svc.hosts if listen(ctx, h, svc.port).ok] if svc and svc.port else []
+    if not accepting:
+        return Health(name, None, error="nothing accepts on its addresses")
+    url = base_url(accepting[0], svc.port) + (svc.health or "/api/health")
+    ctx.doing(f"GET {url}")
+    import time
+
+    start = time.perf_counter()
+    try:
+        reply = request("GET", url, timeout=HEALTH_TIMEOUT)
+    except TimeoutError:
+        return Health(name, url, error=f"accepted the connection but sent no answer within {HEALTH_TIMEOUT:g} s")
+    except OSError as exc:
+        return Health(name, url, error=exc.strerror or str(exc))
+    return Health(name, url, reply.status, reply.body, latency_ms=int((time.perf_counter() - start) * 1000))
+
+
+def health(ctx, name: str) -> Health:
+    return ctx.memo(f"health:{name}", lambda: _fetch_health(ctx, name), f"asking {name} for its health")
+
+
+def pythonpath(svc, settings) -> str:
+    from raictl.supervisor.process import launch_env
+
+    return launch_env(svc, settings).get("PYTHONPATH", "")

@@ -1,0 +1,81 @@
+"""Running checks: all at once on daemon threads, each with its own deadline, results in stable order.
+
+A check that hangs (a port that accepts and never answers, an unreachable database) is reported as
+failed with the step it was in when its deadline passed; its thread is a daemon, so it can never keep
+doctor from exiting. A check that raises is reported as failed with the exception, not a traceback.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from raictl.doctor.context import CheckContext, Context
+from raictl.doctor.registry import Check, Result, select
+from raictl.errors import RaictlError
+from raictl.settings import Settings, load_settings
+
+
+@dataclass
+class _Job:
+    check: Check
+    view: CheckContext
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Result | None = None
+    started: float = 0.0
+    finished: float = 0.0
+
+
+def make_context(settings: Settings | None = None, loader: Callable[[], Settings] = load_settings) -> Context:
+    """A Context holding the settings, or the RaictlError that kept them from loading."""
+    if settings is not None:
+        return Context(settings)
+    try:
+        return Context(loader())
+    except RaictlError as exc:
+        return Context(None, exc)
+
+
+def _run(job: _Job) -> None:
+    job.started = time.monotonic()
+    try:
+        job.result = job.check.run(job.view)
+    except RaictlError as exc:  # an understood failure of what the check talks to
+        job.result = job.view.fail(f"{exc.message} (while {job.view.step})", hint=exc.hint)
+    except Exception as exc:  # noqa: BLE001 - a crashed check is a finding, shown as such
+        job.result = job.view.fail(f"the check crashed while {job.view.step}: {type(exc).__name__}: {exc}",
+                                   hint="this is a bug in the check; run with RAICTL_DEBUG=1 and report it")
+    finally:
+        job.finished = time.monotonic()
+        job.done.set()
+
+
+def _collect(job: _Job, start: float) -> Result:
+    """The job's result, or a failure naming the step it was stuck in when its deadline passed."""
+    deadline = start + job.check.timeout
+    if not job.done.wait(max(0.0, deadline - time.monotonic())):
+        return job.view.fail(f"timed out after {job.check.timeout:g} s while {job.view.step}",
+                             hint="something it talks to accepts connections but never answers; "
+                                  "see the other findings").timed(job.check.title, int(job.check.timeout * 1000))
+    duration = int((job.finished - job.started) * 1000)
+    return job.result.timed(job.check.title, duration)
+
+
+def run_checks(selectors: Sequence[str] | None = None, context: Context | None = None,
+               checks: Sequence[Check] | None = None) -> list[Result]:
+    """Run the selected checks in parallel; results in registration order."""
+    import raictl.doctor.checks  # noqa: F401 - registers the built-in checks
+
+    context = context or make_context()
+    chosen = list(checks) if checks is not None else select(list(selectors or ()))
+    jobs = [_Job(c, CheckContext(context, c.id)) for c in chosen]
+    start = time.monotonic()
+    for job in jobs:
+        if job.check.needs_settings and context.settings is None:
+            job.result = job.view.skip("settings did not load (see config.settings)")
+            job.done.set()
+            continue
+        threading.Thread(target=_run, args=(job,), name=f"doctor:{job.check.id}", daemon=True).start()
+    return [_collect(job, start) for job in jobs]
