@@ -301,10 +301,10 @@ def test_odd_bodies_get_a_4xx_with_a_reason(client, path, body):
 
 # --- health and outages -----------------------------------------------------------------------
 
-def test_health_checks_database_schema_and_llm(client):
+def test_health_checks_database_schema_and_llm(client, llm_api):
     body = client.get("/api/health").json
     assert body == {"status": "ok", "service": "rai-chat-api", "database_status": "ok", "schema": "ok",
-                    "llm_status": "ok", "llm_engine": "mock"}
+                    "llm_status": "ok", "llm_engine": "mock", "llm_url": llm_api.url("")}
 
 
 def test_llm_api_down_is_503_with_the_reason(db_url):

@@ -54,12 +54,14 @@ def check_database(db: Database) -> dict[str, str]:
 
 def check_llm(llm: LlmClient) -> dict[str, Any]:
     """{"llm_status": ok|degraded|unreachable, "llm_engine": str|None} from the LLM API's own health."""
+    # llm_url: which LLM API this process calls, so `raictl doctor` (wiring.live) can compare it
+    # with the LLM API that actually runs (the troubleshooting log's 6001/6201/6301 mix-up).
     try:
         health = llm.health()
     except LlmUnavailable as exc:
-        return {"llm_status": "unreachable", "llm_engine": None, "llm_detail": str(exc)}
+        return {"llm_status": "unreachable", "llm_engine": None, "llm_url": llm.base_url, "llm_detail": str(exc)}
     status = health.get("status") if health.get("status") in ("ok", "degraded") else "degraded"
-    return {"llm_status": status, "llm_engine": health.get("engine")}
+    return {"llm_status": status, "llm_engine": health.get("engine"), "llm_url": llm.base_url}
 
 
 class HealthReport:
