@@ -159,9 +159,24 @@ def down_result(result) -> None:
         out.print(f"[dim]■[/] {name} stopped{forced}")
 
 
+def _paint(text: str, colour: str | None, tty: bool) -> str:
+    if not tty or not colour:
+        return text
+    import typer
+
+    return typer.style(text, dim=True) if colour == "dim" else typer.style(text, fg=colour)
+
+
 def _listen_text(status) -> str:
-    return " ".join(("[green]" if l.ok else "[red]") + (f"[{l.host}]" if ":" in l.host else l.host)
-                    + f":{l.port}[/]" for l in status.listen) or "-"
+    if not status.listen:
+        return "-"
+    hosts = ", ".join(f"{l.host} {'✓' if l.ok else '✗'}" for l in status.listen)
+    return f"{status.listen[0].port}: {hosts}"
+
+
+def _health_text(status) -> str:
+    latency = f" {status.health.latency_ms:g} ms" if status.health.latency_ms is not None else ""
+    return status.health.detail + latency
 
 
 def _last_exit_text(status) -> str:
@@ -173,32 +188,44 @@ def _last_exit_text(status) -> str:
     return f"{status.last_exit.describe()} at {at}"
 
 
+STATUS_COLUMNS = ("service", "state", "pid", "uptime", "restarts", "listen", "health", "last exit")
+
+
+def _status_rows(view) -> list[tuple[list[str], list[str | None]]]:
+    rows = []
+    for s in view.services:
+        cells = [s.name, s.state, str(s.pid or "-"), _uptime(s.uptime_s), str(s.restarts), _listen_text(s),
+                 _health_text(s), _last_exit_text(s)]
+        listen_ok = all(l.ok for l in s.listen)
+        colours = [None, STATE_STYLE[s.state], None, None, "yellow" if s.restarts else None,
+                   None if listen_ok or s.pid is None else "red",
+                   "green" if s.health.ok else ("red" if s.pid else "dim"), None]
+        rows.append((cells, colours))
+    return rows
+
+
 def service_status(view, as_json: bool) -> None:
-    """`raictl status`: a table (or the DESIGN.md JSON document)."""
+    """`raictl status`: a plain aligned table (coloured on a terminal), or the DESIGN.md JSON document.
+
+    Plain text rather than a rich table: status must be quick to start, and readable when piped."""
     if as_json:
         print_json({"services": [s.to_dict() for s in view.services],
                     "supervisor": {"running": view.supervisor_pid is not None, "pid": view.supervisor_pid}})
         return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("service", "state", "pid", "uptime", "restarts", "listen", "health", "last exit"):
-        table.add_column(column)
-    for s in view.services:
-        health = ("[green]" if s.health.ok else "[red]") + s.health.detail + "[/]"
-        if s.health.latency_ms is not None:
-            health += f" [dim]{s.health.latency_ms:g} ms[/]"
-        table.add_row(s.name, f"[{STATE_STYLE[s.state]}]{s.state}[/]", str(s.pid or "-"),
-                      _uptime(s.uptime_s), str(s.restarts), _listen_text(s), health, _last_exit_text(s))
-    out = console()
-    out.print(table)
+    tty = sys.stdout.isatty()
+    rows = _status_rows(view)
+    widths = [max(len(c) for c in column) for column in zip(STATUS_COLUMNS, *(cells for cells, _ in rows))]
+    lines = ["  ".join(_paint(h.ljust(w), "dim", tty) for h, w in zip(STATUS_COLUMNS, widths)).rstrip()]
+    for cells, colours in rows:
+        lines.append("  ".join(_paint(c.ljust(w), k, tty) for c, w, k in zip(cells, widths, colours)).rstrip())
     if view.supervisor_pid is None and any(s.pid for s in view.services):
-        out.print("[yellow]the supervisor process is gone: nothing restarts these; `raictl up` adopts them[/]")
+        lines.append(_paint("the supervisor process is gone: nothing restarts these; `raictl up` adopts them",
+                            "yellow", tty))
     for s in view.services:
         if s.state == "fatal" and s.log_tail:
-            out.print(f"[red]{s.name} is fatal[/] ({s.reason}); last lines of its log:")
-            for line in s.log_tail[-10:]:
-                out.out(f"  {line}", highlight=False)
+            lines.append(_paint(f"{s.name} is fatal ({s.reason}); last lines of its log:", "red", tty))
+            lines += [f"  {line}" for line in s.log_tail[-10:]]
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def _uptime(seconds: float | None) -> str:
