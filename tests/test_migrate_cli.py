@@ -1,0 +1,115 @@
+"""`raictl migrate` through the real console script, and the incident's end: the old user logs in and chats."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+
+from migrations import alembic_config
+from raictl.settings import load_settings
+from services.rai_api.app import create_app
+from tests.migrate_support import UNKNOWN, differences_from_models, dump, rows, sql, the_incident
+from tests.support import ServiceProcess, free_port, service_env
+
+HEAD = "0002_remembered_facts"
+RAICTL = str(Path(sys.executable).with_name("raictl"))
+
+
+def raictl(url, *args, stdin=subprocess.DEVNULL):
+    """Run the installed `raictl` with RAI_DATABASE_URL=url; stdin is not a terminal."""
+    env = dict(os.environ, RAI_DATABASE_URL=url)
+    done = subprocess.run([RAICTL, *args], env=env, stdin=stdin, capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def test_migrate_refuses_the_incident_with_one_line_and_the_hint(db_url):
+    the_incident(db_url)
+    done = raictl(db_url, "migrate")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: alembic_version holds revision '{UNKNOWN}', which is not among the migration scripts",
+        "hint: raictl migrate --repair"]
+
+
+def test_repair_without_a_terminal_needs_yes_and_changes_nothing(db_url):
+    the_incident(db_url)
+    before = dump(db_url)
+    done = raictl(db_url, "migrate", "--repair")
+    assert done.returncode == 1 and "stdin is not a terminal" in done.stderr and "--yes" in done.stderr
+    assert dump(db_url) == before
+
+
+def test_dry_run_json_then_repair_json_then_nothing_to_do(db_url):
+    the_incident(db_url)
+    before = dump(db_url)
+    planned = json.loads(raictl(db_url, "migrate", "--repair", "--dry-run", "--json").stdout)
+    assert set(planned) == {"before", "after", "actions", "refused", "extras", "backup", "dry_run"}
+    assert (planned["before"], planned["after"], planned["dry_run"], planned["backup"]) == (UNKNOWN, UNKNOWN, True, None)
+    assert [set(a) for a in planned["actions"]] == [{"kind", "detail", "sql"}] * 2
+    assert dump(db_url) == before
+
+    done = raictl(db_url, "migrate", "--repair", "--yes", "--json")
+    applied = json.loads(done.stdout)
+    assert done.returncode == 0 and (applied["before"], applied["after"], applied["dry_run"]) == (UNKNOWN, HEAD, False)
+    assert applied["actions"] == planned["actions"] and Path(applied["backup"]).is_file()
+    assert differences_from_models(db_url) == []
+
+    again = raictl(db_url, "migrate", "--repair")
+    assert again.returncode == 0 and "nothing to do" in again.stdout and f"after: {HEAD}" in again.stdout
+
+
+def test_plain_migrate_upgrades_and_prints_before_and_after(db_url):
+    command.upgrade(alembic_config(db_url), "0001_initial")
+    done = raictl(db_url, "migrate")
+    assert done.returncode == 0, done.stderr
+    assert "before: 0001_initial" in done.stdout and f"after: {HEAD}" in done.stdout
+    assert "ADD COLUMN remembered_facts" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def llm_api(tmp_path_factory):
+    home = tmp_path_factory.mktemp("llm_api")
+    port = free_port()
+    env = service_env(home, LLM_ENGINE="mock", LLM_API_PORT=str(port), LLM_API_HOSTS="127.0.0.1")
+    service = ServiceProcess("services.llm_api", port, env, hosts=("127.0.0.1",), log=home / "llm_api.log")
+    yield service.start()
+    service.stop()
+
+
+def _login(url, llm_api, password="correct horse"):
+    app = create_app(load_settings(database_url=url, llm_api_url=llm_api.url("")))
+    try:
+        client = app.test_client()
+        response = client.post("/api/auth/login", json={"username": "before", "password": password})
+        if response.status_code != 200:
+            return response.status_code, response.json
+        headers = {"Authorization": f"Bearer {response.json['access_token']}"}
+        chat = client.post("/api/chat", json={"message": "remember that I like tea"}, headers=headers)
+        return chat.status_code, chat.json
+    finally:
+        app.extensions["rai_db"].dispose()
+
+
+def test_after_the_repair_a_user_from_before_logs_in_and_chats(db_url, llm_api):
+    """The log's step 29 end to end: an account made through the API, then the incident, then the repair."""
+    command.upgrade(alembic_config(db_url), "head")
+    app = create_app(load_settings(database_url=db_url, llm_api_url=llm_api.url("")))
+    assert app.test_client().post("/api/auth/register", json={"username": "before",
+                                                              "password": "correct horse"}).status_code == 201
+    app.extensions["rai_db"].dispose()
+    command.downgrade(alembic_config(db_url), "0001_initial")
+    sql(db_url, f"UPDATE alembic_version SET version_num = '{UNKNOWN}'")
+    status, body = _login(db_url, llm_api)  # the incident's symptom: every login fails on the missing column
+    assert status == 503 and "remembered_facts" in body["message"], body
+
+    assert raictl(db_url, "migrate", "--repair", "--yes").returncode == 0
+    status, body = _login(db_url, llm_api)
+    assert status == 200 and body["status"] == "success", body
+    assert "tea" in str(rows(db_url, "users", "remembered_facts"))  # the repaired column is in use
