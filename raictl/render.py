@@ -38,11 +38,12 @@ def chat_reply(response: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def chat_engine_note(engine: str | None) -> None:
+def chat_engine_note(engine: str | None, chosen: bool = False) -> None:
     """Once per chat: say so when replies come from the mock engine rather than a model."""
     if engine != "mock":
         return
-    text = ("note: replies come from the mock engine because no Gemini key is set "
+    text = ("note: replies come from the mock engine because LLM_ENGINE=mock is set" if chosen else
+            "note: replies come from the mock engine because no Gemini key is set "
             "(set GEMINI_API_KEY and run `raictl restart`)")
     # Plain ANSI rather than rich: a one-shot `raictl chat "hi"` should not pay rich's import for one line.
     sys.stderr.write(f"\x1b[2m{text}\x1b[0m\n" if sys.stderr.isatty() else text + "\n")

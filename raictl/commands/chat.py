@@ -39,7 +39,7 @@ def chat(
         raise RaictlError("the message is empty", hint='e.g. raictl chat "hello"', exit_code=2)
     client = _client()
     session_id = core.start_session(client, continue_, session)
-    render.chat_engine_note(client.engine)
+    render.chat_engine_note(client.engine, chosen=client.settings.llm_engine == "mock")
     if message is None:
         raise typer.Exit(_repl(client, session_id))
     response = client.chat(message, session_id)
