@@ -1,0 +1,120 @@
+"""The troubleshooting log's incident repaired on a MariaDB `users` table of 1,000,000 rows.
+
+Builds revision 1's schema in a throwaway database on the server (loopback only), fills `users`
+with N rows (INSERT ... SELECT from MariaDB's SEQUENCE engine), sets alembic_version to the unknown
+revision '3f2724846ff9', then times the whole `raictl migrate --repair` (plan with its scratch-database
+fingerprint, backup, re-stamp, upgrade adding `users.remembered_facts` in place). The peer, measured
+in the same run on the same table: a table-copying `ALTER TABLE ... ADD COLUMN ..., ALGORITHM=COPY`.
+Goal (issue 4): the whole repair under 2 s. The database is dropped at the end.
+
+    python bench/bench_migrate.py [--rows 1000000] [--mysql mysql+pymysql://root@127.0.0.1:3306/test]
+
+Exit code 0 when the goal is met, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import sqlalchemy as sa  # noqa: E402
+from alembic import command  # noqa: E402
+
+from migrations import alembic_config  # noqa: E402
+from raictl.migrate import apply_plan, plan_repair, read_database_state  # noqa: E402
+
+GOAL_S = 2.0
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+UNKNOWN = "3f2724846ff9"
+
+
+def scalar(url: str, statement: str):
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        result = conn.exec_driver_sql(statement)
+        value = result.scalar() if result.returns_rows else None
+    engine.dispose()
+    return value
+
+
+def build_incident(url: str, rows: int) -> None:
+    """Revision 1's schema, `rows` users, and the unknown revision of the log in alembic_version."""
+    command.upgrade(alembic_config(url), "0001_initial")
+    scalar(url, "INSERT INTO users (username, password_hash) "
+                f"SELECT CONCAT('user', seq), 'pbkdf2:bench' FROM seq_1_to_{rows}")
+    scalar(url, f"UPDATE alembic_version SET version_num = '{UNKNOWN}'")
+
+
+def timed_repair(url: str, home: Path) -> tuple[float, float, int]:
+    """(plan seconds, apply seconds, instant ALTERs the server counted) for the whole repair."""
+    instant_before = _status(url, "Innodb_instant_alter_column")
+    start = time.perf_counter()
+    plan = plan_repair(url)
+    planned = time.perf_counter()
+    result = apply_plan(plan, home)
+    done = time.perf_counter()
+    assert result.after == "0002_remembered_facts" and read_database_state(url).state == "ok", result
+    return planned - start, done - planned, _status(url, "Innodb_instant_alter_column") - instant_before
+
+
+def _status(url: str, name: str) -> int:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        value = conn.exec_driver_sql(f"SHOW GLOBAL STATUS LIKE '{name}'").one()[1]
+    engine.dispose()
+    return int(value)
+
+
+def timed_copy_alter(url: str) -> float:
+    """The peer: the same kind of column added by copying the whole table."""
+    start = time.perf_counter()
+    scalar(url, "ALTER TABLE users ADD COLUMN copied_facts JSON NULL, ALGORITHM=COPY")
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--mysql", default=os.environ.get("RAI_TEST_MYSQL_URL",
+                                                          "mysql+pymysql://root@127.0.0.1:3306/test"))
+    args = parser.parse_args()
+    server = sa.make_url(args.mysql)
+    if server.host not in LOOPBACK:
+        sys.exit(f"refusing a non-loopback server {server.host!r}: this bench creates and drops a database")
+    name = f"raictl_bench_{uuid.uuid4().hex[:10]}"
+    url = server.set(database=name).render_as_string(hide_password=False)
+    scalar(args.mysql, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        return run(url, args.rows)
+    finally:
+        scalar(args.mysql, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def run(url: str, rows: int) -> int:
+    started = time.perf_counter()
+    build_incident(url, rows)
+    print(f"incident built: {rows:,} users at revision {UNKNOWN!r} in {time.perf_counter() - started:.1f} s")
+    with tempfile.TemporaryDirectory(prefix="raictl-bench-") as home:
+        plan_s, apply_s, instant = timed_repair(url, Path(home))
+    count = scalar(url, "SELECT COUNT(*) FROM users")
+    copy_s = timed_copy_alter(url)
+    repair_s = plan_s + apply_s
+    print(f"raictl migrate --repair: {repair_s:.3f} s (plan and fingerprint {plan_s:.3f} s, backup and "
+          f"apply {apply_s:.3f} s); instant ALTERs the server counted meanwhile (global): {instant}; rows after: {count:,}")
+    print(f"ALTER TABLE users ADD COLUMN ..., ALGORITHM=COPY: {copy_s:.3f} s")
+    print(f"ratio: the whole repair took {repair_s / copy_s:.3f}x the copying ALTER "
+          f"({copy_s / repair_s:.1f}x faster); goal: repair under {GOAL_S:.0f} s")
+    ok = repair_s < GOAL_S and count == rows
+    print("goal met" if ok else "GOAL MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
