@@ -67,6 +67,10 @@ def test_dry_run_json_then_repair_json_then_nothing_to_do(db_url):
 
 def test_plain_migrate_upgrades_and_prints_before_and_after(db_url):
     command.upgrade(alembic_config(db_url), "0001_initial")
+    before = dump(db_url)
+    planned = json.loads(raictl(db_url, "migrate", "--dry-run", "--json").stdout)
+    assert [a["kind"] for a in planned["actions"]] == ["upgrade"] and "remembered_facts" in planned["actions"][0]["sql"]
+    assert dump(db_url) == before
     done = raictl(db_url, "migrate")
     assert done.returncode == 0, done.stderr
     assert "before: 0001_initial" in done.stdout and f"after: {HEAD}" in done.stdout

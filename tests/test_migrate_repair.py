@@ -101,6 +101,18 @@ def test_a_missing_table_is_created_from_the_models(db_url, tmp_path):
     assert rows(db_url, "chat_sessions", "id, title") == [("s-1", "before the incident")]
 
 
+def test_stamped_at_head_without_the_column_gets_it_added_in_place(db_url, tmp_path):
+    """The other road to the log's error: someone stamped head on revision 1's schema."""
+    command.upgrade(alembic_config(db_url), "0001_initial")
+    seed_rows(db_url)
+    command.stamp(alembic_config(db_url), "head")
+    plan, result = repair(db_url, tmp_path)
+    assert plan.state == "drift" and kinds(plan) == ["add_column"]
+    assert plan.actions[0].sql.startswith("ALTER TABLE users ADD COLUMN remembered_facts JSON")
+    assert plan.actions[0].sql.endswith(", ALGORITHM=INSTANT;") == db_url.startswith("mysql")
+    assert differences_from_models(db_url) == [] and rows(db_url, "users", "username") == [("old",)]
+
+
 def test_half_applied_revision_is_stamped_not_re_run(db_url, tmp_path):
     """Version at 0001, but 0002's column already there (its DDL ran, the stamp did not): stamp 0002 only."""
     command.upgrade(alembic_config(db_url), "head")
