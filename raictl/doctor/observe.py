@@ -64,24 +64,33 @@ def listen(ctx, host: str, port: int):
     return ctx.memo(f"listen:{host}:{port}", lambda: probe_listen(host, port), f"connecting to {host} port {port}")
 
 
-def owner(ctx, host: str, port: int):
-    from raictl.supervisor.probes import port_owner
-
-    return ctx.memo(f"owner:{host}:{port}", lambda: port_owner(host, port), f"finding who holds {host} port {port}")
-
-
-def bindings(ctx, port: int) -> list[str]:
-    """The local addresses sockets listen on for `port` (`0.0.0.0`, `::`, `127.0.0.1`, ...)."""
+def listening(ctx) -> list[tuple[str, int, int | None]]:
+    """(address, port, pid) of every listening TCP socket on this host, read once per run."""
     import psutil
 
-    def read() -> list[str]:
+    def read():
         try:
             conns = psutil.net_connections(kind="tcp")
         except psutil.AccessDenied:
             return []
-        return sorted({c.laddr.ip for c in conns if c.status == psutil.CONN_LISTEN and c.laddr
-                       and c.laddr.port == port})
-    return ctx.memo(f"bindings:{port}", read, f"listing the sockets listening on port {port}")
+        return [(c.laddr.ip, c.laddr.port, c.pid) for c in conns if c.status == psutil.CONN_LISTEN and c.laddr]
+    return ctx.memo("listening", read, "listing the listening sockets")
+
+
+def bindings(ctx, port: int) -> list[str]:
+    """The local addresses sockets listen on for `port` (`0.0.0.0`, `::`, `127.0.0.1`, ...)."""
+    return sorted({ip for ip, p, _ in listening(ctx) if p == port})
+
+
+def owner(ctx, host: str, port: int):
+    """The supervisor's PortOwner of the socket that takes connections for host:port, or None."""
+    from raictl.supervisor.probes import describe_pid
+
+    wildcards = ("::",) if ":" in host else ("0.0.0.0", "::")
+    for ip, p, pid in listening(ctx):
+        if p == port and (ip == host or ip in wildcards or ip == f"::ffff:{host}"):
+            return describe_pid(pid)
+    return None
 
 
 def _fetch_health(ctx, name: str) -> Health:

@@ -1,8 +1,9 @@
 """Database checks: reachable, Alembic revision known and at head, schema versus the models (log step 29:
 `Unknown column 'users.remembered_facts'` and `Can't locate revision 3f2724846ff9`).
 
-The state is read with `raictl.migrate.read_database_state`, which never asks Alembic to resolve a
-revision, so an unknown revision is reported rather than crashing doctor. An SQLite file that does
+The state is read with `services.rai_api.schema.read_state` (as `raictl migrate` does), which never
+asks Alembic to resolve a revision, so an unknown revision is reported rather than crashing doctor;
+one connection, made with a connect timeout, serves all three checks. An SQLite file that does
 not exist yet is not created by doctor.
 """
 
@@ -26,46 +27,39 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
-def _connect(url: str) -> str | None:
-    """None when `SELECT 1` works within CONNECT_TIMEOUT, else the driver's one-line reason."""
+def _read(url: str):
+    """("ok", SchemaState) from one connection made within CONNECT_TIMEOUT, else ("error", reason)."""
     import sqlalchemy as sa
+
+    from services.rai_api.schema import read_state, script_directory
 
     args = {"connect_timeout": CONNECT_TIMEOUT} if url.startswith("mysql") else {}
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=args)
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+            return "ok", read_state(conn, script_directory())
     except sa.exc.SQLAlchemyError as exc:
-        return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return "error", str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
     finally:
         engine.dispose()
-    return None
 
 
-def reachability(ctx) -> tuple[str, str | None]:
-    """("missing" | "ok" | "error", reason), once per run."""
+def database(ctx) -> tuple[str, object]:
+    """("missing" | "error", reason) or ("ok", SchemaState): the database read once per run."""
     url = ctx.settings.database_url
 
     def probe():
         path = sqlite_path(url)
         if path is not None and not path.exists():
             return "missing", f"{path} does not exist yet"
-        error = _connect(url)
-        return ("error", error) if error else ("ok", None)
-    return ctx.memo("db:reach", probe, f"connecting to {mask_url(url)}")
-
-
-def schema_state(ctx):
-    from raictl.migrate import read_database_state
-
-    return ctx.memo("db:state", lambda: read_database_state(ctx.settings.database_url),
-                    f"reading the schema state of {mask_url(ctx.settings.database_url)}")
+        return _read(url)
+    return ctx.memo("db", probe, f"reading the schema state of {mask_url(url)}")
 
 
 @check("db.reachable", "Database reachable", timeout=DB_TIMEOUT)
 def reachable(ctx):
     where = mask_url(ctx.settings.database_url)
-    status, reason = reachability(ctx)
+    status, reason = database(ctx)
     if status == "missing":
         return ctx.ok(f"{reason}: `raictl up` creates it and migrates it to head")
     if status == "error":
@@ -75,7 +69,7 @@ def reachable(ctx):
 
 def _ready(ctx):
     """A skip Result when the database cannot be read, else None."""
-    status, _ = reachability(ctx)
+    status, _ = database(ctx)
     if status == "missing":
         return ctx.skip("the database does not exist yet (see db.reachable)")
     if status == "error":
@@ -88,7 +82,7 @@ def revision(ctx):
     not_ready = _ready(ctx)
     if not_ready:
         return not_ready
-    st = schema_state(ctx)
+    st = database(ctx)[1]
     head = ", ".join(st.heads)
     revs = ", ".join(st.revisions)
     if st.state in ("ok", "drift"):
@@ -110,7 +104,7 @@ def schema(ctx):
     not_ready = _ready(ctx)
     if not_ready:
         return not_ready
-    st = schema_state(ctx)
+    st = database(ctx)[1]
     if st.missing:
         return ctx.fail(f"missing {', '.join(st.missing)} (queries would fail with \"Unknown column\")",
                         hint=REPAIR, details=[f"missing: {m}" for m in st.missing])
