@@ -99,7 +99,7 @@ def logs(service: Annotated[Optional[str], typer.Argument(help="One service (def
     from raictl.supervisor import logs as service_logs
 
     paths = service_logs.log_files(load_settings(), service)
-    width = max(len(n) for n in paths)
+    width = max((len(n) for n in paths), default=0)
     index = {name: i for i, name in enumerate(paths)}
     prefixed = service is None
     for name, line in service_logs.interleave(paths, lines):

@@ -18,7 +18,7 @@ from typing import Callable
 from raictl.errors import RaictlError
 from raictl.settings import Settings
 from raictl.supervisor import logs, probes, process
-from raictl.supervisor.identity import lookup, process_marker
+from raictl.supervisor.identity import ExitInfo, lookup, process_marker
 from raictl.supervisor.spec import ServiceSpec, all_specs, select
 from raictl.supervisor.state import (SupervisorState, read_desired, read_state, supervisor_lock,
                                      write_desired, write_state)
@@ -369,10 +369,17 @@ def down(settings: Settings, names: list[str]) -> DownResult:
         state = read_state(settings.home)
         result.supervisor_gone = lookup(state.supervisor) is None
         if result.supervisor_gone:
-            result.forced = _down_direct(settings, targets, every, state, known)
+            _down_direct(settings, targets, every, state, known)
             desired = read_desired(settings.home)
             write_desired(settings.home, {n: e for n, e in desired.items() if n not in targets})
+        state = read_state(settings.home)
+        result.forced = [n for n in result.stopped if _killed(state, n)]
     return result
+
+
+def _killed(state: SupervisorState, name: str) -> bool:
+    record = state.services.get(name)
+    return bool(record and record.last_exit and record.last_exit.signal == "SIGKILL")
 
 
 def _down_supervised(settings: Settings, targets: list[str], state: SupervisorState) -> None:
@@ -385,28 +392,30 @@ def _down_supervised(settings: Settings, targets: list[str], state: SupervisorSt
         state = read_state(settings.home)
         if lookup(state.supervisor) is None:
             return
-        if not any(lookup(state.services[n].identity) for n in targets if n in state.services):
+        if not any(state.services[n].state in ("running", "starting", "backoff")
+                   for n in targets if n in state.services):  # the loop has recorded each stop
             return
         time.sleep(POLL)
 
 
-def _down_direct(settings, targets, every, state: SupervisorState, known) -> list[str]:
-    """No supervisor: stop from state.json by identity (pid + create time), then sweep markers."""
+def _down_direct(settings, targets, every, state: SupervisorState, known) -> None:
+    """No supervisor: stop from state.json by identity (pid + create time), then sweep markers.
+    Not their parent, we cannot read an exit code: last_exit records the signal that ended them."""
     graces = {s.name: s.grace for s in known}
-    forced = []
     for name in reversed(every):
         record = state.services.get(name)
         if name not in targets or record is None:
             continue
         marker = record.identity.marker if record.identity else None
-        if process.stop(record.identity, marker, graces.get(name, 5.0)):
-            forced.append(name)
+        was_alive = lookup(record.identity) is not None
+        forced = process.stop(record.identity, marker, graces.get(name, 5.0))
+        if was_alive:
+            record.last_exit = ExitInfo(None, "SIGKILL" if forced else "SIGTERM", time.time())
         if record.state in ("running", "starting", "backoff"):
             record.state = "stopped"
         record.identity, record.next_start_at = None, None
     state.supervisor = None
     write_state(settings.home, state)
-    return forced
 
 
 def restart(settings: Settings, names: list[str], timeout: float = 60.0,

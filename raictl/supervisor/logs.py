@@ -129,5 +129,7 @@ def log_files(settings, service: str | None) -> dict[str, Path]:
                                        {s.name for s in specs}]
     if service is not None and service not in names:
         select(specs, [service], with_deps=False)  # raises the usage error naming the known services
-    chosen = [service] if service else names
-    return {name: log_path(settings.logs_dir, name) for name in chosen}
+    if service:
+        return {service: log_path(settings.logs_dir, service)}
+    paths = {name: log_path(settings.logs_dir, name) for name in names}
+    return {name: path for name, path in paths.items() if path.exists()}

@@ -117,7 +117,10 @@ def _status(name, record, proc, supervised, results, has_health) -> ServiceStatu
     # started_at is on the wall clock; psutil's create time drifts from it by up to a second
     since = (record.started_at or record.identity.create_time) if alive else None
     uptime = round(max(0.0, time.time() - since), 1) if alive else None
-    return ServiceStatus(name, live_state(record, alive, supervised), proc.pid if alive else None, uptime,
+    state = live_state(record, alive, supervised)
+    if state == "starting" and health.ok and all(l.ok for l in listen):
+        state = "running"  # ready by the same test the loop uses; it has just not written it yet
+    return ServiceStatus(name, state, proc.pid if alive else None, uptime,
                          record.restarts if record else 0, record.last_exit if record else None,
                          listen, health, record.reason if record else None,
                          record.log_tail if record else None)

@@ -1,0 +1,306 @@
+"""The supervisor end to end: real `raictl` processes supervising tiny real HTTP servers.
+
+Extra services are declared in a raictl.toml in the test's folder, so these tests do not depend
+on the LLM API or the RAI API; one test at the end runs the two real built-in services.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.support import free_port, wait_until
+
+SERVER = """
+import http.server, os, socket, threading
+{prelude}
+port = int(os.environ["PORT"])
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/api/health" else 404)
+        self.end_headers()
+        self.wfile.write(b'{{"status": "ok"}}')
+    def log_message(self, *args):
+        pass
+class V6(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+servers = [http.server.ThreadingHTTPServer(("127.0.0.1", port), Health), V6(("::1", port), Health)]
+print("serving on", port, flush=True)
+threading.Thread(target=servers[1].serve_forever, daemon=True).start()
+servers[0].serve_forever()
+"""
+IGNORE_TERM = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)"
+GRANDCHILD = """import subprocess, sys
+grandchild = subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); time.sleep(600)"])
+open(os.environ["GRANDCHILD_FILE"], "w").write(str(grandchild.pid))"""
+CRASH = 'import sys; print("boom: the widget is missing", flush=True); sys.exit(3)'
+
+
+def service_table(name: str, script: str, port: int | None = None, **keys) -> str:
+    lines = [f"[services.{name}]", f"command = ['python', '-c', '''{textwrap.dedent(script)}''']"]
+    if port:
+        lines += [f"port = {port}", 'health = "/api/health"']
+    lines += [f"{k} = {_toml(v)}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+@pytest.fixture
+def stack(isolated, monkeypatch):
+    """A folder whose raictl.toml declares extra services, and `raictl` run for real inside it.
+
+    The built-ins point at free ports (never the defaults other people use); `down` at teardown.
+    """
+    monkeypatch.setenv("LLM_API_PORT", str(free_port()))
+    monkeypatch.setenv("RAI_API_PORT", str(free_port()))
+    stack = Stack(isolated)
+    yield stack
+    stack.raictl("down")
+
+
+class Stack:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.tables: list[str] = []
+
+    def declare(self, name: str, script: str, port: int | None = None, **keys) -> int | None:
+        self.tables.append(service_table(name, script, port, **keys))
+        (self.folder / "raictl.toml").write_text("\n".join(self.tables))
+        return port
+
+    def raictl(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "raictl", *args], capture_output=True, text=True,
+                              timeout=timeout, cwd=self.folder)
+
+    def status(self) -> dict[str, dict]:
+        result = self.raictl("status", "--json")
+        assert result.returncode in (0, 3), result.stderr
+        return {s["name"]: s for s in json.loads(result.stdout)["services"]}
+
+    def state(self) -> dict:
+        return json.loads((Path(os.environ["RAICTL_HOME"]) / "state.json").read_text())
+
+
+def served(prelude: str = "") -> str:
+    return SERVER.format(prelude=prelude)
+
+
+def test_up_starts_ready_on_both_loopbacks_and_down_stops(stack):
+    port = stack.declare("web", served(), free_port())
+    result = stack.raictl("up", "web")
+    assert result.returncode == 0, result.stderr
+    web = stack.status()["web"]
+    assert web["state"] == "running" and web["health"]["ok"]
+    assert [(l["host"], l["port"], l["ok"]) for l in web["listen"]] == [("127.0.0.1", port, True), ("::1", port, True)]
+    pid = web["pid"]
+    assert stack.raictl("up", "web").returncode == 0  # idempotent: nothing started twice
+    assert stack.status()["web"]["pid"] == pid
+    down = stack.raictl("down")
+    assert down.returncode == 0 and "web stopped" in down.stdout
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert stack.status()["web"]["state"] == "stopped"
+    assert stack.raictl("down").returncode == 0  # idempotent
+
+
+def test_kill_9_is_restarted_and_status_shows_sigkill(stack):
+    stack.declare("web", served(), free_port())
+    assert stack.raictl("up", "web").returncode == 0
+    first = stack.status()["web"]["pid"]
+    os.kill(first, signal.SIGKILL)
+    web = wait_until(lambda: (w := stack.status()["web"])["pid"] not in (None, first) and w["health"]["ok"] and w,
+                     timeout=15, what="web restarted and healthy")
+    assert web["state"] == "running"
+    assert web["restarts"] == 1
+    assert web["last_exit"]["signal"] == "SIGKILL" and web["last_exit"]["code"] is None
+    text = stack.raictl("status")
+    assert text.returncode == 3  # the built-ins are not running
+    assert "killed by SIGKILL" in text.stdout
+
+
+def test_child_ignoring_sigterm_is_killed_after_grace(stack):
+    stack.declare("stubborn", served(IGNORE_TERM), free_port(), grace=0.5)
+    assert stack.raictl("up", "stubborn").returncode == 0
+    pid = stack.status()["stubborn"]["pid"]
+    down = stack.raictl("down", "stubborn")
+    assert down.returncode == 0
+    assert "SIGKILL after the grace period" in down.stdout
+    assert not _alive(pid)
+    assert stack.state()["services"]["stubborn"]["last_exit"]["signal"] == "SIGKILL"
+
+
+def test_grandchild_that_left_the_group_is_not_orphaned(stack, tmp_path):
+    marker_file = tmp_path / "grandchild.pid"
+    stack.declare("parent", served(GRANDCHILD), free_port(), env={"GRANDCHILD_FILE": str(marker_file)})
+    assert stack.raictl("up", "parent").returncode == 0
+    grandchild = int(wait_until(marker_file.read_text, what="the grandchild's pid"))
+    assert _alive(grandchild)
+    assert os.getpgid(grandchild) != os.getpgid(stack.status()["parent"]["pid"])  # it left the group
+    assert stack.raictl("down").returncode == 0
+    assert not _alive(grandchild)
+
+
+SQUAT = """import socket, sys, time
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(family); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen()
+print("squatting", flush=True); time.sleep(600)"""
+
+
+@pytest.mark.parametrize("host", ["::1", "127.0.0.1"])
+def test_port_squatted_on_one_loopback_is_refused_and_named(stack, host):
+    port = stack.declare("web", served(), free_port())
+    squatter = subprocess.Popen([sys.executable, "-c", SQUAT, host, str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert squatter.stdout.readline().strip() == "squatting"
+        result = stack.raictl("up", "web")
+        assert result.returncode == 1
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        assert f"web cannot listen on {where}" in result.stderr
+        assert f"pid {squatter.pid}" in result.stderr and "squatting" in result.stderr  # its command line
+        assert "Traceback" not in result.stderr
+        assert stack.status()["web"]["state"] == "stopped"
+    finally:
+        squatter.kill()
+        squatter.wait()
+
+
+def test_crash_loop_ends_fatal_with_log_tail(stack):
+    stack.declare("crashy", CRASH, free_port(), backoff_initial=0.05)
+    result = stack.raictl("up", "crashy")
+    assert result.returncode == 1
+    assert "crashy" in result.stderr and "fatal" in result.stderr
+    assert "boom: the widget is missing" in result.stderr  # the log tail is on screen
+    crashy = stack.status()["crashy"]
+    assert crashy["state"] == "fatal" and crashy["pid"] is None
+    assert crashy["last_exit"]["code"] == 3 and crashy["last_exit"]["signal"] is None
+    assert any("boom" in line for line in stack.state()["services"]["crashy"]["log_tail"])
+    assert stack.raictl("status").returncode == 3
+
+
+def test_two_concurrent_ups_start_one_set(stack):
+    stack.declare("web", served(), free_port())
+    ups = [subprocess.Popen([sys.executable, "-m", "raictl", "up", "web"], cwd=stack.folder,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=60) for p in ups]
+    assert [p.returncode for p in ups] == [0, 0], outputs
+    webs = _marked(os.environ["RAICTL_TEST_ID"], service="web")
+    assert len(webs) == 1, webs
+    supervisors = [p for p in _marked(os.environ["RAICTL_TEST_ID"]) if "raictl" in " ".join(p.cmdline())]
+    assert len(supervisors) == 1, supervisors
+
+
+def test_supervisor_killed_then_status_and_down_tell_the_truth(stack):
+    stack.declare("web", served(), free_port())
+    stack.declare("other", served(), free_port())
+    assert stack.raictl("up", "web", "other").returncode == 0
+    state = stack.state()
+    os.kill(state["supervisor"]["pid"], signal.SIGKILL)
+    wait_until(lambda: not _alive(state["supervisor"]["pid"]), what="the supervisor gone")
+    os.kill(state["services"]["other"]["pid"], signal.SIGKILL)
+    wait_until(lambda: stack.status()["other"]["state"] == "stopped", what="other reported stopped")
+    result = json.loads(stack.raictl("status", "--json").stdout)
+    assert result["supervisor"] == {"running": False, "pid": None}
+    services = {s["name"]: s for s in result["services"]}
+    assert services["web"]["state"] == "running" and services["web"]["health"]["ok"]
+    assert services["other"]["state"] == "stopped"  # not "backoff": nothing will restart it
+    web_pid = services["web"]["pid"]
+    assert stack.raictl("down").returncode == 0
+    assert not _alive(web_pid)
+    assert stack.status()["web"]["state"] == "stopped"
+
+
+def test_reused_pid_is_neither_trusted_nor_signalled(stack):
+    """A state.json naming a live process whose create time differs: a reused pid."""
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        home = Path(os.environ["RAICTL_HOME"])
+        home.mkdir(parents=True, exist_ok=True)
+        record = {"state": "running", "pid": stranger.pid, "create_time": 1.0, "marker": "not-a-real-marker",
+                  "restarts": 0, "port": free_port(), "hosts": ["127.0.0.1"], "health": "/api/health"}
+        supervisor = {"pid": stranger.pid, "create_time": 1.0, "marker": "supervisor"}
+        (home / "state.json").write_text(json.dumps({"supervisor": supervisor, "services": {"ghost": record}}))
+        ghost = stack.status()["ghost"]
+        assert ghost["state"] == "stopped" and ghost["pid"] is None
+        assert stack.raictl("down").returncode == 0
+        assert stranger.poll() is None  # untouched
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_entry_module_that_does_not_import_is_refused_with_sys_path(stack):
+    (stack.folder / "raictl.toml").write_text("[services.broken]\ncommand = ['python', '-m', 'no_such_module_xyz']\n")
+    result = stack.raictl("up", "broken")
+    assert result.returncode == 1
+    assert "ModuleNotFoundError" in result.stderr and "no_such_module_xyz" in result.stderr
+    assert "sys.path searched" in result.stderr and "hint:" in result.stderr
+    assert stack.status()["broken"]["state"] == "stopped"
+
+
+def test_unknown_service_is_a_usage_error(stack):
+    result = stack.raictl("up", "nosuch")
+    assert result.returncode == 2
+    assert "unknown service 'nosuch'" in result.stderr and "llm_api" in result.stderr
+
+
+def test_logs_show_one_service_or_all_interleaved(stack):
+    stack.declare("web", served(), free_port())
+    stack.declare("api", served(), free_port())
+    assert stack.raictl("up", "web", "api").returncode == 0
+    one = stack.raictl("logs", "web", "-n", "20")
+    assert one.returncode == 0 and "serving on" in one.stdout and "api |" not in one.stdout
+    both = stack.raictl("logs", "-n", "50").stdout.splitlines()
+    assert {line.split(" | ")[0] for line in both} == {"web", "api"}  # only logs that exist
+    stamps = [line.split("[raictl ")[1][:23] for line in both if "[raictl " in line]
+    assert len(stamps) >= 4 and stamps == sorted(stamps)  # interleaved by time
+
+
+def test_foreground_multiplexes_logs_and_ctrl_c_stops_everything(stack):
+    stack.declare("web", served(), free_port())
+    fg = subprocess.Popen([sys.executable, "-m", "raictl", "up", "web", "--foreground"], cwd=stack.folder,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: stack.status()["web"]["health"]["ok"], timeout=30, what="web healthy in foreground")
+        pid = stack.status()["web"]["pid"]
+        fg.send_signal(signal.SIGINT)
+        out, err = fg.communicate(timeout=30)
+    finally:
+        if fg.poll() is None:
+            fg.kill()
+            fg.communicate()
+    assert fg.returncode == 0, err
+    assert "web" in out and "| " in out and "serving on" in out
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _marked(test_id: str, service: str | None = None) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            env = proc.environ()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        if env.get("RAICTL_TEST_ID") == test_id and proc.pid != os.getpid() \
+                and (service is None or env.get("RAICTL_SERVICE") == service) and _alive(proc.pid):
+            found.append(proc)
+    return found
