@@ -127,6 +127,14 @@ def test_continue_and_session_together_is_a_usage_error(on_stack):
     assert result.exit_code == 2 and "either --continue or --session" in result.stderr
 
 
+def test_message_from_stdin_and_usage_errors(on_stack):
+    result = run("chat", "-", input="line one\nline two\n")
+    assert result.exit_code == 0 and mock(result.stdout)["quoted"] == "line one\nline two"
+    for args, expected in ((["chat", "--json"], "--json needs a MESSAGE"), (["chat", "  "], "the message is empty")):
+        result = run(*args)
+        assert result.exit_code == 2 and f"error: {expected}" in result.stderr and result.stdout == ""
+
+
 # ---------------------------------------------------------------- credentials and token
 
 def test_local_account_is_created_once_with_mode_0600(on_stack, isolated):
@@ -141,6 +149,16 @@ def test_local_account_is_created_once_with_mode_0600(on_stack, isolated):
     listed = json.loads(run("sessions", "--json").stdout)["sessions"]
     assert len(listed) == 1
     assert json.loads(first)["password"] not in (run("sessions").output + run("chat", "x").output)
+
+
+def test_first_chats_racing_on_a_fresh_home_share_one_account(on_stack, isolated):
+    env = {**os.environ, "RAI_API_PORT": str(on_stack["rai"].port), "PYTHONPATH": str(Path(__file__).parent.parent)}
+    racers = [subprocess.Popen([sys.executable, "-m", "raictl", "chat", f"racer {n}"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for n in range(3)]
+    outputs = [racer.communicate(timeout=30) for racer in racers]
+    assert [racer.returncode for racer in racers] == [0, 0, 0], outputs
+    assert sorted(mock(out)["quoted"] for out, _ in outputs) == ["racer 0", "racer 1", "racer 2"]
+    assert len(json.loads(run("sessions", "--json").stdout)["sessions"]) == 3  # one user owns all three
 
 
 def test_a_rejected_token_is_renewed_once(on_stack, isolated):

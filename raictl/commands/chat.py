@@ -34,7 +34,7 @@ def chat(
     if message is None and json_:
         raise RaictlError("--json needs a MESSAGE", hint='e.g. raictl chat --json "hello"', exit_code=2)
     if message == "-":
-        message = sys.stdin.read()
+        message = sys.stdin.read().rstrip("\n")  # `echo hi | raictl chat -` sends "hi"
     if message is not None and not message.strip():
         raise RaictlError("the message is empty", hint='e.g. raictl chat "hello"', exit_code=2)
     client = _client()
