@@ -67,11 +67,12 @@ def port(ctx, name: str):
         taken = [h for h, o in held if o is not None]
         return ctx.ok(f"port {svc.port} is held by raictl's {name}" if taken else f"port {svc.port} is free")
     host, who = foreign[0]
+    holder = " ".join(who.describe().split())[:160]  # a `python -c` script's command line spans lines
     health = observe.health(ctx, name)
     if health.service_matches and st.state != "running":
-        return ctx.warn(f"port {svc.port} is held by {who.describe()}, a {name} not started by raictl",
+        return ctx.warn(f"port {svc.port} is held by {holder}, a {name} not started by raictl",
                         hint=f"stop it (kill {who.pid}), then `raictl up {name}`")
-    return ctx.fail(f"port {svc.port} on {host} is held by {who.describe()}, not by raictl's {name}",
+    return ctx.fail(f"port {svc.port} on {host} is held by {holder}, not by raictl's {name}",
                     hint=f"stop that process (kill {who.pid}) or move {name} with {PORT_VAR[name]}")
 
 
@@ -117,21 +118,19 @@ def localhost(ctx, name: str):
     order = localhost_addresses(svc.port)
     if not order:
         return ctx.fail("localhost does not resolve", hint="see host.localhost")
-    probes = [(addr, observe.listen(ctx, addr, svc.port)) for addr in order]
-    refused = [(a, p) for a, p in probes if not p.ok]
-    if len(refused) == len(probes):
-        return ctx.fail(f"http://localhost:{svc.port} is refused on every address ({', '.join(order)})",
-                        hint=f"see {name}.running and {name}.listen.*")
+    refused = [a for a in order if not observe.listen(ctx, a, svc.port).ok]
     if not refused:
         return ctx.ok(f"http://localhost:{svc.port} works: {', '.join(order)} all accept")
-    addr = refused[0][0]
-    why = explain_refusal(addr, observe.bindings(ctx, svc.port))
-    shown = f"ECONNREFUSED {addr}:{svc.port}"
+    bound = observe.bindings(ctx, svc.port)
+    if not bound:
+        return ctx.fail(f"http://localhost:{svc.port} is refused on every address ({', '.join(order)})",
+                        hint=f"see {name}.running and {name}.listen.*")
+    addr = refused[0]
+    problem = (f"gets ECONNREFUSED {addr}:{svc.port}: {explain_refusal(addr, bound)}")
     fix = f"bind both loopbacks: {HOSTS_VAR[name]}=127.0.0.1,::1"
     if addr == order[0]:
-        return ctx.fail(f"a client of http://localhost:{svc.port} tries {addr} first and gets {shown}: {why}",
-                        hint=fix)
-    return ctx.warn(f"a client of http://localhost:{svc.port} that picks {addr} gets {shown}: {why}", hint=fix)
+        return ctx.fail(f"a client of http://localhost:{svc.port} tries {addr} first and {problem}", hint=fix)
+    return ctx.warn(f"a client of http://localhost:{svc.port} that picks {addr} {problem}", hint=fix)
 
 
 def health_check(ctx, name: str):
