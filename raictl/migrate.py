@@ -59,24 +59,20 @@ def refuse_unresolvable(state) -> None:
     reasons = {
         "unknown_revision": f"alembic_version holds revision {revs}, which is not among the migration scripts",
         "multiple_rows": f"alembic_version holds several rows ({revs}); an upgrade cannot tell where it stands",
-        "multiple_heads": f"the migration scripts have several heads ({', '.join(state.heads)})",
+        "multiple_heads": f"the migration scripts have several heads ({', '.join(state.heads)}); "
+                          "merge them with `alembic merge heads`",
         "unstamped": "the database has tables but no alembic_version row: its revision is unknown",
         "drift": f"the database is at head but misses {', '.join(state.missing)}",
     }
     if state.state in reasons:
-        hint = ("merge the heads with `alembic merge heads`, then run raictl migrate"
-                if state.state == "multiple_heads" else REPAIR_HINT)
-        raise RaictlError(reasons[state.state], hint=hint)
+        raise RaictlError(reasons[state.state], hint=REPAIR_HINT)
 
 
 def upgrade_to_head(settings, script_location: str | None = None) -> UpgradeResult:
     """Upgrade the database of `settings` to head (backing it up first when it has tables);
     refuse (RaictlError, hint `raictl migrate --repair`) what only a repair can fix."""
     plan = plan_upgrade(settings.database_url, script_location, with_sql=False)
-    try:
-        result = apply_plan(plan, settings.home)
-    except RaictlError as exc:
-        raise RaictlError(exc.message, hint=REPAIR_HINT) from None
+    result = apply_plan(plan, settings.home)
     refuse_unresolvable(read_database_state(settings.database_url, script_location))
     return UpgradeResult(plan.before, result.after, result.backup)
 
@@ -148,7 +144,7 @@ def _ordered_revisions(script) -> list[str]:
 
 
 def _supports_instant(dialect) -> bool:
-    """Whether ALTER TABLE ... ADD COLUMN ..., ALGORITHM=INSTANT exists on this server (MariaDB 10.3.2+, MySQL 8.0.12+)."""
+    """Whether `ADD COLUMN ..., ALGORITHM=INSTANT` exists here: MariaDB 10.3.2+, MySQL 8.0.12+."""
     version = dialect.server_version_info or ()
     if dialect.name != "mysql":
         return False
@@ -220,7 +216,8 @@ def plan_upgrade(url: str, script_location: str | None = None, with_sql: bool = 
 
 
 def plan_repair(url: str, script_location: str | None = None, metadata=None) -> Plan:
-    """Plan the additive repair: fingerprint, re-stamp, finish a half-applied revision, upgrade, add what the models lack."""
+    """Plan the additive repair: fingerprint, re-stamp, finish a half-applied revision, upgrade,
+    then add what the models have and the database lacks. Reads only (the scratch database aside)."""
     from raictl import fingerprint as fp
     from services.rai_api.models import Base
     from services.rai_api.schema import script_directory
@@ -235,7 +232,7 @@ def plan_repair(url: str, script_location: str | None = None, metadata=None) -> 
     head = state.heads[0]
     snapshots, matched, target = [], None, head
     if state.state not in ("ok", "drift"):
-        snapshots = fp.build_snapshots(url, _ordered_revisions(script), script_location)
+        snapshots = _snapshots(url, _ordered_revisions(script), script_location)
         matched = fp.matched_revision(live.shape, snapshots)
         target = _anchor(state, matched, snapshots)
         target = _half_applied(live.shape, snapshots, target) or target
@@ -251,6 +248,19 @@ def plan_repair(url: str, script_location: str | None = None, metadata=None) -> 
     steps.fill(fp.missing_from(predicted, dict(metadata.tables)), "the models")
     return Plan(url, script_location, state.state, state.revisions, head, matched, tuple(steps.actions),
                 tuple(steps.refused), state.extras)
+
+
+def _snapshots(url: str, revisions: list[str], script_location: str | None):
+    import sqlalchemy as sa
+    from alembic.util import CommandError
+
+    from raictl.fingerprint import build_snapshots
+
+    try:
+        return build_snapshots(url, revisions, script_location)
+    except (sa.exc.DBAPIError, CommandError) as exc:
+        raise RaictlError(f"building the revisions on a scratch database failed: {_reason(exc)}",
+                          hint="check the migration scripts with `alembic history`; nothing was changed") from None
 
 
 def _anchor(state, matched: str | None, snapshots) -> str | None:
@@ -394,8 +404,8 @@ def _run_actions(plan: Plan, backup: str | None) -> None:
             conn.commit()
     except (sa.exc.DBAPIError, CommandError) as exc:
         raise RaictlError(f"{action.detail if action else 'connecting'} failed: {_reason(exc)}",
-                          hint=f"the steps before it were applied; backup: {backup or 'none'}; "
-                               f"run {REPAIR_HINT} --dry-run to see what is left") from None
+                          hint=f"backup: {backup or 'none'}; see what is left with `{REPAIR_HINT} --dry-run` "
+                               "(MariaDB/MySQL keep the DDL of the steps before it)") from None
     finally:
         engine.dispose()
 

@@ -13,10 +13,13 @@ from raictl.errors import RaictlError
 
 @app.command()
 def migrate(
-    repair: Annotated[bool, typer.Option("--repair", help="Reconcile the Alembic history with the live "
-                                         "schema: re-stamp, finish a half-applied revision, add what is missing.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and its exact SQL; change nothing.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply a repair without asking (required without a terminal).")] = False,
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Reconcile the Alembic history with the live schema: re-stamp, finish a "
+                         "half-applied revision, add what is missing. Never drops or alters.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the plan and its exact SQL; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", help="Apply a repair without asking (required when stdin is not a terminal).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
     """Upgrade the database to head; with --repair, fix its history and schema additively (backup first)."""
