@@ -67,19 +67,22 @@ def chat_sessions(sessions: list[dict[str, Any]], current: str | None = None) ->
         return
     from rich.table import Table
 
+    out = console()
     table = Table(box=None, pad_edge=False)
-    table.add_column("")
-    table.add_column("id", no_wrap=True)  # an id is there to be copied: never folded
-    table.add_column("title", overflow="ellipsis", no_wrap=True)
-    table.add_column("msgs", justify="right")
-    table.add_column("updated", no_wrap=True)
-    for session in sessions:
-        sid = _session_id(session)
-        count = session.get("message_count", session.get("messages", ""))
-        table.add_row("*" if sid == current else "", sid, str(session.get("title") or ""),
-                      str(count if not isinstance(count, list) else len(count)),
-                      str(session.get("updated_at") or session.get("created_at") or "").replace("T", " "))
-    console().print(table)
+    ids = [_session_id(session) for session in sessions]
+    id_width = max(map(len, ids))
+    # An id is there to be copied: never folded or cut; the title gives way instead.
+    title_width = max(8, min(40, out.width - (1 + id_width + 4 + 16) - 4 * 2))
+    table.add_column("", width=1)
+    table.add_column("id", no_wrap=True, width=id_width)
+    table.add_column("title", overflow="ellipsis", no_wrap=True, max_width=title_width)
+    table.add_column("msgs", justify="right", width=4)
+    table.add_column("updated", no_wrap=True, width=16)
+    for sid, session in zip(ids, sessions):
+        count = session.get("message_count", "")
+        updated = str(session.get("updated_at") or session.get("created_at") or "").replace("T", " ")[:16]
+        table.add_row("*" if sid == current else "", sid, str(session.get("title") or ""), str(count), updated)
+    out.print(table)
 
 
 def chat_history(messages: list[dict[str, Any]]) -> None:

@@ -203,11 +203,14 @@ def test_a_session_of_another_user_is_not_reachable(on_stack, monkeypatch):
 
 
 def test_sessions_list_show_and_delete(on_stack):
-    session_id = json.loads(run("chat", "--json", "keep this").stdout)["session_id"]
-    assert session_id in run("sessions").stdout
+    long_message = "keep this " + "and a very long first message that makes a long title " * 3
+    session_id = json.loads(run("chat", "--json", long_message).stdout)["session_id"]
+    assert run("chat", "-c", "keep this").exit_code == 0
+    row = next(line for line in run("sessions").stdout.splitlines() if session_id in line)  # never cut
+    assert row.split()[0] == "*" and " 4 " in row  # the last session, with its four messages
     shown = json.loads(run("sessions", "show", session_id, "--json").stdout)
-    assert [m["role"] for m in shown["messages"]] == ["user", "assistant"]
-    assert shown["messages"][0]["content"] == "keep this"
+    assert [m["role"] for m in shown["messages"]] == ["user", "assistant"] * 2
+    assert shown["messages"][2]["content"] == "keep this"
     assert "keep this" in run("sessions", "show", session_id).stdout
     assert run("sessions", "delete", session_id).exit_code == 0
     assert session_id not in run("sessions", "list", "--json").stdout
