@@ -79,6 +79,26 @@ def restart(services: Services = None, timeout: Timeout = 60.0) -> None:
     _finish_up(control.restart(load_settings(), services or [], timeout, _progress()))
 
 
+def status_fast_path(argv: list[str]) -> int | None:
+    """`raictl status [--json]` without Typer's parameter machinery, which imports pydantic (~70 ms
+    of a ~150 ms command that must beat `supervisorctl status`). None for any other command line,
+    which Typer then parses as usual. Same core, same rendering, same errors as `status` below."""
+    if not argv or argv[0] != "status" or not set(argv[1:]) <= {"--json"}:
+        return None
+    from raictl import render
+    from raictl.cli import render_error
+    from raictl.errors import RaictlError
+    from raictl.supervisor.status import overview
+
+    try:
+        view = overview(load_settings())
+    except RaictlError as exc:
+        render_error(exc)
+        return exc.exit_code
+    render.service_status(view, "--json" in argv)
+    return 0 if view.ok else 3
+
+
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False) -> None:
     """Each service's state, pid, uptime, restarts, last exit, listen addresses and health."""

@@ -363,7 +363,8 @@ def down(settings: Settings, names: list[str]) -> DownResult:
         if names:
             select(known, [n for n in names if n not in recorded], with_deps=False)  # unknown -> error
         targets = names or every
-        result.stopped = [n for n in targets if n in state.services and lookup(state.services[n].identity)]
+        result.stopped = [n for n in reversed(every)  # in the order they are stopped
+                          if n in targets and n in state.services and lookup(state.services[n].identity)]
         if lookup(state.supervisor) is not None:
             _down_supervised(settings, targets, state)
         state = read_state(settings.home)

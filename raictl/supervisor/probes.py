@@ -13,7 +13,6 @@ network failure (refused, timed out, unreachable): that failure is the result.
 from __future__ import annotations
 
 import errno
-import http.client
 import socket
 import time
 from dataclasses import dataclass
@@ -95,6 +94,8 @@ def _split_url(url: str) -> tuple[str, int, str]:
 
 def probe_health(url: str, timeout: float = HEALTH_TIMEOUT) -> HealthResult:
     """GET `url`: ok only for status 200; detail is the status (and body's "status") or the error."""
+    import http.client  # with ssl and email: ~15 ms, paid only when something is up to be asked
+
     host, port, path = _split_url(url)
     start = time.perf_counter()
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
