@@ -65,10 +65,11 @@ class Missing:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The schema one revision builds, reflected from the scratch database."""
+    """The schema one revision builds, reflected from the scratch database (of dialect `scratch`)."""
 
     revision: str
     tables: dict[str, sa.Table]
+    scratch: str
 
 
 def live_shape(connection) -> Shape:
@@ -154,6 +155,6 @@ def build_snapshots(live_url: str, revisions: list[str], script_location: str | 
                 metadata = sa.MetaData()
                 metadata.reflect(conn)
                 tables = {n: t for n, t in metadata.tables.items() if n != VERSION_TABLE}
-                snapshots.append(Snapshot(revision, tables))
+                snapshots.append(Snapshot(revision, tables, engine.dialect.name))
         engine.dispose()
     return snapshots

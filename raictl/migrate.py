@@ -109,6 +109,7 @@ class Plan:
     actions: tuple[Action, ...] = ()
     refused: tuple[str, ...] = ()
     extras: tuple[str, ...] = ()
+    scratch: str | None = None  # the dialect the revisions were built on for the fingerprint
 
     @property
     def before(self) -> str | None:
@@ -247,7 +248,7 @@ def plan_repair(url: str, script_location: str | None = None, metadata=None) -> 
     predicted = live.shape.merged(by_revision.get(target, {})).merged(by_revision.get(head, {}))
     steps.fill(fp.missing_from(predicted, dict(metadata.tables)), "the models")
     return Plan(url, script_location, state.state, state.revisions, head, matched, tuple(steps.actions),
-                tuple(steps.refused), state.extras)
+                tuple(steps.refused), state.extras, snapshots[0].scratch if snapshots else None)
 
 
 def _snapshots(url: str, revisions: list[str], script_location: str | None):
@@ -422,6 +423,8 @@ def _run_action(conn, action: Action, plan: Plan) -> None:
         command.upgrade(config, "head")
         return
     for statement in action.statements:
+        if conn.dialect.paramstyle in ("format", "pyformat"):  # pymysql reads '%' as a placeholder
+            statement = statement.replace("%", "%%")
         try:
             conn.exec_driver_sql(statement)
         except sa.exc.DBAPIError as exc:

@@ -120,3 +120,25 @@ def test_after_the_repair_a_user_from_before_logs_in_and_chats(db_url, llm_api):
     status, body = _login(db_url, llm_api)
     assert status == 200 and body["status"] == "success", body
     assert "tea" in str(rows(db_url, "users", "remembered_facts"))  # the repaired column is in use
+
+
+@pytest.mark.parametrize("answer, code", [("n", 1), ("y", 0)])
+def test_on_a_terminal_the_repair_shows_the_plan_and_asks(sqlite_url, answer, code):
+    """stdin is a real pseudo-terminal here: the plan goes to stderr, then the question."""
+    import pty
+
+    the_incident(sqlite_url)
+    before = dump(sqlite_url)
+    master, slave = pty.openpty()
+    try:
+        os.write(master, f"{answer}\n".encode())
+        done = raictl(sqlite_url, "migrate", "--repair", stdin=slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert done.returncode == code, done.stderr
+    assert "stamp: stamp 0001_initial, replacing 3f2724846ff9" in done.stderr and "Apply these changes" in done.stderr
+    if answer == "n":
+        assert "repair cancelled: nothing was changed" in done.stderr and dump(sqlite_url) == before
+    else:
+        assert f"after: {HEAD}" in done.stdout and differences_from_models(sqlite_url) == []

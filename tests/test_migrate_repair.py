@@ -7,6 +7,7 @@ own comparison), the rows are untouched, and a second plan has nothing left to d
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,8 @@ def test_the_incident_unknown_revision_and_revision_1_schema(db_url, tmp_path):
     before = dump(db_url)
     plan, result = repair(db_url, tmp_path)
     assert plan.matched == "0001_initial" and kinds(plan) == ["stamp", "upgrade"]
-    assert f"DELETE FROM alembic_version" in plan.actions[0].sql and "remembered_facts" in plan.actions[1].sql
+    assert plan.scratch == sa.make_url(db_url).get_backend_name()  # same dialect: a scratch database there
+    assert "DELETE FROM alembic_version" in plan.actions[0].sql and "remembered_facts" in plan.actions[1].sql
     assert (result.before, result.after, result.refused) == (UNKNOWN, HEAD, ())
     assert differences_from_models(db_url) == []
     after = dump(db_url)
@@ -205,3 +207,20 @@ def test_upgrade_after_repair_is_at_head(db_url, tmp_path):
     result = upgrade_to_head(load_settings(database_url=db_url))
     assert (result.before, result.after) == (HEAD, HEAD)
     assert read_database_state(db_url).state == "ok"
+
+
+@pytest.mark.mysql
+def test_without_create_database_rights_the_fingerprint_uses_sqlite(mysql_url, tmp_path):
+    """A MariaDB account limited to its own database cannot make a scratch database: SQLite stands in."""
+    user = f"raictl_t_{uuid.uuid4().hex[:8]}"
+    live = sa.make_url(mysql_url)
+    sql(mysql_url, f"CREATE USER '{user}'@'%%' IDENTIFIED BY 'pw-{user}'",  # %% : pymysql's paramstyle
+        f"GRANT ALL PRIVILEGES ON `{live.database}`.* TO '{user}'@'%%'")
+    try:
+        limited = live.set(username=user, password=f"pw-{user}").render_as_string(hide_password=False)
+        the_incident(limited)
+        plan, result = repair(limited, tmp_path)
+        assert (plan.scratch, plan.matched, kinds(plan)) == ("sqlite", "0001_initial", ["stamp", "upgrade"])
+        assert result.after == HEAD and differences_from_models(limited) == []
+    finally:
+        sql(mysql_url, f"DROP USER '{user}'@'%%'")
