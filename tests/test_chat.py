@@ -355,12 +355,16 @@ def test_ctrl_c_interrupts_a_pending_reply_not_the_repl(tmp_path, monkeypatch):
 
 def _tty_session(env: dict[str, str], keys: list[bytes]) -> bytes:
     """Run the REPL on a pseudo-terminal, typing each of `keys` at a fresh prompt; returns all it showed."""
+    import fcntl
     import pty
     import select
+    import termios
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "raictl", "chat"], env=env,
-                            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    # The terminal becomes the child's controlling one, so a typed Ctrl-C is a real SIGINT.
+    proc = subprocess.Popen([sys.executable, "-m", "raictl", "chat"], env=env, stdin=slave, stdout=slave,
+                            stderr=slave, close_fds=True, start_new_session=True,
+                            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
     os.close(slave)
     shown = bytearray()
 
@@ -390,7 +394,9 @@ def _tty_session(env: dict[str, str], keys: list[bytes]) -> bytes:
 
 def test_a_terminal_gets_line_editing_and_history_kept_0600(on_stack, isolated):
     env = {**os.environ, "RAI_API_PORT": str(on_stack["rai"].port), "PYTHONPATH": str(Path(__file__).parent.parent)}
-    _tty_session(env, [b"from a terminal\r", b"/exit\r"])
+    shown = _tty_session(env, [b"half a line\x03", b"from a terminal\r", b"/exit\r"])
+    assert b"(Ctrl-C) use /exit or Ctrl-D to leave" in shown  # Ctrl-C at the prompt drops the line only
+    assert b'reply to "from a terminal"' in shown and b"half a line" not in shown.split(b"(Ctrl-C)")[1]
     history = isolated / ".raictl" / "chat_history"
     assert "from a terminal" in history.read_text()
     assert stat.S_IMODE(history.stat().st_mode) == 0o600
