@@ -31,7 +31,7 @@ LAST_SESSION_FILE = "last_session.json"
 HISTORY_FILE = "chat_history"
 SERVICE_NAME = "rai-chat-api"
 STATE_FILE, SUPERVISED_NAME = "state.json", "rai_api"  # the supervisor's record of what it started
-PROBE_TIMEOUT = 2.0
+PROBE_TIMEOUT = 5.0  # the RAI API's health itself waits up to 1s on the LLM API's
 REQUEST_TIMEOUT = 30.0
 CHAT_TIMEOUT = 300.0  # a real model can take a while; Ctrl-C interrupts sooner
 TOKEN_MARGIN_S = 30  # renew a token this long before it expires rather than send a dying one
@@ -191,6 +191,9 @@ def locate(settings: Settings, timeout: float = PROBE_TIMEOUT) -> Stack:
     for url in tried:
         try:
             reply = request("GET", f"{url}/api/health", timeout=timeout)
+        except TimeoutError:  # something accepted the connection and then hung: not "down"
+            raise RaictlError(f"{url} accepted a connection but its /api/health did not answer within "
+                              f"{timeout:.0f}s", hint="`raictl status` and `raictl logs rai_api` show why") from None
         except OSError:
             continue
         service = reply.body.get("service") if isinstance(reply.body, dict) else None

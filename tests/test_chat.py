@@ -285,6 +285,23 @@ def test_stack_down_says_what_the_supervisor_last_saw(isolated, monkeypatch):
         "hint: `raictl logs rai_api` shows why, then run `raictl up`"]
 
 
+def test_a_listener_that_never_answers_is_not_called_down(monkeypatch):
+    import socket
+
+    from raictl.chat import locate
+    from raictl.errors import RaictlError
+    from raictl.settings import load_settings
+
+    with socket.socket() as squatter:  # the kernel completes the handshake; nobody ever answers
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen(8)
+        monkeypatch.setenv("RAI_API_PORT", str(squatter.getsockname()[1]))
+        with pytest.raises(RaictlError) as caught:
+            locate(load_settings(), timeout=0.3)
+    assert "accepted a connection but its /api/health did not answer" in caught.value.message
+    assert "raictl logs rai_api" in caught.value.hint
+
+
 def test_another_service_on_the_rai_api_port_is_named(on_stack, monkeypatch):
     monkeypatch.setenv("RAI_API_PORT", str(on_stack["llm"].port))  # the log's port mix-up
     result = run("chat", "hello")
