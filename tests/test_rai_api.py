@@ -195,7 +195,15 @@ def test_chat_creates_a_session_and_sends_its_history(client):
         ("user", "Hello the"), ("assistant", "[mock] re"), ("user", "And again"), ("assistant", "[mock] re")]
 
 
-def test_sessions_list_and_delete(client):
+def _message_rows(app, session_id: str) -> int:
+    import sqlalchemy as sa
+
+    with app.extensions["rai_db"].transaction() as connection:
+        return connection.execute(sa.text("SELECT COUNT(*) FROM messages WHERE session_id = :s"),
+                                  {"s": session_id}).scalar()
+
+
+def test_sessions_list_and_delete(app, client):
     headers = login(client)
     one = chat(client, headers, "first topic").json["session_id"]
     two = chat(client, headers, "second topic").json["session_id"]
@@ -203,8 +211,10 @@ def test_sessions_list_and_delete(client):
     assert {s["id"] for s in listed} == {one, two}
     assert {s["title"] for s in listed} == {"first topic", "second topic"}
     assert all(s["message_count"] == 2 for s in listed)
+    assert _message_rows(app, one) == 2
     response = client.delete(f"/api/sessions/{one}", headers=headers)
     assert response.status_code == 200 and response.json["session_id"] == one
+    assert _message_rows(app, one) == 0  # the messages went with their session
     assert [s["id"] for s in client.get("/api/sessions", headers=headers).json["sessions"]] == [two]
     assert_error(client.get(f"/api/sessions/{one}/messages", headers=headers), 404, "session_not_found")
     assert_error(client.delete(f"/api/sessions/{one}", headers=headers), 404, "session_not_found")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import current_app, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from services.rai_api.errors import ApiError
@@ -20,6 +21,9 @@ from services.rai_api.models import User
 TOKEN_TTL_S = 24 * 3600
 TOKEN_SALT = "rai-api.access-token"
 LOGIN_FAILED = "invalid username or password"
+_USERS = User.__table__
+ACTIVE_USER = (sa.select(_USERS.c.id, _USERS.c.username, _USERS.c.is_active, _USERS.c.remembered_facts)
+               .where(_USERS.c.id == sa.bindparam("uid")))
 # Compared against when the user does not exist, so both failures cost the same time.
 _DUMMY_HASH = generate_password_hash("not a real password")
 
@@ -72,12 +76,22 @@ def _bearer_token() -> str:
     return token.strip()
 
 
-def current_user() -> CurrentUser:
-    """The active user the request's bearer token names, as plain values; 401 otherwise."""
-    user_id = token_user_id(current_app.config["SECRET_KEY"], _bearer_token())
-    with current_app.extensions["rai_db"].session_scope() as session:
-        row = session.execute(sa.select(User.id, User.username, User.is_active)
-                              .where(User.id == user_id)).first()
+def request_user_id() -> int:
+    """The user id the request's bearer token names (signature and age checked; no DB yet)."""
+    return token_user_id(current_app.config["SECRET_KEY"], _bearer_token())
+
+
+def load_active_user(connection: sa.Connection | Session, user_id: int) -> sa.Row:
+    """The user's (id, username, is_active, remembered_facts) as a plain row; 401 when gone or disabled."""
+    row = connection.execute(ACTIVE_USER, {"uid": user_id}).first()
     if row is None or not row.is_active:
         raise ApiError(401, "invalid_token", "the account of this access token no longer exists or is disabled")
+    return row
+
+
+def current_user() -> CurrentUser:
+    """The active user the request's bearer token names, as plain values; 401 otherwise."""
+    user_id = request_user_id()
+    with current_app.extensions["rai_db"].transaction() as connection:
+        row = load_active_user(connection, user_id)
     return CurrentUser(row.id, row.username)

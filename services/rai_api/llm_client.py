@@ -1,20 +1,25 @@
 """The RAI API's client of the LLM API (`LLM_API_URL`): generate a reply, read its health.
 
-Every failure becomes `LlmUnavailable(reason)` naming the URL and what went wrong (refused,
-timed out, an error the LLM API reported), which chat turns into 503 `llm_unavailable`: never the
-troubleshooting log's "I encountered an internal error".
+Each waitress thread keeps one keep-alive connection to the LLM API (a new TCP connection and
+urllib's opener chain per chat turn cost more than the mock's whole reply). Every failure becomes
+`LlmUnavailable(reason)` naming the URL and what went wrong (refused, timed out, an error the LLM
+API reported), which chat turns into 503 `llm_unavailable`: never the troubleshooting log's
+"I encountered an internal error".
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
-import urllib.error
-import urllib.request
+import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 GENERATE_TIMEOUT_S = 60.0
 HEALTH_TIMEOUT_S = 1.0
+# A kept-alive connection the server closed meanwhile fails like this; one fresh try is safe.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class LlmUnavailable(Exception):
@@ -22,13 +27,13 @@ class LlmUnavailable(Exception):
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
-        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return "it did not answer in time"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is it running? `raictl up llm_api`)"
-    return getattr(exc, "strerror", None) or str(exc)
+    if isinstance(exc, socket.gaierror):
+        return f"its host name does not resolve ({exc.strerror})"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def _error_message(payload: bytes) -> str:
@@ -42,40 +47,74 @@ def _error_message(payload: bytes) -> str:
 
 
 class LlmClient:
-    """Talks to one LLM API base URL."""
+    """Talks to one LLM API base URL (http or https, optionally with a path prefix)."""
 
     def __init__(self, base_url: str, timeout: float = GENERATE_TIMEOUT_S) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        parts = urlsplit(self.base_url)
+        self._https, self._host, self._port = parts.scheme == "https", parts.hostname or "", parts.port
+        self._prefix = parts.path
+        self._local = threading.local()
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        """(this thread's connection, whether it was used before)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn, True
+        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        self._local.conn = kind(self._host, self._port, timeout=self.timeout)
+        return self._local.conn, False
+
+    def _close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _exchange(self, method: str, path: str, data: bytes | None, timeout: float) -> tuple[int, bytes]:
+        for _ in range(2):
+            conn, reused = self._connection()
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+            try:
+                conn.request(method, self._prefix + path, body=data, headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+                return response.status, response.read()
+            except _STALE:
+                self._close()
+                if not reused:
+                    raise
+            except BaseException:
+                self._close()
+                raise
+        raise ConnectionResetError("the connection was reset twice")  # not reached: the 2nd try is fresh
 
     def _call(self, method: str, path: str, body: Any, timeout: float) -> dict[str, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
         where = f"the LLM API at {self.base_url}"
+        data = json.dumps(body).encode() if body is not None else None
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as exc:
-            raise LlmUnavailable(f"{where} answered {exc.code}: {_error_message(exc.read())}") from None
-        except (urllib.error.URLError, OSError) as exc:
+            status, payload = self._exchange(method, path, data, timeout)
+        except (OSError, http.client.HTTPException) as exc:
             raise LlmUnavailable(f"{where} is unreachable: {_reason(exc)}") from None
+        if status != 200:
+            raise LlmUnavailable(f"{where} answered {status}: {_error_message(payload)}")
         try:
-            return json.loads(payload)
+            answer = json.loads(payload)
         except ValueError:
             raise LlmUnavailable(f"{where} answered something that is not JSON") from None
+        if not isinstance(answer, dict):
+            raise LlmUnavailable(f"{where} answered an unexpected document")
+        return answer
 
     def generate(self, system: str, messages: list[dict[str, str]]) -> str:
         """The reply text for `messages` under the `system` prompt."""
         body = self._call("POST", "/api/generate", {"messages": messages, "system": system}, self.timeout)
-        text = body.get("text") if isinstance(body, dict) else None
-        if not isinstance(text, str):
+        if not isinstance(body.get("text"), str):
             raise LlmUnavailable(f"the LLM API at {self.base_url} answered without a reply text")
-        return text
+        return body["text"]
 
     def health(self) -> dict[str, Any]:
         """The LLM API's health document (short timeout); LlmUnavailable when it cannot be read."""
-        body = self._call("GET", "/api/health", None, HEALTH_TIMEOUT_S)
-        if not isinstance(body, dict):
-            raise LlmUnavailable(f"the LLM API at {self.base_url} answered an unexpected health document")
-        return body
+        return self._call("GET", "/api/health", None, HEALTH_TIMEOUT_S)

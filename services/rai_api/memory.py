@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 SYSTEM_PROMPT = ("You are RAI, a helpful assistant. Answer the user's last message; use what you "
                  "remember about them when it is relevant.")
 FACTS_HEADING = "Remembered facts about the user:"
 RECALL_HEADING = "Relevant earlier conversations:"
 RECENT_LIMIT = 20          # messages of the current session sent as context
-RECALL_SCAN_LIMIT = 500    # newest messages of earlier sessions scored for recall
+RECALL_SCAN_LIMIT = 200    # newest messages of earlier sessions sharing a keyword, scored for recall
+RECALL_QUERY_WORDS = 8     # the longest keywords of the message the database prefilters on
 RECALL_LIMIT = 3
 RECALL_LINE_CHARS = 200
 FACT_MAX_CHARS = 500
@@ -56,9 +58,10 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def keywords(text: str) -> set[str]:
+@lru_cache(maxsize=2048)  # the same earlier messages are scored again on every turn
+def keywords(text: str) -> frozenset[str]:
     """The words of `text` that carry meaning: lower-cased, no stopwords, no single letters."""
-    return {w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 1 and w not in STOPWORDS}
+    return frozenset(w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 1 and w not in STOPWORDS)
 
 
 def remember(facts: list[str], fact: str) -> tuple[list[str], bool]:
@@ -76,6 +79,11 @@ def forget(facts: list[str], what: str) -> tuple[list[str], list[str]]:
     def matches(fact: str) -> bool:
         return what.casefold() in fact.casefold() or bool(wanted) and wanted <= keywords(fact)
     return [f for f in facts if not matches(f)], [f for f in facts if matches(f)]
+
+
+def search_words(message: str) -> list[str]:
+    """The keywords the database looks for (a LIKE prefilter), longest first: rarer words narrow more."""
+    return sorted(keywords(message), key=lambda w: (-len(w), w))[:RECALL_QUERY_WORDS]
 
 
 def recall(message: str, earlier: list[tuple[str, str]]) -> list[tuple[str, str]]:

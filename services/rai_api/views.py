@@ -48,9 +48,9 @@ def login():
 
 @api.post("/chat")
 def chat():
-    user = auth.current_user()
+    user_id = auth.request_user_id()  # the account itself is checked in the turn's first DB session
     message, session_id = rules.chat_request(rules.json_body())
-    reply, session_id = conversation.chat_turn(_db(), current_app.extensions["rai_llm"], user.id,
+    reply, session_id = conversation.chat_turn(_db(), current_app.extensions["rai_llm"], user_id,
                                                message, session_id)
     return jsonify(response=reply, session_id=session_id, status="success")
 
