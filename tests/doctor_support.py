@@ -35,10 +35,10 @@ def cli_env(marker: str | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
-def raictl(folder: Path, *args: str, env: dict[str, str] | None = None,
+def raictl(folder: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None,
            timeout: float = 90) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "raictl", *args], capture_output=True, text=True,
-                          cwd=folder, env=env or cli_env(), timeout=timeout)
+                          cwd=folder, env=env or cli_env(), input=input, timeout=timeout)
 
 
 def doctor(folder: Path | None = None, *selectors: str, environ: dict | None = None, **overrides):

@@ -97,3 +97,28 @@ def test_fix_writes_a_private_env_template(tmp_path):
     assert stat.S_IMODE((folder / ".env").stat().st_mode) == 0o600
     assert "# GEMINI_API_KEY=" in (folder / ".env").read_text()
     assert doctor(folder, "config.env_file")["config.env_file"].status == "ok"
+
+
+def test_fix_repairs_a_missing_column_after_asking(tmp_path):
+    """Log step 29's missing column: --fix offers `migrate --repair`, asks, and repairs only on yes."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from migrations import alembic_config
+
+    folder = write_stack_folder(tmp_path / "s", free_port(), free_port())
+    url = f"sqlite:///{folder / 'home' / 'rai.db'}"
+    (folder / "home").mkdir()
+    command.upgrade(alembic_config(url), "head")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE users DROP COLUMN remembered_facts")
+    engine.dispose()
+    declined = raictl(folder, "doctor", "--fix", "db", input="n\n")
+    assert declined.returncode == 1 and "skipped (not confirmed)" in declined.stderr, declined.stderr
+    assert doctor(folder, "db.schema")["db.schema"].status == "fail"
+    accepted = raictl(folder, "doctor", "--fix", "db", input="y\n")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "database repaired" in accepted.stderr and "remembered_facts" in accepted.stderr
+    assert accepted.stderr.count("• repair the database") == 1  # listed once, before it runs
+    assert doctor(folder, "db.schema")["db.schema"].status == "ok"

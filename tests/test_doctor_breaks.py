@@ -328,3 +328,23 @@ def test_stray_env_file_is_named(isolated):
     (isolated / ".env").write_text("GEMINI_KEY=x\n")
     typo = doctor(isolated, "config.env_file")["config.env_file"]
     assert typo.status == "warn" and "GEMINI_KEY (did you mean GEMINI_API_KEY?)" in typo.summary
+
+
+def test_entry_module_that_cannot_be_imported(tmp_path):
+    """Log steps 12-16: `ModuleNotFoundError: No module named 'llm_Engine'` in the interpreter that runs it."""
+    from raictl.doctor.checks.imports import import_entry
+    from raictl.supervisor.spec import ServiceSpec
+
+    pkg = tmp_path / "brokenpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text("from brokenpkg import server\n")
+    (pkg / "server.py").write_text("import json\nfrom llm_Engine.config import settings\n")
+    spec = ServiceSpec("broken", (sys.executable, "-m", "brokenpkg"), env={"PYTHONPATH": str(tmp_path)})
+    verdict = import_entry(spec, load_settings())
+    assert not verdict["ok"] and verdict["problems"] == [["brokenpkg.server", "llm_Engine.config",
+                                                          "No module named 'llm_Engine.config'"]]
+    (pkg / "server.py").write_text("import json\n")
+    assert import_entry(spec, load_settings())["ok"]
+    missing = import_entry(ServiceSpec("gone", (sys.executable, "-m", "no_such_entry")), load_settings())
+    assert not missing["ok"] and "No module named 'no_such_entry'" in missing["problems"][0][2]

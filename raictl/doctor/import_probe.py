@@ -1,0 +1,81 @@
+"""Run by a service's own interpreter (as `python -c <this file's text> MODULE`): can MODULE be imported?
+
+Resolves, without executing anything, the entry module and every module it imports, following the
+project's own modules (those beside the entry's top package) recursively and checking each other
+import with find_spec. Imports inside `if`/`try` blocks are conditional and skipped. This catches
+the troubleshooting log's steps 12-16 (`No module named 'llm_Engine'`), a dependency missing from
+that interpreter, and a syntax error, in a fraction of the time a real import of Flask, SQLAlchemy
+and google-genai takes. Only the standard library is used: that interpreter may have nothing else.
+Prints one JSON line: {"ok", "origin", "checked", "problems": [[importer, name, reason]]}.
+"""
+
+import ast
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+
+
+def resolve(name):
+    """The spec of a dotted module name, found without importing any of its packages; None if absent."""
+    parts = name.split(".")
+    spec = importlib.util.find_spec(parts[0])
+    for i in range(1, len(parts)):
+        if spec is None or spec.submodule_search_locations is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), spec.submodule_search_locations)
+    return spec
+
+
+def unconditional_imports(tree):
+    """(module, names, level) of every import not nested in an `if` or `try` block."""
+    found, stack = [], [(tree, False)]
+    while stack:
+        node, conditional = stack.pop()
+        if isinstance(node, ast.Import) and not conditional:
+            found += [(alias.name, (), 0) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not conditional and node.module != "__future__":
+            found.append((node.module or "", tuple(a.name for a in node.names), node.level))
+        inner = conditional or isinstance(node, (ast.If, ast.Try))
+        stack += [(child, inner) for child in ast.iter_child_nodes(node)]
+    return found
+
+
+def main(entry):
+    spec = resolve(entry)
+    if spec is not None and spec.submodule_search_locations is not None:
+        spec = resolve(entry + ".__main__")
+    if spec is None or not spec.origin:
+        return {"ok": False, "origin": None, "checked": 0,
+                "problems": [["-m", entry, "No module named %r (sys.path: %s)" % (entry, os.pathsep.join(sys.path))]]}
+    top = resolve(entry.split(".")[0])
+    root = os.path.dirname(list(top.submodule_search_locations)[0]) if top.submodule_search_locations else ""
+    todo, seen, problems = [(spec.name, spec.origin)], set(), []
+    while todo:
+        name, origin = todo.pop()
+        if origin in seen:
+            continue
+        seen.add(origin)
+        try:
+            tree = ast.parse(open(origin, encoding="utf-8").read(), origin)
+        except SyntaxError as exc:
+            problems.append([name, name, "SyntaxError: %s (%s:%s)" % (exc.msg, origin, exc.lineno)])
+            continue
+        package = name if origin.endswith("__init__.py") else name.rpartition(".")[0]
+        for module, names, level in unconditional_imports(tree):
+            target = importlib.util.resolve_name("." * level + module, package) if level else module
+            candidates = [target] + [target + "." + n for n in names if n != "*"]
+            for i, candidate in enumerate(candidates):
+                found = resolve(candidate)
+                if found is None:
+                    if i == 0:
+                        problems.append([name, candidate, "No module named %r" % candidate])
+                    continue  # `from pkg import name`: name is an attribute, not a submodule
+                ours = found.origin and root and found.origin.startswith(root + os.sep)
+                if ours and found.origin.endswith(".py"):
+                    todo.append((candidate, found.origin))
+    return {"ok": not problems, "origin": spec.origin, "checked": len(seen), "problems": problems}
+
+
+print(json.dumps(main(sys.argv[1])))
