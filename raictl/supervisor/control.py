@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -57,38 +59,50 @@ class DownResult:
 
 # -- pre-flight ---------------------------------------------------------------------------------
 
-_FIND_SPEC = ("import importlib.util, json, sys\n"
-              "try:\n    ok = importlib.util.find_spec(sys.argv[1]) is not None; err = None\n"
-              "except ImportError as exc:\n    ok, err = False, f'{type(exc).__name__}: {exc}'\n"
-              "print(json.dumps({'ok': ok, 'error': err, 'path': sys.path}))")
+_FIND_SPECS = ("import importlib.util, json, sys\n"
+               "found = {}\n"
+               "for name in sys.argv[1:]:\n"
+               "    try:\n        found[name] = None if importlib.util.find_spec(name) else "
+               "f'ModuleNotFoundError: No module named {name!r}'\n"
+               "    except ImportError as exc:\n        found[name] = f'{type(exc).__name__}: {exc}'\n"
+               "print(json.dumps({'errors': found, 'path': sys.path}))")
+# what decides where `python -m MODULE` finds MODULE: services sharing these share one check
+_IMPORT_KEYS = ("PYTHONPATH", "PYTHONHOME", "PYTHONSAFEPATH", "PYTHONNOUSERSITE", "PYTHONUSERBASE")
+
+ImportCheck = tuple[list[ServiceSpec], subprocess.Popen]
 
 
-def start_import_checks(specs: list[ServiceSpec], settings: Settings) -> list[tuple[ServiceSpec, subprocess.Popen]]:
-    """Launch, in parallel, a find_spec of each entry module in the interpreter and environment
-    that will run it; collect with `import_problem`."""
-    checks = []
+def start_import_checks(specs: list[ServiceSpec], settings: Settings) -> list[ImportCheck]:
+    """Launch, in parallel, find_spec of each entry module in the interpreter, environment and
+    folder that will run it (one process per distinct combination); collect with `import_problem`."""
+    groups: dict[tuple, tuple[list[ServiceSpec], dict, str]] = {}
     for spec in specs:
         if spec.entry_module:
-            env = process.launch_env(spec, settings)
-            cmd = [spec.command[0], "-c", _FIND_SPEC, spec.entry_module]
-            checks.append((spec, subprocess.Popen(cmd, env=env, cwd=spec.cwd or _base(settings),
-                                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
-    return checks
+            env, cwd = process.launch_env(spec, settings), spec.cwd or _base(settings)
+            key = (spec.command[0], cwd, *(env.get(k) for k in _IMPORT_KEYS))
+            groups.setdefault(key, ([], env, cwd))[0].append(spec)
+    return [(group, subprocess.Popen([group[0].command[0], "-c", _FIND_SPECS, *(s.entry_module for s in group)],
+                                     env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+            for group, env, cwd in groups.values()]
 
 
-def import_problem(spec: ServiceSpec, check: subprocess.Popen) -> RaictlError | None:
-    out, err = check.communicate(timeout=30)
+def import_problem(check: ImportCheck) -> RaictlError | None:
+    """None when every entry module of the check is found; else the first failure, with sys.path."""
+    group, proc = check
+    out, err = proc.communicate(timeout=30)
+    interpreter = group[0].command[0]
     try:
         found = json.loads(out)
     except ValueError:
-        return RaictlError(f"{spec.name}: {spec.command[0]} could not check {spec.entry_module}: "
+        return RaictlError(f"{group[0].name}: {interpreter} could not check its entry module: "
                            f"{err.decode(errors='replace').strip()[-300:]}", hint="check the interpreter")
-    if found["ok"]:
-        return None
-    why = found["error"] or f"ModuleNotFoundError: No module named {spec.entry_module!r}"
-    return RaictlError(f"{spec.name}: {why} (interpreter {spec.command[0]}; sys.path searched: "
-                       f"{', '.join(found['path'])})",
-                       hint="reinstall raictl with its services (pip install .) or fix the command")
+    for spec in group:
+        why = found["errors"].get(spec.entry_module)
+        if why:
+            return RaictlError(f"{spec.name}: {why} (interpreter {interpreter}; sys.path searched: "
+                               f"{', '.join(found['path'])})",
+                               hint="reinstall raictl with its services (pip install .) or fix the command")
+    return None
 
 
 def port_problem(spec: ServiceSpec, host: str, port: int) -> RaictlError | None:
@@ -134,25 +148,71 @@ def preflight(specs: list[ServiceSpec], settings: Settings) -> None:
                 problem = port_problem(spec, host, port)
                 if problem:
                     raise problem
-        for spec, check in checks:
-            problem = import_problem(spec, check)
+        for check in checks:
+            problem = import_problem(check)
             if problem:
                 raise problem
     finally:
-        for _, check in checks:
-            if check.poll() is None:
-                check.kill()
-                check.wait()
+        for _, proc in checks:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def migrate_database(settings: Settings) -> str:
     """Upgrade the RAI API's database to head; RaictlError (hint `raictl migrate --repair`) if it cannot."""
+    head = sqlite_at_head(settings.database_url)
+    if head:
+        return f"database at head ({head})"
     from raictl.migrate import upgrade_to_head
 
     result = upgrade_to_head(settings)
     if result.before == result.after:
         return f"database at head ({result.after})"
     return f"database upgraded {result.before or 'empty'} -> {result.after}"
+
+
+_REVISION = re.compile(r"""^revision\s*=\s*["']([^"']+)["']""", re.M)
+_DOWN = re.compile(r"""^down_revision\s*=\s*(?:None|["']([^"']+)["'])\s*$""", re.M)
+
+
+def _script_heads() -> list[str] | None:
+    """Head revisions from the migration scripts' text; None when a script is not a plain one."""
+    versions = Path(process.package_root(), "migrations", "versions")  # shipped beside raictl
+    if not versions.is_dir():
+        return None
+    revisions, parents = set(), set()
+    for script in versions.glob("*.py"):
+        text = script.read_text()
+        revision, down = _REVISION.search(text), _DOWN.search(text)
+        if revision is None or down is None:
+            if script.name != "__init__.py":
+                return None
+            continue
+        revisions.add(revision.group(1))
+        parents.add(down.group(1))
+    return sorted(revisions - parents)
+
+
+def sqlite_at_head(url: str) -> str | None:
+    """The head revision when an existing SQLite database is stamped with exactly that one head.
+
+    The common `up` on a database already at head then costs a stdlib sqlite3 read instead of
+    importing Alembic and SQLAlchemy (~0.5 s before the RAI API could start). Anything else
+    (another database, not at head, several heads) returns None: `upgrade_to_head` decides."""
+    if not url.startswith("sqlite:///") or not Path(url[len("sqlite:///"):]).is_file():
+        return None
+    heads = _script_heads()
+    if not heads or len(heads) != 1:
+        return None
+    import sqlite3
+
+    try:
+        with closing(sqlite3.connect(f"file:{url[len('sqlite:///'):]}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.Error:
+        return None
+    return heads[0] if rows == [(heads[0],)] else None
 
 
 # -- up -----------------------------------------------------------------------------------------
