@@ -92,7 +92,7 @@ def test_llm_api_down(tmp_path):
     assert r["llm_api.running"].status == "fail" and r["llm_api.running"].hint == "raictl up llm_api", show(r)
     assert r["wiring.live"].status == "fail", show(r)
     assert f"http://127.0.0.1:{llm_port}" in r["wiring.live"].summary
-    assert "the LLM API is not running" in r["wiring.live"].summary
+    assert "no LLM API answers where raictl's settings say either" in r["wiring.live"].summary
     assert r["rai_api.health"].status == "warn" and "llm_status=unreachable" in r["rai_api.health"].summary
 
 
@@ -348,3 +348,18 @@ def test_entry_module_that_cannot_be_imported(tmp_path):
     assert import_entry(spec, load_settings())["ok"]
     missing = import_entry(ServiceSpec("gone", (sys.executable, "-m", "no_such_entry")), load_settings())
     assert not missing["ok"] and "No module named 'no_such_entry'" in missing["problems"][0][2]
+
+
+def test_an_llm_api_that_accepts_and_never_answers(child, tmp_path):
+    """The RAI API runs and calls an LLM API port where connections are accepted and never answered."""
+    db, llm_port, rai_port = database_at_head(tmp_path), free_port(), free_port()
+    child(SILENT, llm_port, port=llm_port)
+    rai = start_service("services.rai_api", tmp_path / "rai", rai_port, RAI_DATABASE_URL=db,
+                        RAI_API_PORT=str(rai_port), LLM_API_PORT=str(llm_port))
+    try:
+        r = doctor(None, database_url=db, rai_api_port=rai_port, llm_api_port=llm_port)
+    finally:
+        rai.stop()
+    assert r["llm_api.health"].status == "fail" and "sent no answer" in r["llm_api.health"].summary, show(r)
+    assert r["rai_api.health"].status == "warn" and "llm_status=unreachable" in r["rai_api.health"].summary
+    assert r["wiring.live"].status == "fail" and r["e2e.chat"].status == "skip"

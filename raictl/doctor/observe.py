@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-HEALTH_TIMEOUT = 1.5
+HEALTH_TIMEOUT = 2.0  # the RAI API's own health waits up to 1 s for the LLM API's
 SERVICE_NAMES = {"llm_api": "llm-api", "rai_api": "rai-chat-api"}
 
 

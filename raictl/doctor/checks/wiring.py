@@ -73,7 +73,8 @@ def live(ctx):
     llm = observe.health(ctx, "llm_api")
     running_at = llm.url.rsplit("/api/", 1)[0] if llm.service_matches else None
     if answer != "llm-api":
-        there = f"; the LLM API runs at {running_at}" if running_at else "; the LLM API is not running"
+        there = (f"; the LLM API runs at {running_at}" if running_at
+                 else "; no LLM API answers where raictl's settings say either (see llm_api.*)")
         return ctx.fail(f"the RAI API calls {url} (from {where}): {answer}{there}",
                         hint="restart the RAI API with the current settings: `raictl restart rai_api` "
                              "(`wiring.config` says whether LLM_API_URL itself is wrong)")
