@@ -42,6 +42,28 @@ def unconditional_imports(tree):
     return found
 
 
+def follow(name, origin, root, problems):
+    """Check every import of module `name` (file `origin`); the project modules to follow next."""
+    try:
+        tree = ast.parse(open(origin, encoding="utf-8").read(), origin)
+    except SyntaxError as exc:
+        problems.append([name, name, "SyntaxError: %s (%s:%s)" % (exc.msg, origin, exc.lineno)])
+        return []
+    package = name if origin.endswith("__init__.py") else name.rpartition(".")[0]
+    nxt = []
+    for module, names, level in unconditional_imports(tree):
+        target = importlib.util.resolve_name("." * level + module, package) if level else module
+        for i, candidate in enumerate([target] + [target + "." + n for n in names if n != "*"]):
+            found = resolve(candidate)
+            if found is None:
+                if i == 0:  # `from pkg import name`: a name that is no submodule is an attribute
+                    problems.append([name, candidate, "No module named %r" % candidate])
+                continue
+            if found.origin and root and found.origin.startswith(root + os.sep) and found.origin.endswith(".py"):
+                nxt.append((candidate, found.origin))
+    return nxt
+
+
 def main(entry):
     spec = resolve(entry)
     if spec is not None and spec.submodule_search_locations is not None:
@@ -54,27 +76,9 @@ def main(entry):
     todo, seen, problems = [(spec.name, spec.origin)], set(), []
     while todo:
         name, origin = todo.pop()
-        if origin in seen:
-            continue
-        seen.add(origin)
-        try:
-            tree = ast.parse(open(origin, encoding="utf-8").read(), origin)
-        except SyntaxError as exc:
-            problems.append([name, name, "SyntaxError: %s (%s:%s)" % (exc.msg, origin, exc.lineno)])
-            continue
-        package = name if origin.endswith("__init__.py") else name.rpartition(".")[0]
-        for module, names, level in unconditional_imports(tree):
-            target = importlib.util.resolve_name("." * level + module, package) if level else module
-            candidates = [target] + [target + "." + n for n in names if n != "*"]
-            for i, candidate in enumerate(candidates):
-                found = resolve(candidate)
-                if found is None:
-                    if i == 0:
-                        problems.append([name, candidate, "No module named %r" % candidate])
-                    continue  # `from pkg import name`: name is an attribute, not a submodule
-                ours = found.origin and root and found.origin.startswith(root + os.sep)
-                if ours and found.origin.endswith(".py"):
-                    todo.append((candidate, found.origin))
+        if origin not in seen:
+            seen.add(origin)
+            todo += follow(name, origin, root, problems)
     return {"ok": not problems, "origin": spec.origin, "checked": len(seen), "problems": problems}
 
 

@@ -54,10 +54,19 @@ def rai_llm_url(ctx) -> tuple[str | None, str]:
     return None, ""
 
 
-@check("wiring.live", "RAI API reaches the running LLM API")
-def live(ctx):
+def who_answers(url: str) -> str:
+    """The `service` the health at `url` names, or what answered instead."""
     from raictl.chat import request
 
+    try:
+        reply = request("GET", url.rstrip("/") + "/api/health", timeout=observe.HEALTH_TIMEOUT)
+    except OSError as exc:
+        return f"no LLM API ({exc.strerror or exc})"
+    return reply.body.get("service") if isinstance(reply.body, dict) else f"HTTP {reply.status}, not JSON"
+
+
+@check("wiring.live", "RAI API reaches the running LLM API")
+def live(ctx):
     rai = observe.health(ctx, "rai_api")
     if not rai.service_matches:
         return ctx.skip("the RAI API is not answering (see rai_api.health)")
@@ -65,11 +74,7 @@ def live(ctx):
     if url is None:
         return ctx.skip("the RAI API does not say which LLM API it calls")
     ctx.doing(f"GET {url}/api/health")
-    try:
-        reply = request("GET", url.rstrip("/") + "/api/health", timeout=observe.HEALTH_TIMEOUT)
-        answer = reply.body.get("service") if isinstance(reply.body, dict) else f"HTTP {reply.status}, not JSON"
-    except OSError as exc:
-        answer = f"no LLM API ({exc.strerror or exc})"
+    answer = who_answers(url)
     llm = observe.health(ctx, "llm_api")
     running_at = llm.url.rsplit("/api/", 1)[0] if llm.service_matches else None
     if answer != "llm-api":
