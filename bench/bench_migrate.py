@@ -2,10 +2,12 @@
 
 Builds revision 1's schema in a throwaway database on the server (loopback only), fills `users`
 with N rows (INSERT ... SELECT from MariaDB's SEQUENCE engine), sets alembic_version to the unknown
-revision '3f2724846ff9', then times the whole `raictl migrate --repair` (plan with its scratch-database
-fingerprint, backup, re-stamp, upgrade adding `users.remembered_facts` in place). The peer, measured
-in the same run on the same table: a table-copying `ALTER TABLE ... ADD COLUMN ..., ALGORITHM=COPY`.
-Goal (issue 4): the whole repair under 2 s. The database is dropped at the end.
+revision '3f2724846ff9', then times the whole repair as a user runs it: `raictl migrate --repair --yes`
+as a child process (start-up and imports included: plan with its scratch-database fingerprint, backup,
+re-stamp, upgrade adding `users.remembered_facts` in place). The incident is then set up again and the
+core (`plan_repair` + `apply_plan`) timed in-process for the breakdown. The peer, measured in the same
+run on the same table: a table-copying `ALTER TABLE ... ADD COLUMN ..., ALGORITHM=COPY`.
+Goal (issue 4): the whole repair (the command) under 2 s. The database is dropped at the end.
 
     python bench/bench_migrate.py [--rows 1000000] [--mysql mysql+pymysql://root@127.0.0.1:3306/test]
 
@@ -15,7 +17,9 @@ Exit code 0 when the goal is met, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +53,24 @@ def build_incident(url: str, rows: int) -> None:
     command.upgrade(alembic_config(url), "0001_initial")
     scalar(url, "INSERT INTO users (username, password_hash) "
                 f"SELECT CONCAT('user', seq), 'pbkdf2:bench' FROM seq_1_to_{rows}")
+    scalar(url, f"UPDATE alembic_version SET version_num = '{UNKNOWN}'")
+
+
+def timed_command(url: str, home: Path) -> float:
+    """`raictl migrate --repair --yes --json` in a child process, wall-clock."""
+    raictl = Path(sys.executable).with_name("raictl")
+    env = dict(os.environ, RAI_DATABASE_URL=url, RAICTL_HOME=str(home))
+    start = time.perf_counter()
+    done = subprocess.run([str(raictl), "migrate", "--repair", "--yes", "--json"], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0 and json.loads(done.stdout)["after"] == "0002_remembered_facts", done.stderr
+    return elapsed
+
+
+def break_again(url: str) -> None:
+    """The incident once more on the same rows: the column gone, the unknown revision back."""
+    scalar(url, "ALTER TABLE users DROP COLUMN remembered_facts")
     scalar(url, f"UPDATE alembic_version SET version_num = '{UNKNOWN}'")
 
 
@@ -102,17 +124,19 @@ def run(url: str, rows: int) -> int:
     build_incident(url, rows)
     print(f"incident built: {rows:,} users at revision {UNKNOWN!r} in {time.perf_counter() - started:.1f} s")
     with tempfile.TemporaryDirectory(prefix="raictl-bench-") as home:
+        command_s = timed_command(url, Path(home))
+        break_again(url)
         plan_s, apply_s, instant = timed_repair(url, Path(home))
     count = scalar(url, "SELECT COUNT(*) FROM users")
     copy_s = timed_copy_alter(url)
-    repair_s = plan_s + apply_s
-    print(f"raictl migrate --repair: {repair_s:.3f} s (plan and fingerprint {plan_s:.3f} s, backup and "
+    print(f"raictl migrate --repair --yes (child process, start-up included): {command_s:.3f} s")
+    print(f"  core in-process: {plan_s + apply_s:.3f} s (plan with the fingerprint {plan_s:.3f} s, backup and "
           f"apply {apply_s:.3f} s); rows after: {count:,}")
-    print(f"instant ALTERs the server counted meanwhile (global counter): {instant}")
+    print(f"  instant ALTERs the server counted meanwhile (a global counter): {instant}")
     print(f"ALTER TABLE users ADD COLUMN ..., ALGORITHM=COPY: {copy_s:.3f} s")
-    print(f"ratio: the whole repair took {repair_s / copy_s:.3f}x the copying ALTER "
-          f"({copy_s / repair_s:.1f}x faster); goal: repair under {GOAL_S:.0f} s")
-    ok = repair_s < GOAL_S and count == rows
+    print(f"ratio: the whole repair took {command_s / copy_s:.3f}x the copying ALTER "
+          f"({copy_s / command_s:.1f}x faster); goal: the repair under {GOAL_S:.0f} s")
+    ok = command_s < GOAL_S and count == rows
     print("goal met" if ok else "GOAL MISSED")
     return 0 if ok else 1
 

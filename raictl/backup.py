@@ -24,14 +24,14 @@ def backup_path(home: Path, stem: str, suffix: str) -> Path:
     return folder / f"{stamp}-{stem}{suffix}"
 
 
-def backup_database(url: str, home: Path) -> Path | None:
-    """Back up the database at `url`; None for an in-memory SQLite database (nothing outlives it)."""
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if not parsed.database or parsed.database == ":memory:":
+def backup_database(engine, home: Path) -> Path | None:
+    """Back up the database of `engine`; None for an in-memory SQLite database (nothing outlives it)."""
+    database = engine.url.database
+    if engine.dialect.name == "sqlite":
+        if not database or database == ":memory:":
             return None
-        return _copy_sqlite(Path(parsed.database), home)
-    return _dump_ddl(url, home, parsed.database or "database")
+        return _copy_sqlite(Path(database), home)
+    return _dump_ddl(engine, home, database or "database")
 
 
 def _copy_sqlite(source: Path, home: Path) -> Path:
@@ -45,9 +45,8 @@ def _copy_sqlite(source: Path, home: Path) -> Path:
     return target
 
 
-def _dump_ddl(url: str, home: Path, name: str) -> Path:
+def _dump_ddl(engine, home: Path, name: str) -> Path:
     target = backup_path(home, name, ".sql")
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         tables = sa.inspect(conn).get_table_names()
         lines = [f"-- raictl migrate backup of database `{name}`, taken {datetime.now(timezone.utc).isoformat()}",
@@ -59,6 +58,5 @@ def _dump_ddl(url: str, home: Path, name: str) -> Path:
         if VERSION_TABLE in tables:
             for (version,) in conn.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}"):
                 lines.append(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES ('{version}');")
-    engine.dispose()
     target.write_text("\n".join(lines) + "\n")
     return target

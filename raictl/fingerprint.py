@@ -111,50 +111,49 @@ def matched_revision(shape: Shape, snapshots: list[Snapshot]) -> str | None:
 
 
 @contextmanager
-def scratch_url(live_url: str) -> Iterator[str]:
-    """A throwaway database for building revisions: same server when MariaDB/MySQL lets us create one."""
-    live = sa.make_url(live_url)
-    if live.get_backend_name() != "mysql":
+def scratch_url(live) -> Iterator[str]:
+    """A throwaway database for building revisions (`live`: the live engine, which creates and drops it):
+    on the same server when MariaDB/MySQL lets us create one, else SQLite in memory."""
+    if live.dialect.name != "mysql":
         yield "sqlite://"
         return
     name = f"raictl_scratch_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(live, poolclass=sa.pool.NullPool)
     try:
-        with admin.connect() as conn:
+        with live.connect() as conn:
             charset, collation = conn.execute(sa.text(
                 "SELECT default_character_set_name, default_collation_name FROM information_schema.schemata"
                 " WHERE schema_name = DATABASE()")).one()
             conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET {charset} COLLATE {collation}")
     except sa.exc.DBAPIError:  # no CREATE privilege: SQLite still tells tables and columns apart
-        admin.dispose()
         yield "sqlite://"
         return
     try:
-        yield live.set(database=name).render_as_string(hide_password=False)
+        yield live.url.set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as conn:
+        with live.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.dispose()
 
 
-def build_snapshots(live_url: str, revisions: list[str], script_location: str | None = None) -> list[Snapshot]:
+def build_snapshots(live, revisions: list[str], script_location: str | None = None) -> list[Snapshot]:
     """Upgrade a scratch database one revision at a time (base to head), reflecting it after each."""
     from alembic import command
 
     from migrations import alembic_config
 
     snapshots = []
-    with scratch_url(live_url) as url:
+    with scratch_url(live) as url:
         engine = sa.create_engine(url, poolclass=sa.pool.StaticPool if url == "sqlite://" else sa.pool.NullPool)
-        with engine.connect() as conn:
-            config = alembic_config(url, script_location)
-            config.attributes["connection"] = conn
-            for revision in revisions:
-                command.upgrade(config, revision)
-                conn.commit()
-                metadata = sa.MetaData()
-                metadata.reflect(conn)
-                tables = {n: t for n, t in metadata.tables.items() if n != VERSION_TABLE}
-                snapshots.append(Snapshot(revision, tables, engine.dialect.name))
-        engine.dispose()
+        try:
+            with engine.connect() as conn:
+                config = alembic_config(url, script_location)
+                config.attributes["connection"] = conn
+                for revision in revisions:
+                    command.upgrade(config, revision)
+                    conn.commit()
+                    metadata = sa.MetaData()
+                    metadata.reflect(conn)
+                    tables = {n: t for n, t in metadata.tables.items() if n != VERSION_TABLE}
+                    snapshots.append(Snapshot(revision, tables, engine.dialect.name))
+        finally:
+            engine.dispose()
     return snapshots

@@ -23,9 +23,11 @@ class UpgradeResult:
 
 
 def _engine(url: str):
+    """An engine for one command: pooled, so its steps share a connection (each new MariaDB connection
+    costs pymysql a TLS context); the caller disposes it."""
     import sqlalchemy as sa
 
-    return sa.create_engine(url, poolclass=sa.pool.NullPool)
+    return sa.create_engine(url)
 
 
 def database_error(exc, url: str, doing: str) -> RaictlError:
@@ -39,18 +41,23 @@ def database_error(exc, url: str, doing: str) -> RaictlError:
 
 def read_database_state(url: str, script_location: str | None = None):
     """The SchemaState of the database at `url`, as a RaictlError when it cannot be reached."""
+    engine = _engine(url)
+    try:
+        return _state_on(engine, script_location)
+    finally:
+        engine.dispose()
+
+
+def _state_on(engine, script_location: str | None):
     import sqlalchemy as sa
 
     from services.rai_api.schema import read_state, script_directory
 
-    engine = _engine(url)
     try:
         with engine.connect() as connection:
             return read_state(connection, script_directory(script_location))
     except sa.exc.DBAPIError as exc:
-        raise database_error(exc, url, "reading the schema state") from None
-    finally:
-        engine.dispose()
+        raise database_error(exc, str(engine.url), "reading the schema state") from None
 
 
 def refuse_unresolvable(state) -> None:
@@ -163,22 +170,19 @@ class _Live:
     instant: bool
 
 
-def _read_live(url: str, script) -> _Live:
+def _read_live(engine, script) -> _Live:
     import sqlalchemy as sa
 
     from raictl.fingerprint import live_shape
     from services.rai_api.schema import VERSION_TABLE, read_state
 
-    engine = _engine(url)
     try:
         with engine.connect() as conn:
             state = read_state(conn, script)
             has_version = sa.inspect(conn).has_table(VERSION_TABLE)
             return _Live(state, live_shape(conn), has_version, conn.dialect, _supports_instant(conn.dialect))
     except sa.exc.DBAPIError as exc:
-        raise database_error(exc, url, "reading the schema") from None
-    finally:
-        engine.dispose()
+        raise database_error(exc, str(engine.url), "reading the schema") from None
 
 
 def offline_upgrade_sql(url: str, script_location: str | None, start: str | None) -> tuple[str, ...]:
@@ -205,7 +209,11 @@ def plan_upgrade(url: str, script_location: str | None = None, with_sql: bool = 
     """The plain upgrade to head; a state only a repair can fix is refused (RaictlError)."""
     from services.rai_api.schema import script_directory
 
-    live = _read_live(url, script_directory(script_location))
+    engine = _engine(url)
+    try:
+        live = _read_live(engine, script_directory(script_location))
+    finally:
+        engine.dispose()
     state = live.state
     refuse_unresolvable(state)
     head = state.heads[0]
@@ -219,46 +227,65 @@ def plan_upgrade(url: str, script_location: str | None = None, with_sql: bool = 
 def plan_repair(url: str, script_location: str | None = None, metadata=None) -> Plan:
     """Plan the additive repair: fingerprint, re-stamp, finish a half-applied revision, upgrade,
     then add what the models have and the database lacks. Reads only (the scratch database aside)."""
-    from raictl import fingerprint as fp
+    from raictl.fingerprint import missing_from
     from services.rai_api.models import Base
-    from services.rai_api.schema import script_directory
 
-    script = script_directory(script_location)
-    live = _read_live(url, script)
+    live, snapshots = _survey(url, script_location)
     state = live.state
     if state.state == "multiple_heads":
         return Plan(url, script_location, state.state, state.revisions, None, extras=state.extras, refused=(
             f"the migration scripts have several heads ({', '.join(state.heads)}): raictl cannot choose which "
             "history the database should follow; merge them (`alembic merge heads`) and run the repair again",))
-    head = state.heads[0]
-    snapshots, matched, target = [], None, head
-    if state.state not in ("ok", "drift"):
-        snapshots = _snapshots(url, _ordered_revisions(script), script_location)
-        matched = fp.matched_revision(live.shape, snapshots)
-        target = _anchor(state, matched, snapshots)
-        target = _half_applied(live.shape, snapshots, target) or target
+    head, (matched, target) = state.heads[0], _target(state, live.shape, snapshots)
     by_revision = {s.revision: s.tables for s in snapshots}
     metadata = metadata if metadata is not None else Base.metadata
     steps = _Steps(live, metadata)
-    steps.fill(fp.missing_from(live.shape, by_revision.get(target, {})), f"revision {target}")
+    steps.fill(missing_from(live.shape, by_revision.get(target, {})), f"revision {target}")
     steps.stamp(state.revisions, target)
     if target != head:
         steps.add(Action("upgrade", f"upgrade {target or 'base'} -> {head}",
                          offline_upgrade_sql(url, script_location, target)))
     predicted = live.shape.merged(by_revision.get(target, {})).merged(by_revision.get(head, {}))
-    steps.fill(fp.missing_from(predicted, dict(metadata.tables)), "the models")
+    steps.fill(missing_from(predicted, dict(metadata.tables)), "the models")
     return Plan(url, script_location, state.state, state.revisions, head, matched, tuple(steps.actions),
                 tuple(steps.refused), state.extras, snapshots[0].scratch if snapshots else None)
 
 
-def _snapshots(url: str, revisions: list[str], script_location: str | None):
+def _survey(url: str, script_location: str | None):
+    """The live database, and each revision built on a scratch database when the stamp cannot be trusted
+    as it is (not needed at head: there only the models matter)."""
+    from services.rai_api.schema import script_directory
+
+    script = script_directory(script_location)
+    engine = _engine(url)
+    try:
+        live = _read_live(engine, script)
+        if live.state.state in ("ok", "drift", "multiple_heads"):
+            return live, []
+        return live, _snapshots(engine, _ordered_revisions(script), script_location)
+    finally:
+        engine.dispose()
+
+
+def _target(state, shape, snapshots) -> tuple[str | None, str | None]:
+    """(the revision the fingerprint matched, the revision to stamp before upgrading)."""
+    from raictl.fingerprint import matched_revision
+
+    if not snapshots:
+        return None, state.heads[0]
+    matched = matched_revision(shape, snapshots)
+    anchor = _anchor(state, matched, snapshots)
+    return matched, _half_applied(shape, snapshots, anchor) or anchor
+
+
+def _snapshots(engine, revisions: list[str], script_location: str | None):
     import sqlalchemy as sa
     from alembic.util import CommandError
 
     from raictl.fingerprint import build_snapshots
 
     try:
-        return build_snapshots(url, revisions, script_location)
+        return build_snapshots(engine, revisions, script_location)
     except (sa.exc.DBAPIError, CommandError) as exc:
         raise RaictlError(f"building the revisions on a scratch database failed: {_reason(exc)}",
                           hint="check the migration scripts with `alembic history`; nothing was changed") from None
@@ -358,9 +385,13 @@ def apply_plan(plan: Plan, home) -> MigrateResult:
     """Back up, then run the plan's actions in order on one connection. Nothing to do: no backup, no write."""
     if not plan.actions:
         return dry_run_result(plan, dry_run=False)
-    backup = _backup(plan, home)
-    _run_actions(plan, backup)
-    after = read_database_state(plan.url, plan.script_location)
+    engine = _engine(plan.url)
+    try:
+        backup = _backup(engine, plan, home)
+        _run_actions(engine, plan, backup)
+        after = _state_on(engine, plan.script_location)
+    finally:
+        engine.dispose()
     return MigrateResult(plan.before, ", ".join(after.revisions) or None, plan.actions, plan.refused,
                          after.extras, backup, False, plan.matched)
 
@@ -371,7 +402,7 @@ def dry_run_result(plan: Plan, dry_run: bool = True) -> MigrateResult:
                          plan.matched)
 
 
-def _backup(plan: Plan, home) -> str | None:
+def _backup(engine, plan: Plan, home) -> str | None:
     from pathlib import Path
 
     import sqlalchemy as sa
@@ -381,7 +412,7 @@ def _backup(plan: Plan, home) -> str | None:
     if plan.state == "empty":  # no table yet: nothing to lose
         return None
     try:
-        path = backup_database(plan.url, Path(home))
+        path = backup_database(engine, Path(home))
     except (sa.exc.DBAPIError, OSError) as exc:
         raise RaictlError(f"backing up the database failed, nothing was changed: {_reason(exc)}",
                           hint=f"make sure {Path(home) / 'backups'} is writable and the database reachable")
@@ -392,11 +423,10 @@ def _reason(exc) -> str:
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
-def _run_actions(plan: Plan, backup: str | None) -> None:
+def _run_actions(engine, plan: Plan, backup: str | None) -> None:
     import sqlalchemy as sa
     from alembic.util import CommandError
 
-    engine = _engine(plan.url)
     action = None
     try:
         with engine.connect() as conn:
@@ -407,8 +437,6 @@ def _run_actions(plan: Plan, backup: str | None) -> None:
         raise RaictlError(f"{action.detail if action else 'connecting'} failed: {_reason(exc)}",
                           hint=f"backup: {backup or 'none'}; see what is left with `{REPAIR_HINT} --dry-run` "
                                "(MariaDB/MySQL keep the DDL of the steps before it)") from None
-    finally:
-        engine.dispose()
 
 
 def _run_action(conn, action: Action, plan: Plan) -> None:
