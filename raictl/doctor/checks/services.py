@@ -20,8 +20,17 @@ HOSTS_VAR = {"llm_api": "LLM_API_HOSTS", "rai_api": "RAI_API_HOSTS"}
 PORT_VAR = {"llm_api": "LLM_API_PORT", "rai_api": "RAI_API_PORT"}
 
 
-def _exit_text(status) -> str:
+STOP_SIGNALS = ("SIGTERM", "SIGINT")  # how `raictl down` and Ctrl-C end a service: not a crash
+
+
+def _crash(status):
+    """The last exit when it was a crash (an exit code, or a signal other than a stop request)."""
     last = status.last_exit
+    return None if last is None or last.signal in STOP_SIGNALS else last
+
+
+def _exit_text(status) -> str:
+    last = _crash(status)
     if last is None:
         return ""
     when = time.strftime("%H:%M:%S", time.localtime(last.at)) if last.at else "?"
@@ -33,7 +42,7 @@ def running(ctx, name: str):
     tail = _exit_text(st)
     if st.state == "running":
         summary = f"running, pid {st.pid}, up {st.uptime_s:.0f} s, {st.restarts} restarts{tail}"
-        if st.restarts or (st.last_exit and st.last_exit.signal):
+        if st.restarts or (_crash(st) and _crash(st).signal):
             return ctx.warn(summary, hint=f"`raictl logs {name}` shows why it exited")
         return ctx.ok(summary)
     if st.state in ("starting", "backoff"):
