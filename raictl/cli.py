@@ -62,9 +62,9 @@ for _module in pkgutil.iter_modules(commands.__path__):
 
 def main() -> None:
     """Console entry point."""
-    from raictl.commands.service import status_fast_path
+    from raictl.commands.service import fast_path
 
-    code = status_fast_path(sys.argv[1:])
-    if code is not None:  # `raictl status [--json]`, answered without Typer's parameter parsing
+    code = fast_path(sys.argv[1:])
+    if code is not None:  # `raictl status/up/down` in their plain forms, without Typer's parsing
         raise SystemExit(code)
     app()
