@@ -4,7 +4,7 @@ will run it (log steps 12-16: `ModuleNotFoundError: No module named 'llm_Engine'
 Nothing is executed: `raictl/doctor/import_probe.py` runs in that interpreter and resolves the entry
 module and everything it imports (the project's modules recursively). This goes deeper than the
 pre-flight of `raictl up` (which finds the entry module only) and costs a fraction of a real import.
-A service that is running and answering its health already proved its imports: no child is spawned.
+A service the supervisor records as running (ready: health answered) proved its imports: no child is spawned.
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ def _import_check(name: str):
         spec = observe.spec(ctx, name)
         if spec is None or not spec.entry_module:
             return ctx.skip(f"{name} is not started as `python -m MODULE`: nothing to import")
-        health = observe.health(ctx, name)
-        if health.answered and health.service_matches:
-            return ctx.ok(f"{spec.entry_module} is running and answering: it imported")
+        # the supervisor records "running" only once health answered: the imports worked. (Not
+        # waiting for health here keeps a hung port off this check's path.)
+        if observe.status(ctx, name).state == "running":
+            return ctx.ok(f"{spec.entry_module} is running under raictl and answered its health: it imported")
         ctx.doing(f"resolving {spec.entry_module}'s imports with {spec.command[0]}")
         verdict = import_entry(spec, ctx.settings)
         if verdict["ok"]:
