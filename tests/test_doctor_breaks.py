@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import uuid
 
 import pytest
 import sqlalchemy as sa

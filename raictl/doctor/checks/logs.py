@@ -14,11 +14,11 @@ TAIL_LINES = 400
 START_MARK = "] started pid "
 
 
-def split_runs(lines: list[str]) -> tuple[list[str], list[str], int]:
-    """(lines before the last start, lines since it, the index where the current run starts)."""
+def split_runs(lines: list[str]) -> tuple[list[str], list[str]]:
+    """(lines before the service's last start, lines since it)."""
     starts = [i for i, line in enumerate(lines) if line.startswith("[raictl ") and START_MARK in line]
     cut = starts[-1] if starts else 0
-    return lines[:cut], lines[cut:], cut
+    return lines[:cut], lines[cut:]
 
 
 def _log_check(name: str):
@@ -30,9 +30,9 @@ def _log_check(name: str):
         lines = tail(path, TAIL_LINES)
         if not lines:
             return ctx.skip(f"{path} is empty or missing")
-        earlier, current, cut = split_runs(lines)
+        earlier, current = split_runs(lines)
         now, before = scan(current), scan(earlier)
-        details = [f"{path}:~{f.line_no + cut}: {f.describe()}  | {f.text[:160]}" for f in now]
+        details = [f"{f.describe()}  | {f.text[:160]}" for f in now]
         details += [f"(earlier run) {f.describe()}  | {f.text[:160]}" for f in before]
         if now:
             more = f" (and {len(now) - 1} more, -v)" if len(now) > 1 else ""
