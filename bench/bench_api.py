@@ -24,6 +24,8 @@ import tempfile
 import threading
 import time
 import uuid
+
+import psutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,11 @@ class Result:
     latencies: list[float]
     errors: int
     seconds: float
+    cpu_s: float = 0.0  # CPU time the servers involved spent during the window
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.cpu_s * 1000 / len(self.latencies) if self.latencies else float("nan")
 
     @property
     def rate(self) -> float:
@@ -92,7 +99,12 @@ def _client_process(port, load, indexes, start_at, stop_at, queue) -> None:
     queue.put((latencies, len(errors)))
 
 
-def measure(name: str, port: int, load: Load, connections: int, seconds: float) -> Result:
+def _cpu_seconds(servers: tuple[ServiceProcess, ...]) -> float:
+    return sum(sum(psutil.Process(s.proc.pid).cpu_times()[:2]) for s in servers)
+
+
+def measure(name: str, port: int, load: Load, connections: int, seconds: float,
+            servers: tuple[ServiceProcess, ...] = ()) -> Result:
     """Drive `connections` keep-alive connections at `port` for WARMUP_S + `seconds`."""
     start_at = time.perf_counter() + WARMUP_S
     stop_at = start_at + seconds
@@ -102,10 +114,13 @@ def measure(name: str, port: int, load: Load, connections: int, seconds: float) 
              for g in groups if g]
     for proc in procs:
         proc.start()
+    time.sleep(max(0.0, start_at - time.perf_counter()))  # the warm-up; CPU is counted after it
+    cpu_before = _cpu_seconds(servers)
     parts = [queue.get() for _ in procs]
+    cpu = _cpu_seconds(servers) - cpu_before
     for proc in procs:
         proc.join()
-    return Result(name, [x for lat, _ in parts for x in lat], sum(e for _, e in parts), seconds)
+    return Result(name, [x for lat, _ in parts for x in lat], sum(e for _, e in parts), seconds, cpu)
 
 
 def chat_load(rai: ServiceProcess, connections: int) -> Load:
@@ -129,7 +144,12 @@ def start(module: str, home: Path, port: int, **env: str) -> ServiceProcess:
     return ServiceProcess(module, port, service_env(home, **env), hosts=("127.0.0.1",), log=home / "log").start()
 
 
-def bench_database(label: str, url: str, root: Path, llm_port: int, args) -> list[Result]:
+def generate_load() -> Load:
+    body = json.dumps({"messages": [{"role": "user", "content": "What tea do I like?"}], "system": "You are RAI."})
+    return Load("POST", "/api/generate", ((body.encode(), {"Content-Type": "application/json"}),))
+
+
+def bench_database(label: str, url: str, root: Path, llm: ServiceProcess, args) -> list[Result]:
     from alembic import command
 
     from migrations import alembic_config
@@ -137,18 +157,20 @@ def bench_database(label: str, url: str, root: Path, llm_port: int, args) -> lis
     command.upgrade(alembic_config(url), "head")
     port = free_port()
     rai = start("services.rai_api", root / label, port, RAI_DATABASE_URL=url, RAI_API_PORT=str(port),
-                LLM_API_PORT=str(llm_port))
+                LLM_API_PORT=str(llm.port))
     try:
         health = measure(f"health ({label})", port, Load("GET", "/api/health", ((None, {}),)), args.connections,
-                         args.seconds)
-        chat = measure(f"chat ({label})", port, chat_load(rai, args.connections), args.connections, args.seconds)
+                         args.seconds, (rai,))
+        chat = measure(f"chat ({label})", port, chat_load(rai, args.connections), args.connections, args.seconds,
+                       (rai, llm))
     finally:
         rai.stop()
     return [health, chat]
 
 
 def report(results: list[Result], baseline: float) -> bool:
-    print(f"{'target':<18} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}  goal")
+    print(f"{'target':<18} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'cpu ms/req':>10} {'ratio':>6}  goal")
     met = True
     for r in results:
         kind = r.name.split()[0]
@@ -158,7 +180,7 @@ def report(results: list[Result], baseline: float) -> bool:
         met &= ok
         verdict = "" if goal is None else f">= {goal}x {'met' if ok else 'MISSED'}"
         print(f"{r.name:<18} {len(r.latencies):>9} {r.errors:>6} {r.rate:>8.0f} {r.percentile(50):>7.1f} "
-              f"{r.percentile(99):>7.1f} {ratio:>6.2f}  {verdict}")
+              f"{r.percentile(99):>7.1f} {r.cpu_ms_per_request:>10.2f} {ratio:>6.2f}  {verdict}")
     return met
 
 
@@ -177,18 +199,22 @@ def main() -> int:
                     LLM_API_HOSTS="127.0.0.1")
         try:
             hello_load = Load("GET", "/api/health", ((None, {}),))
-            results = [measure("hello-world", hello_port, hello_load, args.connections, args.seconds)]
-            results += bench_database("sqlite", f"sqlite:///{root / 'rai.db'}", root, llm_port, args)
+            results = [measure("hello-world", hello_port, hello_load, args.connections, args.seconds, (hello,)),
+                       measure("llm generate", llm_port, generate_load(), args.connections, args.seconds, (llm,))]
+            results += bench_database("sqlite", f"sqlite:///{root / 'rai.db'}", root, llm, args)
             if args.mysql:
-                results += bench_database("mariadb", _fresh_mysql(args.mysql), root, llm_port, args)
-            results.append(measure("hello-world", hello_port, hello_load, args.connections, args.seconds))
+                results += bench_database("mariadb", _fresh_mysql(args.mysql), root, llm, args)
+            results.append(measure("hello-world", hello_port, hello_load, args.connections, args.seconds, (hello,)))
         finally:
             hello.stop()
             llm.stop()
             _drop_mysql(args.mysql)
     baseline = (results[0].rate + results[-1].rate) / 2  # measured first and last: drift shows, and averages out
     print(f"{args.connections} connections, {args.seconds:g}s per target after {WARMUP_S:g}s warm-up; "
-          f"baseline = mean of the two hello-world runs = {baseline:.0f} req/s")
+          f"baseline = mean of the two hello-world runs = {baseline:.0f} req/s; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print("cpu ms/req: CPU time of the servers serving the target (chat: RAI API + LLM API) per request; "
+          "'llm generate' is the LLM API alone, the hop every chat turn includes")
     return 0 if report(results, baseline) else 1
 
 

@@ -11,8 +11,8 @@ from services.serving import configure_logging, serve
 
 log = logging.getLogger("services.rai_api")
 
-# 16 connections at once (the bench's load) each get a thread; the work is mostly I/O waits.
-THREADS = 16
+# Measured with bench/bench_api.py at 16 connections: 8 threads beat 4 and 16 (less GIL contention).
+THREADS = 8
 
 
 def main() -> int:

@@ -132,7 +132,7 @@ def chat_turn(db: Database, llm: LlmClient, user_id: int, message: str, session_
     """(reply, session id) for one chat message; memory commands are answered from the database."""
     command = memory.parse_command(message)
     if command is not None:
-        with db.transaction() as connection:
+        with db.transaction(write=True) as connection:
             auth.load_active_user(connection, user_id)
             if session_id is not None:
                 own_session(connection, user_id, session_id)
@@ -146,7 +146,7 @@ def chat_turn(db: Database, llm: LlmClient, user_id: int, message: str, session_
         reply = llm.generate(system, messages)
     except LlmUnavailable as exc:
         raise ApiError(503, "llm_unavailable", str(exc)) from None
-    with db.transaction() as connection:
+    with db.transaction(write=True) as connection:
         return reply, _store_turn(connection, user_id, session_id, message, reply)
 
 
@@ -168,7 +168,7 @@ def session_messages(db: Database, user_id: int, session_id: str) -> list[dict[s
 
 def delete_session(db: Database, user_id: int, session_id: str) -> None:
     """Delete one of the user's sessions; its messages go with it (ON DELETE CASCADE)."""
-    with db.transaction() as connection:
+    with db.transaction(write=True) as connection:
         if connection.execute(DELETE_SESSION, {"sid": session_id, "uid": user_id}).rowcount == 0:
             raise _no_session(session_id)
 

@@ -6,6 +6,7 @@ as a hello-world while still noticing within seconds that the database or the LL
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -65,15 +66,25 @@ def check_llm(llm: LlmClient) -> dict[str, Any]:
 
 
 class HealthReport:
-    """Builds the health document from the cached checks."""
+    """Builds the health document from the cached checks (rendered once per change of either)."""
 
     def __init__(self, db: Database, llm: LlmClient) -> None:
         self.database = Cached(lambda: check_database(db), DATABASE_TTL_S)
         self.llm = Cached(lambda: check_llm(llm), LLM_TTL_S)
+        self._rendered: tuple[Any, Any, bytes, int] | None = None
 
-    def document(self) -> tuple[dict[str, Any], int]:
-        """(health JSON, HTTP status): 503 only when the database cannot be reached at all."""
+    def rendered(self) -> tuple[bytes, int]:
+        """(the health document as JSON bytes, HTTP status), re-rendered only when a check was redone."""
         database, llm = self.database.get(), self.llm.get()
+        rendered = self._rendered
+        if rendered is None or rendered[0] is not database or rendered[1] is not llm:
+            body, status = self._document(database, llm)
+            rendered = self._rendered = (database, llm, json.dumps(body).encode(), status)
+        return rendered[2], rendered[3]
+
+    @staticmethod
+    def _document(database: dict[str, Any], llm: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """(health JSON, HTTP status): 503 only when the database cannot be reached at all."""
         healthy = database["database_status"] == "ok" and database["schema"] == "ok" and llm["llm_status"] == "ok"
         body = {"status": "ok" if healthy else "degraded", "service": "rai-chat-api", **database, **llm}
         return body, 200 if database["database_status"] == "ok" else 503

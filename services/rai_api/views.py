@@ -19,8 +19,8 @@ def _db():
 
 @api.get("/health")
 def health():
-    body, status = current_app.extensions["rai_health"].document()
-    return jsonify(body), status
+    payload, status = current_app.extensions["rai_health"].rendered()
+    return current_app.response_class(payload, status, mimetype="application/json")
 
 
 @api.post("/auth/register")
