@@ -1,3 +1,3 @@
-from raictl.cli import main
+from raictl.entry import main
 
 main()

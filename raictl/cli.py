@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
-import sys
 
 import typer
 from typer.core import TyperGroup
@@ -61,10 +60,5 @@ for _module in pkgutil.iter_modules(commands.__path__):
 
 
 def main() -> None:
-    """Console entry point."""
-    from raictl.commands.service import fast_path
-
-    code = fast_path(sys.argv[1:])
-    if code is not None:  # `raictl status/up/down` in their plain forms, without Typer's parsing
-        raise SystemExit(code)
+    """Run the Typer app (the console entry point is raictl.entry.main, which may answer first)."""
     app()

@@ -1,37 +1,22 @@
 """`raictl up`, `down`, `restart`, `status`, `logs`: parse, call raictl.supervisor, render, exit code.
 
 Exit codes: 0 ok, 1 a start or stop failed, 2 usage, 3 (status only) something is not running
-or not healthy.
+or not healthy. The bodies live in `raictl.entry`, which also answers the plain forms of
+status/up/down without importing Typer (see its docstring).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Annotated, Optional
 
 import typer
 
+from raictl import entry
 from raictl.cli import app
 from raictl.settings import load_settings
 
 Services = Annotated[Optional[list[str]], typer.Argument(help="Services (default: all).", show_default=False)]
 Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait for every service to be ready.")]
-
-
-def _progress():
-    from raictl import render
-
-    return render.up_progress if sys.stderr.isatty() else None
-
-
-def _finish_up(result) -> int:
-    from raictl import render
-
-    if sys.stderr.isatty():
-        render.up_progress_done()
-    render.up_result(result)
-    return 0 if result.ok else 1
 
 
 @app.command()
@@ -41,18 +26,12 @@ def up(services: Services = None,
        timeout: Timeout = 60.0) -> None:
     """Pre-flight, start the services (detached), and return when every one is ready."""
     if foreground:
-        _foreground(load_settings(), services or [])
+        _foreground(services or [])
         return
-    raise typer.Exit(_up(services or [], timeout))
+    raise typer.Exit(entry.run_up(services or [], timeout))
 
 
-def _up(names: list[str], timeout: float) -> int:
-    from raictl.supervisor import control
-
-    return _finish_up(control.up(load_settings(), names, timeout, _progress()))
-
-
-def _foreground(settings, names: list[str]) -> None:
+def _foreground(names: list[str]) -> None:
     from raictl import render
     from raictl.supervisor import control
 
@@ -63,91 +42,25 @@ def _foreground(settings, names: list[str]) -> None:
         colours.setdefault(name, len(colours))
         render.log_line(name, line, max(width, len(name)), colours[name], prefixed=True)
 
-    control.run_foreground(settings, names, on_line)
+    control.run_foreground(load_settings(), names, on_line)
 
 
 @app.command()
 def down(services: Services = None) -> None:
     """Stop the services (all by default): SIGTERM, grace period, SIGKILL, no process left."""
-    raise typer.Exit(_down(services or []))
-
-
-def _down(names: list[str]) -> int:
-    from raictl import render
-    from raictl.supervisor import control
-
-    render.down_result(control.down(load_settings(), names))
-    return 0
+    raise typer.Exit(entry.run_down(services or []))
 
 
 @app.command()
 def restart(services: Services = None, timeout: Timeout = 60.0) -> None:
     """Stop, then start, the services (all by default)."""
-    from raictl.supervisor import control
-
-    raise typer.Exit(_finish_up(control.restart(load_settings(), services or [], timeout, _progress())))
-
-
-def _simple_args(argv: list[str], options: dict[str, type]) -> tuple[list[str], dict] | None:
-    """Positional names and `--option VALUE`s when argv holds nothing else; None otherwise."""
-    names, values, rest = [], {}, list(argv)
-    while rest:
-        token = rest.pop(0)
-        if token in options and options[token] is bool:
-            values[token] = True
-        elif token in options and rest:
-            try:
-                values[token] = options[token](rest.pop(0))
-            except ValueError:
-                return None
-        elif token.startswith("-"):
-            return None
-        else:
-            names.append(token)
-    return names, values
-
-
-def fast_path(argv: list[str]) -> int | None:
-    """`raictl status [--json]`, `up [SERVICE…] [--timeout S]`, `down [SERVICE…]` answered without
-    Typer's parameter machinery, which imports pydantic: ~70 ms (more on a loaded machine) that
-    `status` (to beat supervisorctl) and `up` (within 1.15x of bare Popen) cannot afford. Same core,
-    rendering and errors as the commands below; any other command line (--help, a bad value, other
-    options) returns None and Typer parses it as usual."""
-    command = argv[0] if argv else None
-    grammar = {"status": {"--json": bool}, "up": {"--timeout": float}, "down": {}}.get(command)
-    parsed = _simple_args(argv[1:], grammar) if grammar is not None else None
-    if parsed is None or (command == "status" and parsed[0]):
-        return None
-    from raictl.cli import render_error
-    from raictl.errors import RaictlError
-
-    names, values = parsed
-    try:
-        if command == "status":
-            return _status(values.get("--json", False))
-        if command == "up":
-            return _up(names, values.get("--timeout", 60.0))
-        return _down(names)
-    except RaictlError as exc:
-        if os.environ.get("RAICTL_DEBUG"):
-            raise
-        render_error(exc)
-        return exc.exit_code
+    raise typer.Exit(entry.run_restart(services or [], timeout))
 
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False) -> None:
     """Each service's state, pid, uptime, restarts, last exit, listen addresses and health."""
-    raise typer.Exit(_status(as_json))
-
-
-def _status(as_json: bool) -> int:
-    from raictl import render
-    from raictl.supervisor.status import overview
-
-    view = overview(load_settings())
-    render.service_status(view, as_json)
-    return 0 if view.ok else 3
+    raise typer.Exit(entry.run_status(as_json))
 
 
 @app.command()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +86,8 @@ class SupervisorState:
 
 def write_json_atomic(path: Path, document: Any) -> None:
     """Write `document` to `path` so a reader sees the old file or the new one, never half (0600)."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp creates it 0600
     try:

@@ -1,0 +1,119 @@
+"""The console entry point, and the service commands' thin bodies (callable with or without Typer).
+
+`raictl status [--json]`, `raictl up [SERVICE…] [--timeout S]` and `raictl down [SERVICE…]` in
+these plain forms are answered here without importing Typer at all: Typer costs ~40 ms to import
+and, when it parses a command's options, imports pydantic (~70 ms more on this machine). Those
+are most of what `status` needs to beat `supervisorctl status`, and of what `up` may add to a
+bare Popen. Any other command line (`--help`, other options, a bad value) goes to `raictl.cli`,
+whose Typer commands in `raictl/commands/service.py` call the same `run_*` functions below.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from raictl.errors import RaictlError
+
+# command -> {option: type}: the plain forms answered without Typer
+PLAIN_FORMS = {"status": {"--json": bool}, "up": {"--timeout": float}, "down": {}}
+
+
+def main() -> None:
+    """Console entry point (`raictl`, `python -m raictl`)."""
+    code = fast_path(sys.argv[1:])
+    if code is not None:
+        raise SystemExit(code)
+    from raictl.cli import main as typer_main
+
+    typer_main()
+
+
+def parse_plain(argv: list[str]) -> tuple[str, list[str], dict] | None:
+    """(command, names, options) when argv is one of PLAIN_FORMS exactly; None otherwise."""
+    if not argv or argv[0] not in PLAIN_FORMS:
+        return None
+    options, names, values, rest = PLAIN_FORMS[argv[0]], [], {}, list(argv[1:])
+    while rest:
+        token = rest.pop(0)
+        if options.get(token) is bool:
+            values[token] = True
+        elif token in options and rest:
+            try:
+                values[token] = options[token](rest.pop(0))
+            except ValueError:
+                return None
+        elif token.startswith("-") or argv[0] == "status":
+            return None
+        else:
+            names.append(token)
+    return argv[0], names, values
+
+
+def fast_path(argv: list[str]) -> int | None:
+    """The exit code of a plain-form command, or None when Typer must parse argv."""
+    parsed = parse_plain(argv)
+    if parsed is None:
+        return None
+    command, names, values = parsed
+    try:
+        if command == "status":
+            return run_status(values.get("--json", False))
+        if command == "up":
+            return run_up(names, values.get("--timeout", 60.0))
+        return run_down(names)
+    except RaictlError as exc:
+        if os.environ.get("RAICTL_DEBUG"):
+            raise
+        sys.stderr.write(f"error: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
+        return exc.exit_code
+
+
+def run_status(as_json: bool) -> int:
+    """`raictl status`: 0 when every service is running and healthy, else 3."""
+    from raictl import render
+    from raictl.settings import load_settings
+    from raictl.supervisor.status import overview
+
+    view = overview(load_settings())
+    render.service_status(view, as_json)
+    return 0 if view.ok else 3
+
+
+def run_up(names: list[str], timeout: float) -> int:
+    from raictl.settings import load_settings
+    from raictl.supervisor import control
+
+    return finish_up(control.up(load_settings(), names, timeout, progress()))
+
+
+def run_restart(names: list[str], timeout: float) -> int:
+    from raictl.settings import load_settings
+    from raictl.supervisor import control
+
+    return finish_up(control.restart(load_settings(), names, timeout, progress()))
+
+
+def run_down(names: list[str]) -> int:
+    from raictl import render
+    from raictl.settings import load_settings
+    from raictl.supervisor import control
+
+    render.down_result(control.down(load_settings(), names))
+    return 0
+
+
+def progress():
+    """The live progress line, only when stderr is a terminal."""
+    from raictl import render
+
+    return render.up_progress if sys.stderr.isatty() else None
+
+
+def finish_up(result) -> int:
+    from raictl import render
+
+    if sys.stderr.isatty():
+        render.up_progress_done()
+    render.up_result(result)
+    return 0 if result.ok else 1
