@@ -56,6 +56,8 @@ def test_selection_by_id_prefix_and_unknown_selector(healthy):
     code, document = doctor_json(healthy, "rai_api.listen", "db")
     assert [c["id"] for c in document["checks"]] == ["rai_api.listen.ipv4", "rai_api.listen.ipv6",
                                                      "db.reachable", "db.revision", "db.schema"]
+    listed = [line.split()[0] for line in raictl(healthy, "doctor", "--list").stdout.splitlines()]
+    assert listed == [c.id for c in registered_checks()]
     unknown = raictl(healthy, "doctor", "rai")
     assert unknown.returncode == 2 and "no doctor check matches rai" in unknown.stderr
     assert "Traceback" not in unknown.stderr

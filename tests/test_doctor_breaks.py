@@ -362,3 +362,19 @@ def test_an_llm_api_that_accepts_and_never_answers(child, tmp_path):
     assert r["llm_api.health"].status == "fail" and "sent no answer" in r["llm_api.health"].summary, show(r)
     assert r["rai_api.health"].status == "warn" and "llm_status=unreachable" in r["rai_api.health"].summary
     assert r["wiring.live"].status == "fail" and r["e2e.chat"].status == "skip"
+
+
+def test_throw_away_user_is_removed_with_its_rows(db_url):
+    """e2e.chat's clean-up (there is no delete-user endpoint): the user, its sessions and messages go."""
+    from raictl.doctor.checks.e2e import delete_user
+
+    command.upgrade(alembic_config(db_url), "head")
+    _sql(db_url, "INSERT INTO users (username, password_hash) VALUES ('doctor-abc', 'x'), ('alice', 'y')",
+         "INSERT INTO chat_sessions (id, user_id) SELECT 's1', id FROM users WHERE username = 'doctor-abc'",
+         "INSERT INTO messages (session_id, role, content) VALUES ('s1', 'user', 'hi')")
+    assert delete_user(db_url, "doctor-abc") == 1
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        left = [conn.exec_driver_sql(f"SELECT COUNT(*) FROM {t}").scalar() for t in ("users", "chat_sessions", "messages")]
+    engine.dispose()
+    assert left == [1, 0, 0]
