@@ -6,6 +6,8 @@ RAI API client's `request`, so doctor sees exactly what `raictl status` and `rai
 
 from __future__ import annotations
 
+import http.client
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,8 +105,6 @@ def _fetch_health(ctx, name: str) -> Health:
         return Health(name, None, error="nothing accepts on its addresses")
     url = base_url(accepting[0], svc.port) + (svc.health or "/api/health")
     ctx.doing(f"GET {url}")
-    import time
-
     start = time.perf_counter()
     try:
         reply = request("GET", url, timeout=HEALTH_TIMEOUT)
@@ -112,6 +112,8 @@ def _fetch_health(ctx, name: str) -> Health:
         return Health(name, url, error=f"accepted the connection but sent no answer within {HEALTH_TIMEOUT:g} s")
     except OSError as exc:
         return Health(name, url, error=exc.strerror or str(exc))
+    except http.client.HTTPException as exc:  # something answered, but not in HTTP
+        return Health(name, url, error=f"answers, but not in HTTP ({type(exc).__name__})")
     return Health(name, url, reply.status, reply.body, latency_ms=int((time.perf_counter() - start) * 1000))
 
 
