@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, make_url, pool
 
 from services.rai_api.models import Base
 
@@ -38,7 +40,11 @@ def run_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    url = make_url(_url())
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        # A fresh checkout has no <home> yet; SQLite creates the file but not its folder.
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         _configure(connection=connection)
         with context.begin_transaction():

@@ -65,3 +65,14 @@ def test_alembic_cli_upgrade_head_from_the_repository_root(db_url, tmp_path):
     assert _inspect(db_url, read_state).state == "ok"
     current = subprocess.run([str(alembic), "current"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert "0002_remembered_facts (head)" in current.stdout
+
+
+def test_alembic_cli_with_default_settings_creates_the_sqlite_database(tmp_path):
+    """A fresh checkout: no RAI_DATABASE_URL, no <home> folder yet; `alembic upgrade head` makes both."""
+    alembic = Path(sys.executable).with_name("alembic")
+    home = tmp_path / "fresh" / ".raictl"
+    env = {"PATH": str(alembic.parent), "RAICTL_HOME": str(home)}
+    done = subprocess.run([str(alembic), "upgrade", "head"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert _inspect(f"sqlite:///{home / 'rai.db'}", read_state).state == "ok"

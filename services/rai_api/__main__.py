@@ -17,6 +17,7 @@ THREADS = 8
 
 def main() -> int:
     configure_logging()
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # reading the schema state is not news
     try:
         settings = load_settings()
     except RaictlError as exc:

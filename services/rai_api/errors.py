@@ -54,8 +54,9 @@ def _http_error(exc: HTTPException):
 
 def _database_error(exc: Exception):
     # The log's "Unknown column 'users.remembered_facts'" surfaced as a login failure; say what it is.
-    log.error("database error: %s", exc)
-    reason = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
+    # Only the driver's reason: the statement's parameters may hold a password hash or a message.
+    reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0][:300]
+    log.error("database error: %s", reason)
     return error_response(503, "database_unavailable",
                           f"the database failed: {reason} (check `raictl doctor`; if the schema is "
                           "behind, run `raictl migrate` or `alembic upgrade head`)")
