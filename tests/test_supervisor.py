@@ -121,9 +121,8 @@ def test_kill_9_is_restarted_and_status_shows_sigkill(stack):
     assert stack.raictl("up", "web").returncode == 0
     first = stack.status()["web"]["pid"]
     os.kill(first, signal.SIGKILL)
-    web = wait_until(lambda: (w := stack.status()["web"])["pid"] not in (None, first) and w["health"]["ok"] and w,
-                     timeout=15, what="web restarted and healthy")
-    assert web["state"] == "running"
+    web = wait_until(lambda: (w := stack.status()["web"])["pid"] not in (None, first) and w["health"]["ok"]
+                     and w["state"] == "running" and w, timeout=15, what="web restarted, running and healthy")
     assert web["restarts"] == 1
     assert web["last_exit"]["signal"] == "SIGKILL" and web["last_exit"]["code"] is None
     text = stack.raictl("status")
@@ -222,6 +221,22 @@ def test_supervisor_killed_then_status_and_down_tell_the_truth(stack):
     assert stack.status()["web"]["state"] == "stopped"
 
 
+def test_up_after_the_supervisor_died_adopts_what_still_runs(stack):
+    stack.declare("web", served(), free_port())
+    assert stack.raictl("up", "web").returncode == 0
+    before = stack.state()
+    os.kill(before["supervisor"]["pid"], signal.SIGKILL)
+    wait_until(lambda: not _alive(before["supervisor"]["pid"]), what="the supervisor gone")
+    again = stack.raictl("up", "web")
+    assert again.returncode == 0 and "web already running" in again.stdout
+    after = stack.state()
+    assert after["supervisor"]["pid"] != before["supervisor"]["pid"]
+    assert after["services"]["web"]["pid"] == before["services"]["web"]["pid"]  # adopted, not doubled
+    os.kill(before["services"]["web"]["pid"], signal.SIGKILL)  # the new supervisor watches it
+    wait_until(lambda: (w := stack.status()["web"])["health"]["ok"] and w["pid"] != before["services"]["web"]["pid"],
+               timeout=15, what="web restarted by the new supervisor")
+
+
 def test_reused_pid_is_neither_trusted_nor_signalled(stack):
     """A state.json naming a live process whose create time differs: a reused pid."""
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
@@ -304,3 +319,58 @@ def _marked(test_id: str, service: str | None = None) -> list[psutil.Process]:
                 and (service is None or env.get("RAICTL_SERVICE") == service) and _alive(proc.pid):
             found.append(proc)
     return found
+
+
+def test_up_from_a_threaded_caller_starts_the_supervisor_without_fork(stack):
+    """`raictl doctor --fix` calls control.up from a process running check threads."""
+    import threading
+
+    from raictl.settings import load_settings
+    from raictl.supervisor import control
+
+    stack.declare("web", served(), free_port())
+    release = threading.Event()
+    busy = threading.Thread(target=release.wait, daemon=True)
+    busy.start()
+    try:
+        result = control.up(load_settings(), ["web"], timeout=30)
+        assert result.ok, result.failures
+        supervisor = psutil.Process(stack.state()["supervisor"]["pid"])
+        assert "raictl.supervisor.watch" in " ".join(supervisor.cmdline())
+        assert stack.status()["web"]["health"]["ok"]
+    finally:
+        release.set()
+        control.down(load_settings(), [])
+    wait_until(lambda: not _alive(supervisor.pid), what="the supervisor gone after down")
+
+
+def test_restart_gives_a_new_process_ready_again(stack):
+    stack.declare("web", served(), free_port())
+    assert stack.raictl("up", "web").returncode == 0
+    first = stack.status()["web"]["pid"]
+    result = stack.raictl("restart", "web", "--timeout", "30")  # parsed by Typer, not the plain path
+    assert result.returncode == 0 and "web ready" in result.stdout, result.stderr
+    web = stack.status()["web"]
+    assert web["pid"] != first and web["state"] == "running" and web["health"]["ok"]
+    assert not _alive(first)
+
+
+def test_log_rotation_keeps_the_newest_lines_and_the_writer_appending(tmp_path):
+    from raictl.supervisor import logs
+
+    path = tmp_path / "web.log"
+    writer = open(path, "a")  # a child's O_APPEND stdout
+    try:
+        for n in range(4):
+            writer.write(f"round {n} " + "x" * 100 + "\n")
+            writer.flush()
+            assert logs.rotate(path, max_bytes=50, backups=2)
+        writer.write("after the last rotation\n")
+        writer.flush()
+    finally:
+        writer.close()
+    assert path.read_text() == "after the last rotation\n"  # appended at the start, no hole of NULs
+    assert path.with_name("web.log.1").read_text().startswith("round 3")
+    assert path.with_name("web.log.2").read_text().startswith("round 2")
+    assert not path.with_name("web.log.3").exists()
+    assert not logs.rotate(path, max_bytes=10_000)

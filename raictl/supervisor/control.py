@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -240,7 +241,15 @@ def _needs_db(spec: ServiceSpec, specs: list[ServiceSpec]) -> bool:
 
 
 def detach(home: Path, logs_dir: Path) -> int:
-    """Fork the watch loop into a process of its own session (double fork); returns its pid."""
+    """Start the watch loop in a process of its own session; returns its pid.
+
+    From a single-threaded CLI: a double fork (no interpreter start-up on `up`'s critical path).
+    From a threaded caller (e.g. `raictl doctor --fix`) forking is unsafe (another thread may hold
+    the import lock), so a fresh `python -m raictl.supervisor.watch` is started instead."""
+    import threading
+
+    if threading.active_count() > 1:
+        return _spawn_watcher(home, logs_dir)
     read_end, write_end = os.pipe()
     first = os.fork()
     if first == 0:
@@ -257,6 +266,16 @@ def detach(home: Path, logs_dir: Path) -> int:
         raise RaictlError("the supervisor process failed to start",
                           hint=f"see {logs_dir / 'supervisor.log'}")
     return int(pid)
+
+
+def _spawn_watcher(home: Path, logs_dir: Path) -> int:
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": process.package_root()}
+    with open(logs_dir / "supervisor.log", "ab") as log:
+        child = subprocess.Popen([sys.executable, "-m", "raictl.supervisor.watch", str(home), str(logs_dir)],
+                                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                 start_new_session=True)
+    return child.pid
 
 
 def _become_daemon(report_fd: int, home: Path, logs_dir: Path) -> None:

@@ -277,3 +277,9 @@ def command_text(spec: ServiceSpec, limit: int = 160) -> str:
 
     text = shlex.join(spec.command).replace("\n", "\\n")
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+if __name__ == "__main__":  # started by control.detach from a threaded caller: python -m ... HOME LOGS
+    import sys
+
+    Watcher(Path(sys.argv[1]), Path(sys.argv[2])).run()
