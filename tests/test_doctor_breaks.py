@@ -6,6 +6,7 @@ one that accepts connections and never answers. The services themselves run for 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -378,3 +379,35 @@ def test_throw_away_user_is_removed_with_its_rows(db_url):
         left = [conn.exec_driver_sql(f"SELECT COUNT(*) FROM {t}").scalar() for t in ("users", "chat_sessions", "messages")]
     engine.dispose()
     assert left == [1, 0, 0]
+
+
+FAKE_LLM_API = """
+import http.server, json, sys
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"status": "ok", "service": "llm-api", "engine": "mock", "model": "mock",
+                           "fallback_reason": None, "last_error": None}).encode()
+        self.send_response(200); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+def test_end_to_end_names_the_failing_endpoint(child, tmp_path):
+    """Log steps 29-30: the API answers, but a request fails on a column the database lacks."""
+    db, llm_port, rai_port = database_at_head(tmp_path), free_port(), free_port()
+    _sql(db, "ALTER TABLE users DROP COLUMN remembered_facts")
+    child(FAKE_LLM_API, llm_port, port=llm_port)
+    home = tmp_path / "rai"
+    rai = start_service("services.rai_api", home, rai_port, RAI_DATABASE_URL=db, RAI_API_PORT=str(rai_port),
+                        LLM_API_URL=f"http://127.0.0.1:{llm_port}")
+    try:
+        r = doctor(None, "e2e", "rai_api.health", database_url=db, rai_api_port=rai_port, llm_api_port=llm_port)
+    finally:
+        rai.stop()
+    e2e = r["e2e.chat"]
+    assert e2e.status == "fail" and re.match(r"POST /api/\S+ answered HTTP [45]\d\d: \{", e2e.summary), show(r)
+    assert "remembered_facts" in e2e.summary and "raictl logs rai_api" in e2e.hint  # the error body
+    assert r["rai_api.health"].status == "warn" and "schema=drift" in r["rai_api.health"].summary

@@ -41,7 +41,7 @@ SIGNATURES: tuple[Signature, ...] = (
          "a name is used that is not defined (removed or never imported): {0}", "restore the name or drop its use"),
     _sig("AttributeError", r"AttributeError: (.+)",
          "an attribute does not exist: {0}", "fix the attribute name or initialise it (log steps 19, 30)"),
-    _sig("Unknown column", r"Unknown column '?([\w.]+)",
+    _sig("Unknown column", r"Unknown column '?([\w.]+)|no such column: ([\w.]+)|has no column named (\w+)",
          "the database lacks a column the models use: {0}", "raictl migrate --repair"),
     _sig("Can't locate revision", r"Can't locate revision identified by '?(\w+)",
          "alembic_version names a revision no migration script knows: {0}", "raictl migrate --repair"),
