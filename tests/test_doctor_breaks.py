@@ -147,6 +147,7 @@ def test_rai_api_pointed_at_the_wrong_llm_port(tmp_path):
     live = r["wiring.live"]
     assert live.status == "fail", show(r)
     assert f"calls http://127.0.0.1:{wrong}" in live.summary and f"runs at http://127.0.0.1:{llm_port}" in live.summary
+    assert "raictl restart rai_api" in live.hint
     stale = doctor(None, "wiring.config", llm_api_port=llm_port, llm_api_url=f"http://127.0.0.1:{wrong}")
     assert stale["wiring.config"].status == "fail" and f"LLM_API_PORT={llm_port}" in stale["wiring.config"].summary
 
@@ -192,6 +193,7 @@ def test_a_service_that_accepts_and_never_answers(child):
     r = doctor(None, rai_api_port=port, llm_api_port=free_port())
     health = r["rai_api.health"]
     assert health.status == "fail" and "accepted the connection but sent no answer" in health.summary, show(r)
+    assert "hung" in health.hint and "rai_api.port" in health.hint
     assert r["rai_api.port"].status == "fail" and r["e2e.chat"].status == "skip"
     assert r["rai_api.listen.ipv4"].status == "ok" and r["rai_api.listen.ipv6"].status == "ok"
 
