@@ -52,3 +52,31 @@ def test_schema_not_at_head_is_logged_once_and_served(sqlite_url, tmp_path):
     log = (tmp_path / "rai_api.log").read_text()
     assert log.count("database schema is 'behind', not at head") == 1
     assert "alembic upgrade head" in log and "raictl migrate" in log
+
+
+def test_concurrent_writers_lose_nothing(db_url, tmp_path):
+    """Eight clients at once on one account: no 5xx, no lost update of remembered_facts, every turn stored."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    command.upgrade(alembic_config(db_url), "head")
+    service = _rai_api(tmp_path, db_url, f"http://127.0.0.1:{free_port()}").start()
+    try:
+        credentials = {"username": "busy", "password": PASSWORD}
+        http("POST", service.url("/api/auth/register"), credentials)
+        token = http("POST", service.url("/api/auth/login", "::1"), credentials)[1]["access_token"]
+
+        def client(n: int) -> list[int]:
+            host = service.hosts[n % 2]
+            return [http("POST", service.url("/api/chat", host), {"message": f"remember that fact {n}-{i}"},
+                         token=token)[0] for i in range(5)]
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = [s for result in pool.map(client, range(8)) for s in result]
+        assert statuses == [200] * 40
+        facts = http("POST", service.url("/api/chat"), {"message": "what do you remember?"}, token=token)[1]
+        assert sorted(line for line in facts["response"].splitlines() if line.startswith("- ")) == sorted(
+            f"- fact {n}-{i}" for n in range(8) for i in range(5))
+        sessions = http("GET", service.url("/api/sessions"), token=token)[1]["sessions"]
+        assert len(sessions) == 41 and all(s["message_count"] == 2 for s in sessions)
+    finally:
+        service.stop()
