@@ -386,10 +386,13 @@ def wait_ready(settings: Settings, specs: list[ServiceSpec], timeout: float, res
     service is running, one turns fatal, the supervisor dies, or the timeout passes."""
     deadline = time.monotonic() + timeout
     pending = {s.name: s for s in specs}
+    shown: dict[str, str] | None = None
     while pending:
         state = read_state(settings.home)
-        if progress:
-            progress(_progress_states(state, specs))
+        states = _progress_states(state, specs)
+        if progress and states != shown:  # redraw only when something changed
+            progress(states)
+            shown = states
         for name in list(pending):
             record = state.services.get(name)
             if record and record.state == "running" and lookup(record.identity):
