@@ -26,12 +26,11 @@ def up(services: Services = None,
        timeout: Timeout = 60.0) -> None:
     """Pre-flight, start the services (detached), and return when every one is ready."""
     if foreground:
-        _foreground(services or [])
-        return
+        raise typer.Exit(_foreground(services or []))
     raise typer.Exit(entry.run_up(services or [], timeout))
 
 
-def _foreground(names: list[str]) -> None:
+def _foreground(names: list[str]) -> int:
     from raictl import render
     from raictl.supervisor import control
 
@@ -42,7 +41,10 @@ def _foreground(names: list[str]) -> None:
         colours.setdefault(name, len(colours))
         render.log_line(name, line, max(width, len(name)), colours[name], prefixed=True)
 
-    control.run_foreground(load_settings(), names, on_line)
+    fatal = control.run_foreground(load_settings(), names, on_line)
+    for name in fatal:
+        render.note(f"{name} ended fatal: `raictl logs {name}` shows why")
+    return 1 if fatal else 0
 
 
 @app.command()

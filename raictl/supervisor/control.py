@@ -510,9 +510,9 @@ def restart(settings: Settings, names: list[str], timeout: float = 60.0,
 
 # -- foreground -----------------------------------------------------------------------------------
 
-def run_foreground(settings: Settings, names: list[str], on_line: Callable[[str, str], None]) -> None:
+def run_foreground(settings: Settings, names: list[str], on_line: Callable[[str, str], None]) -> list[str]:
     """`up --foreground`: the same watch loop in this process, every log line passed to `on_line`;
-    SIGINT/SIGTERM (Ctrl-C) stops everything."""
+    SIGINT/SIGTERM (Ctrl-C) stops everything. Returns the services that ended fatal."""
     import threading
 
     from raictl.supervisor.watch import Watcher
@@ -539,3 +539,4 @@ def run_foreground(settings: Settings, names: list[str], on_line: Callable[[str,
     finally:
         done.set()
         follower.join(timeout=1)
+    return [n for n, r in watcher.state.services.items() if r.state == "fatal"]
