@@ -45,18 +45,26 @@ def running(ctx, name: str):
         if st.restarts or (_crash(st) and _crash(st).signal):
             return ctx.warn(summary, hint=f"`raictl logs {name}` shows why it exited")
         return ctx.ok(summary)
-    if st.state in ("starting", "backoff"):
-        return ctx.fail(f"{st.state}: crashed and being restarted ({st.restarts} restarts){tail}",
-                        hint=f"`raictl logs {name}` shows why; see logs.{name}", details=st.log_tail or ())
-    if st.state == "fatal":
-        return ctx.fail(f"gave up after repeated crashes: {st.reason or 'see its log'}{tail}",
-                        hint=f"fix the cause (`raictl logs {name}`), then `raictl restart {name}`",
-                        details=st.log_tail or ())
+    if st.state in ("starting", "backoff", "fatal"):
+        return _in_trouble(ctx, name, st, tail)
     health = observe.health(ctx, name)
     if health.answered and health.service_matches:
         return ctx.warn(f"not started by raictl, yet {health.url} answers as {observe.SERVICE_NAMES[name]}",
-                        hint="stop the process started by hand (see " + f"{name}.port), then `raictl up {name}`")
+                        hint=f"stop the process started by hand (see {name}.port), then `raictl up {name}`")
     return ctx.fail(f"not running{tail}", hint=f"raictl up {name}")
+
+
+def _in_trouble(ctx, name: str, st, tail: str):
+    """The supervisor is (re)starting it, waiting to, or gave up."""
+    if st.state == "starting":
+        return ctx.warn(f"starting (not ready yet), {st.restarts} restarts{tail}",
+                        hint=f"run doctor again in a moment; `raictl logs {name}` shows its progress")
+    if st.state == "backoff":
+        return ctx.fail(f"crashed and waiting to be restarted ({st.restarts} restarts){tail}",
+                        hint=f"`raictl logs {name}` shows why; see logs.{name}", details=st.log_tail or ())
+    return ctx.fail(f"gave up after repeated crashes: {st.reason or 'see its log'}{tail}",
+                    hint=f"fix the cause (`raictl logs {name}`), then `raictl restart {name}`",
+                    details=st.log_tail or ())
 
 
 def _ours(st, pid: int | None) -> bool:
