@@ -272,6 +272,7 @@ def test_facts_and_recall_belong_to_their_user(client):
     (b'{"message": "   \\n "}', "invalid_input"),
     (b'{"message": "hi", "session_id": 7}', "invalid_input"),
     (b'{"message": "hi", "session_id": ""}', "invalid_input"),
+    (b'{"message": "hi", "session_id": "' + b"a" * 37 + b'"}', "invalid_input"),
 ])
 def test_chat_rejects_bad_bodies(client, body, code):
     headers = login(client)
@@ -332,6 +333,24 @@ def test_llm_api_down_is_503_with_the_reason(db_url):
         assert (health["status"], health["llm_status"], health["llm_engine"]) == ("degraded", "unreachable", None)
     finally:
         app.extensions["rai_db"].dispose()
+
+
+def test_llm_api_error_is_503_with_its_reason(sqlite_url, tmp_path):
+    """The real LLM API asked for Gemini without a key answers 503; chat passes its reason on."""
+    command.upgrade(alembic_config(sqlite_url), "head")
+    port = free_port()
+    env = service_env(tmp_path, LLM_ENGINE="gemini", LLM_API_PORT=str(port), LLM_API_HOSTS="127.0.0.1")
+    llm = ServiceProcess("services.llm_api", port, env, hosts=("127.0.0.1",), log=tmp_path / "llm.log").start()
+    app = _app(sqlite_url, llm.url(""))
+    try:
+        client = app.test_client()
+        message = assert_error(chat(client, login(client), "hello"), 503, "llm_unavailable")
+        assert "answered 503" in message and "GEMINI_API_KEY" in message
+        health = client.get("/api/health").json
+        assert (health["status"], health["llm_status"], health["llm_engine"]) == ("degraded", "degraded", "gemini")
+    finally:
+        app.extensions["rai_db"].dispose()
+        llm.stop()
 
 
 def test_schema_behind_is_reported_not_hidden(db_url, llm_api, caplog):

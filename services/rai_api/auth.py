@@ -8,6 +8,7 @@ database session and keeps only plain values (`CurrentUser`), never the ORM obje
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlalchemy as sa
 from flask import current_app, request
@@ -44,6 +45,7 @@ def password_matches(stored_hash: str | None, password: str) -> bool:
     return matches and stored_hash is not None
 
 
+@lru_cache(maxsize=4)
 def serializer(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt=TOKEN_SALT)
 

@@ -91,14 +91,14 @@ class LlmClient:
                 raise
         raise ConnectionResetError("the connection was reset twice")  # not reached: the 2nd try is fresh
 
-    def _call(self, method: str, path: str, body: Any, timeout: float) -> dict[str, Any]:
+    def _call(self, method: str, path: str, body: Any, timeout: float, any_status: bool = False) -> dict[str, Any]:
         where = f"the LLM API at {self.base_url}"
         data = json.dumps(body).encode() if body is not None else None
         try:
             status, payload = self._exchange(method, path, data, timeout)
         except (OSError, http.client.HTTPException) as exc:
             raise LlmUnavailable(f"{where} is unreachable: {_reason(exc)}") from None
-        if status != 200:
+        if status != 200 and not any_status:
             raise LlmUnavailable(f"{where} answered {status}: {_error_message(payload)}")
         try:
             answer = json.loads(payload)
@@ -116,5 +116,6 @@ class LlmClient:
         return body["text"]
 
     def health(self) -> dict[str, Any]:
-        """The LLM API's health document (short timeout); LlmUnavailable when it cannot be read."""
-        return self._call("GET", "/api/health", None, HEALTH_TIMEOUT_S)
+        """The LLM API's health document (short timeout), whatever its status code; LlmUnavailable
+        when there is none to read."""
+        return self._call("GET", "/api/health", None, HEALTH_TIMEOUT_S, any_status=True)
