@@ -116,10 +116,14 @@ def port_problem(spec: ServiceSpec, host: str, port: int) -> RaictlError | None:
         return RaictlError(f"{spec.name} cannot listen on {where}: the address does not exist here",
                            hint=_port_hint(spec, hosts=True))
     owner = probes.port_owner(host, port)
-    held = owner.describe() if owner else "another process (it went away while we looked)"
-    leftover = owner and owner.pid and _is_ours(owner.pid)
+    if owner is None:
+        users = probes.port_connections(host, port)
+        held = f"a connection using it as its local port: {users[0]}" if users else "a socket that closed as we looked"
+        return RaictlError(f"{spec.name} cannot listen on {where}: in use by {held}",
+                           hint="a TIME_WAIT socket frees itself within a minute; " + _port_hint(spec))
+    leftover = owner.pid and _is_ours(owner.pid)
     hint = "a leftover raictl process: run `raictl down`" if leftover else _port_hint(spec)
-    return RaictlError(f"{spec.name} cannot listen on {where}: taken by {held}", hint=hint)
+    return RaictlError(f"{spec.name} cannot listen on {where}: taken by {owner.describe()}", hint=hint)
 
 
 def _is_ours(pid: int) -> bool:

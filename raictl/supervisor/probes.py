@@ -7,6 +7,7 @@ network failure (refused, timed out, unreachable): that failure is the result.
 - `probe_health(url, timeout) -> HealthResult`              a GET that must answer 200
 - `port_free(host, port) -> bool | None`                    can we bind it (None: address unusable)
 - `port_owner(host, port) -> PortOwner | None`              pid, name, command line of the listener
+- `port_connections(host, port) -> list[str]`               other sockets holding the port (TIME_WAIT…)
 - `probe_all(jobs)`                                          run many probes in parallel
 """
 
@@ -180,6 +181,23 @@ def port_owner(host: str, port: int) -> PortOwner | None:
                 and _covers(conn.laddr.ip, host):
             return describe_pid(conn.pid)
     return None
+
+
+def port_connections(host: str, port: int) -> list[str]:
+    """Non-listening TCP sockets bound to host:port (e.g. an outgoing connection's TIME_WAIT),
+    which also keep a service from binding it: `TIME_WAIT 127.0.0.1:45102 -> 127.0.0.1:3306`."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:
+        return []
+    found = []
+    for conn in conns:
+        if conn.status != psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port \
+                and _covers(conn.laddr.ip, host):
+            peer = f" -> {conn.raddr.ip}:{conn.raddr.port}" if conn.raddr else ""
+            who = f" (pid {conn.pid})" if conn.pid else ""
+            found.append(f"{conn.status} {conn.laddr.ip}:{port}{peer}{who}")
+    return found
 
 
 def describe_pid(pid: int | None) -> PortOwner:
