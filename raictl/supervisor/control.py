@@ -233,14 +233,17 @@ def launch_entry(spec: ServiceSpec, settings: Settings) -> dict:
 
 
 def _needs_db(spec: ServiceSpec, specs: list[ServiceSpec]) -> bool:
+    """Whether `spec` is, or depends (through any chain) on, a service that needs the database."""
     by_name = {s.name: s for s in specs}
     todo, seen = [spec.name], set()
     while todo:
         name = todo.pop()
         if name in DB_SERVICES:
             return True
+        if name in seen or name not in by_name:
+            continue
         seen.add(name)
-        todo += [d for d in by_name[name].depends_on if d in by_name and d not in seen] if name in by_name else []
+        todo += by_name[name].depends_on
     return False
 
 
@@ -315,14 +318,14 @@ def _ensure_supervisor(settings: Settings, state: SupervisorState) -> int:
         recorded = read_state(settings.home).supervisor
         if recorded and recorded.pid == pid:
             return pid
-        if lookup_pid_gone(pid):
+        if _pid_gone(pid):
             break
         time.sleep(POLL)
     raise RaictlError("the supervisor process did not start",
                       hint=f"see {settings.logs_dir / 'supervisor.log'}")
 
 
-def lookup_pid_gone(pid: int) -> bool:
+def _pid_gone(pid: int) -> bool:
     import psutil
 
     try:
