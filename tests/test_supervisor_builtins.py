@@ -49,3 +49,21 @@ def test_up_status_kill_down_with_the_real_services(isolated, monkeypatch):
     assert down.stdout.index("rai_api") < down.stdout.index("llm_api")  # reverse dependency order
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
     assert raictl("status").returncode == 3
+
+
+def test_unknown_revision_refuses_with_the_repair_hint_and_starts_nothing(isolated, monkeypatch):
+    import sqlite3
+
+    monkeypatch.setenv("LLM_API_PORT", str(free_port()))
+    monkeypatch.setenv("RAI_API_PORT", str(free_port()))
+    home = isolated / ".raictl"
+    home.mkdir()
+    with sqlite3.connect(home / "rai.db") as conn:  # the troubleshooting log's stray revision
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('5d1c8e2a9f01')")
+    up = raictl("up")
+    assert up.returncode == 1
+    assert "rai_api" in up.stderr and "raictl migrate --repair" in up.stderr
+    assert "Traceback" not in up.stderr
+    assert {n: s["state"] for n, s in statuses().items()} == {"llm_api": "stopped", "rai_api": "stopped"}
+    assert raictl("down").stdout.strip() == "nothing was running"

@@ -361,7 +361,10 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
         late = [s for s in todo if s not in early]
         if late:
             failure = _migrate(settings, result)
-            if failure:
+            if failure:  # refused: what this `up` started meanwhile is stopped again
+                started = [s.name for s in early if s.name not in alive]
+                if started:
+                    _down_supervised(settings, started, read_state(settings.home))
                 result.failures.append(failure)
                 return result
             _want(settings, late, keep=bool(early) or supervised)
