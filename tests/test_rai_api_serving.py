@@ -80,3 +80,15 @@ def test_concurrent_writers_lose_nothing(db_url, tmp_path):
         assert len(sessions) == 41 and all(s["message_count"] == 2 for s in sessions)
     finally:
         service.stop()
+
+
+def test_a_bad_database_url_is_one_line_and_exit_1(tmp_path):
+    import subprocess
+    import sys
+
+    env = service_env(tmp_path, RAI_DATABASE_URL="postgresql://someone@127.0.0.1/rai", RAI_API_PORT=str(free_port()))
+    done = subprocess.run([sys.executable, "-m", "services.rai_api"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "rai-api cannot start: RAI_DATABASE_URL names an unsupported database: postgresql" in done.stderr
+    assert "Traceback" not in done.stderr

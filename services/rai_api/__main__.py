@@ -18,14 +18,14 @@ THREADS = 8
 def main() -> int:
     configure_logging()
     logging.getLogger("alembic").setLevel(logging.WARNING)  # reading the schema state is not news
-    try:
-        settings = load_settings()
-    except RaictlError as exc:
-        log.error("%s", exc)
-        return 1
     from services.rai_api.app import create_app, schema_state_line
 
-    app = create_app(settings)
+    try:
+        settings = load_settings()
+        app = create_app(settings)
+    except RaictlError as exc:  # a bad setting or database URL: one clear line, no traceback
+        log.error("rai-api cannot start: %s", exc)
+        return 1
     warning = schema_state_line(app)
     if warning:
         log.warning("%s", warning)

@@ -17,6 +17,9 @@ from typing import Iterator
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from raictl.errors import RaictlError
+from raictl.settings import mask_url
+
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
@@ -30,9 +33,24 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def parse_url(url: str) -> sa.URL:
+    """`url` as a SQLAlchemy URL; plain `mysql://` means pymysql, the driver we ship."""
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise RaictlError(f"RAI_DATABASE_URL is not a database URL: {mask_url(url)!r}",
+                          hint="e.g. sqlite:////path/rai.db or mysql+pymysql://user:pw@127.0.0.1/rai") from None
+    if parsed.drivername in ("mysql", "mariadb"):
+        parsed = parsed.set(drivername="mysql+pymysql")
+    if parsed.get_backend_name() not in ("sqlite", "mysql", "mariadb"):
+        raise RaictlError(f"RAI_DATABASE_URL names an unsupported database: {parsed.get_backend_name()}",
+                          hint="use SQLite (the default) or MariaDB/MySQL through mysql+pymysql://")
+    return parsed
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for `url` set up for a multi-threaded server (see the module docstring)."""
-    parsed = sa.make_url(url)
+    parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -40,11 +58,8 @@ def make_engine(url: str) -> sa.Engine:
                                                         "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         sa.event.listen(engine, "connect", _on_sqlite_connect)
         return engine
-    if parsed.get_backend_name() == "mysql":
-        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-        return sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600,
-                                pool_size=16, max_overflow=8)
-    return sa.create_engine(parsed, pool_pre_ping=True)
+    parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600, pool_size=16, max_overflow=8)
 
 
 class Database:
