@@ -119,6 +119,13 @@ def test_password_is_stored_hashed(app, client):
 def test_username_taken_is_409(client):
     register(client)
     assert "already taken" in assert_error(register(client, password="another password"), 409, "username_taken")
+    assert "already taken" in assert_error(register(client, "ALICE", "another password"), 409, "username_taken")
+
+
+def test_usernames_are_case_insensitive_and_exact(client):
+    register(client, "Alice")
+    assert client.post("/api/auth/login", json={"username": "aLiCe", "password": PASSWORD}).status_code == 200
+    assert_error(client.post("/api/auth/login", json={"username": "alice ", "password": PASSWORD}), 401)
 
 
 def test_register_rejects_bad_usernames_and_passwords(lite_client):

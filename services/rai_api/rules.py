@@ -58,13 +58,21 @@ class Credentials:
 
 
 def credentials(body: dict[str, Any], check_rules: bool = True) -> Credentials:
-    """Username and password; with `check_rules` (register) they must follow the account rules."""
+    """Username (lower-cased) and password; with `check_rules` (register) they must follow the rules.
+
+    Usernames are case-insensitive: MariaDB's collation compares them so, SQLite would not, and a
+    user must not find that "Alice" and "alice" are one account on one database and two on the other.
+    """
     username, password = _string(body, "username"), _string(body, "password")
     if check_rules and not USERNAME_PATTERN.fullmatch(username):
         raise _invalid(USERNAME_RULE)
     if check_rules and not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise _invalid(f"password must be {PASSWORD_MIN}-{PASSWORD_MAX} characters")
-    return Credentials(username, password)
+    return Credentials(username.lower(), password)
+
+
+def is_valid_username(username: str) -> bool:
+    return USERNAME_PATTERN.fullmatch(username) is not None
 
 
 def chat_request(body: dict[str, Any]) -> tuple[str, str | None]:

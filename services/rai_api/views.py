@@ -26,9 +26,10 @@ def health():
 @api.post("/auth/register")
 def register():
     creds = rules.credentials(rules.json_body())
+    password_hash = auth.hash_password(creds.password)  # slow on purpose: not while holding a connection
     try:
         with _db().session_scope() as session:
-            session.add(User(username=creds.username, password_hash=auth.hash_password(creds.password)))
+            session.add(User(username=creds.username, password_hash=password_hash))
     except IntegrityError:  # unique username; also covers two registrations racing
         raise ApiError(409, "username_taken", f"the username {creds.username!r} is already taken") from None
     return jsonify(status="success", username=creds.username), 201
@@ -37,9 +38,11 @@ def register():
 @api.post("/auth/login")
 def login():
     creds = rules.credentials(rules.json_body(), check_rules=False)
-    with _db().session_scope() as session:
-        row = session.execute(sa.select(User.id, User.password_hash, User.is_active)
-                              .where(User.username == creds.username)).first()
+    row = None
+    if rules.is_valid_username(creds.username):  # else no account can have it (MariaDB ignores trailing spaces)
+        with _db().session_scope() as session:
+            row = session.execute(sa.select(User.id, User.password_hash, User.is_active)
+                                  .where(User.username == creds.username)).first()
     if not auth.password_matches(row.password_hash if row else None, creds.password) or not row.is_active:
         raise ApiError(401, "invalid_credentials", auth.LOGIN_FAILED)
     token = auth.issue_token(current_app.config["SECRET_KEY"], row.id)
