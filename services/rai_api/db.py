@@ -21,6 +21,7 @@ from raictl.errors import RaictlError
 from raictl.settings import mask_url
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+MYSQL_CONNECT_TIMEOUT_S = 5  # an unreachable server: health and requests answer 503 within this
 
 
 def _on_sqlite_connect(dbapi_connection, _record) -> None:
@@ -59,7 +60,8 @@ def make_engine(url: str) -> sa.Engine:
         sa.event.listen(engine, "connect", _on_sqlite_connect)
         return engine
     parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-    return sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600, pool_size=16, max_overflow=8)
+    return sa.create_engine(parsed, pool_pre_ping=True, pool_recycle=3600, pool_size=16, max_overflow=8,
+                            connect_args={"connect_timeout": MYSQL_CONNECT_TIMEOUT_S})
 
 
 class Database:

@@ -14,9 +14,11 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-              413: "body_too_large", 415: "unsupported_media_type"}
+              413: "body_too_large", 415: "unsupported_media_type", 500: "internal_error"}
 MESSAGES = {404: "no such endpoint: {path}", 405: "{method} is not allowed on {path}",
-            413: "the request body is larger than {limit} bytes"}
+            413: "the request body is larger than {limit} bytes",
+            # Only a bug gets here (its traceback is in the RAI API's log); every expected failure has its own code.
+            500: "unexpected error in the RAI API on {method} {path}: its log has the traceback"}
 
 
 class ApiError(Exception):

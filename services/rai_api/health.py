@@ -48,7 +48,7 @@ def check_database(db: Database) -> dict[str, str]:
         with db.engine.connect() as connection:
             state = read_state(connection)
     except sa.exc.SQLAlchemyError as exc:
-        log.warning("database check failed: %s", str(getattr(exc, "orig", exc)).splitlines()[0])
+        log.warning("database check failed: %s", str(getattr(exc, "orig", None) or exc).partition("\n")[0])
         return {"database_status": "error", "schema": "unknown"}
     return {"database_status": "ok", "schema": state.health}
 
