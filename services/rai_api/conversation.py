@@ -85,7 +85,7 @@ def _earlier(connection: sa.Connection, user_id: int, session_id: str | None, me
     if not words:
         return []
     params = {"uid": user_id, "sid": session_id, **{f"w{i}": f"%{w}%" for i, w in enumerate(words)}}
-    rows = connection.execute(earlier_query(len(words), session_id is not None), params)
+    rows = connection.execute(earlier_query(len(words), session_id is not None), params).all()  # one fetchall
     return [(r.role, r.content) for r in rows]
 
 
