@@ -18,6 +18,8 @@ from services.rai_api import memory
     ("Do you remember that film?", None),
     ("I never forget a face", None),
     ("remember", None),
+    ("remember that ...", None),
+    ("forget ?", None),
 ])
 def test_parse_command(message, expected):
     assert memory.parse_command(message) == expected

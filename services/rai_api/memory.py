@@ -17,15 +17,17 @@ SYSTEM_PROMPT = ("You are RAI, a helpful assistant. Answer the user's last messa
 FACTS_HEADING = "Remembered facts about the user:"
 RECALL_HEADING = "Relevant earlier conversations:"
 RECENT_LIMIT = 20          # messages of the current session sent as context
-RECALL_SCAN_LIMIT = 50    # newest messages of earlier sessions sharing a keyword, scored for recall
+RECALL_SCAN_LIMIT = 50     # newest messages of earlier sessions sharing a keyword, scored for recall
 RECALL_QUERY_WORDS = 8     # the longest keywords of the message the database prefilters on
 RECALL_LIMIT = 3
 RECALL_LINE_CHARS = 200
 FACT_MAX_CHARS = 500
 FACTS_MAX = 200
 
-_REMEMBER = re.compile(r"\s*(?:please\s+)?remember\s+that\s+(?P<fact>.+?)[\s.!]*", re.I | re.S)
-_FORGET = re.compile(r"\s*(?:please\s+)?forget\s+(?:that\s+|about\s+)?(?P<what>.+?)[\s.!?]*", re.I | re.S)
+# Prefixes only: the rest is taken as is and its trailing punctuation stripped (a lazy group before
+# a trailing class would cost quadratic time on a long message).
+_REMEMBER = re.compile(r"\s*(?:please\s+)?remember\s+that\s+", re.I)
+_FORGET = re.compile(r"\s*(?:please\s+)?forget\s+(?:that\s+|about\s+)?", re.I)
 _LIST = re.compile(r"\s*what\s+do\s+you\s+remember(?:\s+about\s+me)?[\s?.!]*", re.I)
 _FORGET_ALL = {"everything", "all", "all facts", "everything you remember"}
 _WORD = re.compile(r"[^\W_]+", re.U)
@@ -47,10 +49,10 @@ def parse_command(message: str) -> Command | None:
     """The memory command `message` states, or None for an ordinary chat message."""
     if _LIST.fullmatch(message):
         return Command("list")
-    if match := _REMEMBER.fullmatch(message):
-        return Command("remember", one_line(match["fact"])[:FACT_MAX_CHARS])
-    if match := _FORGET.fullmatch(message):
-        return Command("forget", one_line(match["what"]))
+    if (match := _REMEMBER.match(message)) and (fact := message[match.end():].rstrip(" \t\r\n.!")):
+        return Command("remember", one_line(fact)[:FACT_MAX_CHARS])
+    if (match := _FORGET.match(message)) and (what := message[match.end():].rstrip(" \t\r\n.!?")):
+        return Command("forget", one_line(what))
     return None
 
 
