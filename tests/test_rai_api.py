@@ -287,6 +287,8 @@ BAD_CHAT_BODIES = [
     (b'{"message": "hi", "session_id": 7}', "invalid_input"),
     (b'{"message": "hi", "session_id": ""}', "invalid_input"),
     (b'{"message": "hi", "session_id": "' + b"a" * 37 + b'"}', "invalid_input"),
+    (b'{"message": "lone \\ud800 surrogate"}', "invalid_input"),
+    (b'{"message": "hi", "session_id": "\\udfff"}', "invalid_input"),
 ]
 
 
@@ -321,6 +323,7 @@ def test_unknown_endpoint_and_wrong_method_are_json(lite_client):
 
 
 ODD_BODIES = [b"", b"null", b'{"username": {}}', b'{"message": ["x"]}', b"1e999999", b'{"a": ' * 2000,
+              b'{"username": "\\ud800bob", "password": "\\ud800\\ud800\\ud800\\ud800", "message": "\\ud800"}',
               '{"username": "\ud800"}'.encode("utf-8", "surrogatepass")]
 
 

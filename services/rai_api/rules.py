@@ -45,6 +45,15 @@ def _string(body: dict[str, Any], name: str) -> str:
         raise _invalid(f"{name} is required")
     if not isinstance(value, str):
         raise _invalid(f"{name} must be a string")
+    return _unicode(value, name)
+
+
+def _unicode(value: str, name: str) -> str:
+    # JSON may escape a lone surrogate ("\ud800"); no database can store it.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid(f"{name} must be valid Unicode text (it holds a lone surrogate)") from None
     return value
 
 
@@ -85,4 +94,4 @@ def chat_request(body: dict[str, Any]) -> tuple[str, str | None]:
     session_id = body.get("session_id")
     if session_id is not None and (not isinstance(session_id, str) or not 0 < len(session_id) <= SESSION_ID_MAX):
         raise _invalid(f"session_id must be a session id string of at most {SESSION_ID_MAX} characters")
-    return message, session_id
+    return message, None if session_id is None else _unicode(session_id, "session_id")
