@@ -76,3 +76,15 @@ def test_alembic_cli_with_default_settings_creates_the_sqlite_database(tmp_path)
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert _inspect(f"sqlite:///{home / 'rai.db'}", read_state).state == "ok"
+
+
+def test_alembic_cli_with_an_absolute_ini_from_another_folder(sqlite_url, tmp_path):
+    """`alembic -c /path/to/alembic.ini upgrade head` from elsewhere: the scripts are found beside the ini."""
+    alembic = Path(sys.executable).with_name("alembic")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PATH": str(alembic.parent), "RAI_DATABASE_URL": sqlite_url, "RAICTL_HOME": str(tmp_path / "home")}
+    done = subprocess.run([str(alembic), "-c", str(REPO / "alembic.ini"), "upgrade", "head"], cwd=elsewhere,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert _inspect(sqlite_url, read_state).state == "ok"
