@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import context
-from sqlalchemy import create_engine, make_url, pool
+from sqlalchemy import create_engine, pool
 
 from services.rai_api.models import Base
 
@@ -40,10 +38,10 @@ def run_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    url = make_url(_url())
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        # A fresh checkout has no <home> yet; SQLite creates the file but not its folder.
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    from services.rai_api.db import ensure_sqlite_folder, parse_url
+
+    url = parse_url(_url())
+    ensure_sqlite_folder(url)
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         _configure(connection=connection)

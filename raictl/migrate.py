@@ -22,12 +22,27 @@ class UpgradeResult:
     backup: str | None = None
 
 
+def resolve_url(url: str) -> str:
+    """`url` checked and normalised the way the RAI API reads it (plain mysql:// is pymysql; an unknown
+    scheme is a RaictlError), with the folder of a SQLite file created (a fresh checkout has no <home>)."""
+    from services.rai_api.db import ensure_sqlite_folder, parse_url
+
+    parsed = parse_url(url)
+    ensure_sqlite_folder(parsed)
+    return parsed.render_as_string(hide_password=False)
+
+
 def _engine(url: str):
     """An engine for one command: pooled, so its steps share a connection (each new MariaDB connection
     costs pymysql a TLS context); the caller disposes it."""
     import sqlalchemy as sa
 
-    return sa.create_engine(url)
+    from services.rai_api.db import MYSQL_CONNECT_TIMEOUT_S
+
+    url = sa.make_url(resolve_url(url))
+    if url.get_backend_name() == "sqlite":
+        return sa.create_engine(url)
+    return sa.create_engine(url, connect_args={"connect_timeout": MYSQL_CONNECT_TIMEOUT_S})
 
 
 def database_error(exc, url: str, doing: str) -> RaictlError:
@@ -209,6 +224,7 @@ def plan_upgrade(url: str, script_location: str | None = None, with_sql: bool = 
     """The plain upgrade to head; a state only a repair can fix is refused (RaictlError)."""
     from services.rai_api.schema import script_directory
 
+    url = resolve_url(url)
     engine = _engine(url)
     try:
         live = _read_live(engine, script_directory(script_location))
@@ -230,6 +246,7 @@ def plan_repair(url: str, script_location: str | None = None, metadata=None) -> 
     from raictl.fingerprint import missing_from
     from services.rai_api.models import Base
 
+    url = resolve_url(url)
     live, snapshots = _survey(url, script_location)
     state = live.state
     if state.state == "multiple_heads":

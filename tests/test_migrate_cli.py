@@ -80,6 +80,27 @@ def test_plain_migrate_upgrades_and_prints_before_and_after(db_url):
     assert "ADD COLUMN remembered_facts" in done.stdout
 
 
+def test_a_fresh_checkout_migrates_before_its_home_exists(tmp_path):
+    """No RAI_DATABASE_URL and no <home> yet (a new user runs `raictl migrate` before `raictl up`)."""
+    home = tmp_path / "fresh" / ".raictl"
+    env = {k: v for k, v in os.environ.items() if k != "RAI_DATABASE_URL"}
+    done = subprocess.run([RAICTL, "migrate", "--json"], env=dict(env, RAICTL_HOME=str(home)),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["after"] == HEAD
+    assert differences_from_models(f"sqlite:///{home / 'rai.db'}") == []
+
+
+@pytest.mark.parametrize("url", ["postgresql://rai:s3cret-pw@127.0.0.1/rai", "foo://rai:s3cret-pw@127.0.0.1/rai",
+                                 "not a url at all"])
+@pytest.mark.parametrize("args", [("migrate",), ("migrate", "--repair", "--dry-run", "--json")])
+def test_an_unsupported_database_url_is_one_line(url, args):
+    done = raictl(url, *args)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("error: RAI_DATABASE_URL ") and len(done.stderr.splitlines()) == 2
+    assert "s3cret-pw" not in done.stderr
+
+
 @pytest.fixture(scope="module")
 def llm_api(tmp_path_factory):
     home = tmp_path_factory.mktemp("llm_api")

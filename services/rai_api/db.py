@@ -49,12 +49,24 @@ def parse_url(url: str) -> sa.URL:
     return parsed
 
 
+def ensure_sqlite_folder(parsed: sa.URL) -> None:
+    """Create the folder of a SQLite file database: SQLite creates the file but not its folder, and a
+    fresh checkout has no <home> yet. The one place for this (the RAI API, `raictl migrate`, Alembic's env)."""
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    folder = Path(parsed.database).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RaictlError(f"cannot create {folder}, the folder of the SQLite database: {exc.strerror}",
+                          hint="point RAICTL_HOME or RAI_DATABASE_URL at a writable place") from None
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine for `url` set up for a multi-threaded server (see the module docstring)."""
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        ensure_sqlite_folder(parsed)
         engine = sa.create_engine(parsed, connect_args={"check_same_thread": False,
                                                         "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         sa.event.listen(engine, "connect", _on_sqlite_connect)
