@@ -6,11 +6,35 @@ and Alembic are imported inside the functions: this module sits on the CLI's sta
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from raictl.errors import RaictlError
 
 REPAIR_HINT = "raictl migrate --repair"
+LOCK_FILE = "migrate.lock"
+UP_LOCK_WAIT_S = 30.0  # `up` waits this long for a migrate of the same home to finish
+
+
+@contextmanager
+def migrate_lock(home, wait: float = 0.0):
+    """Held while one raictl plans and writes the schema of `home`'s database: a second migrate waits up to
+    `wait` seconds, then refuses (the holder may be a repair waiting for its user to confirm)."""
+    from filelock import FileLock, Timeout
+
+    path = Path(home) / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), timeout=wait)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RaictlError(f"another raictl migrate is changing this database (it holds {path}); nothing was changed",
+                          hint="wait for it to finish (it may be asking for confirmation), then run again") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)
@@ -93,8 +117,9 @@ def refuse_unresolvable(state) -> None:
 def upgrade_to_head(settings, script_location: str | None = None) -> UpgradeResult:
     """Upgrade the database of `settings` to head (backing it up first when it has tables);
     refuse (RaictlError, hint `raictl migrate --repair`) what only a repair can fix."""
-    plan = plan_upgrade(settings.database_url, script_location, with_sql=False)
-    result = apply_plan(plan, settings.home)
+    with migrate_lock(settings.home, wait=UP_LOCK_WAIT_S):
+        plan = plan_upgrade(settings.database_url, script_location, with_sql=False)
+        result = apply_plan(plan, settings.home)
     refuse_unresolvable(read_database_state(settings.database_url, script_location))
     return UpgradeResult(plan.before, result.after, result.backup)
 

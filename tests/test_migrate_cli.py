@@ -15,7 +15,7 @@ from migrations import alembic_config
 from raictl.settings import load_settings
 from services.rai_api.app import create_app
 from tests.migrate_support import UNKNOWN, differences_from_models, dump, rows, sql, the_incident
-from tests.support import ServiceProcess, free_port, service_env
+from tests.support import ServiceProcess, free_port, service_env, wait_until
 
 HEAD = "0002_remembered_facts"
 RAICTL = str(Path(sys.executable).with_name("raictl"))
@@ -163,3 +163,34 @@ def test_on_a_terminal_the_repair_shows_the_plan_and_asks(sqlite_url, answer, co
         assert "repair cancelled: nothing was changed" in done.stderr and dump(sqlite_url) == before
     else:
         assert f"after: {HEAD}" in done.stdout and differences_from_models(sqlite_url) == []
+
+
+def test_a_second_repair_refuses_while_the_first_holds_the_lock(sqlite_url, tmp_path):
+    """Two real `raictl migrate --repair` on one home: the first waits at its prompt holding the lock."""
+    import pty
+
+    the_incident(sqlite_url)
+    before = dump(sqlite_url)
+    master, slave = pty.openpty()
+    first_err = tmp_path / "first.err"
+    with open(first_err, "w") as err:
+        first = subprocess.Popen([RAICTL, "migrate", "--repair"], env=dict(os.environ, RAI_DATABASE_URL=sqlite_url),
+                                 stdin=slave, stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        wait_until(lambda: "Apply these changes" in first_err.read_text(), timeout=30, what="the first's prompt")
+        second = raictl(sqlite_url, "migrate", "--repair", "--yes")
+        assert second.returncode == 1 and second.stdout == "", second.stderr
+        assert second.stderr.startswith("error: another raictl migrate is changing this database")
+        assert "migrate.lock" in second.stderr and "nothing was changed" in second.stderr
+        assert dump(sqlite_url) == before
+        os.write(master, b"y\n")
+        assert first.wait(timeout=60) == 0, first_err.read_text()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        first.stdout.close()
+        os.close(slave)
+        os.close(master)
+    again = raictl(sqlite_url, "migrate", "--repair", "--yes")
+    assert again.returncode == 0 and "nothing to do" in again.stdout

@@ -28,15 +28,22 @@ def migrate(
     from raictl.settings import load_settings
 
     settings = load_settings()
-    plan = core.plan_repair(settings.database_url) if repair else core.plan_upgrade(settings.database_url)
-    if dry_run:
-        result = core.dry_run_result(plan)
+    if dry_run:  # reads only: no lock, so a plan can be looked at while a repair waits for its answer
+        result = core.dry_run_result(_plan(settings, repair))
     else:
-        if repair and plan.actions and not yes:
-            _confirm(plan)
-        result = core.apply_plan(plan, settings.home)
+        with core.migrate_lock(settings.home):  # planned under the lock: a second run sees the first's result
+            plan = _plan(settings, repair)
+            if repair and plan.actions and not yes:
+                _confirm(plan)
+            result = core.apply_plan(plan, settings.home)
     render.migrate_result(result, as_json)
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _plan(settings, repair: bool):
+    from raictl import migrate as core
+
+    return core.plan_repair(settings.database_url) if repair else core.plan_upgrade(settings.database_url)
 
 
 def _confirm(plan) -> None:
