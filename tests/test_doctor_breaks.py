@@ -118,6 +118,35 @@ def test_service_bound_to_one_family(child, bind, refused, words):
         assert f"gets ECONNREFUSED {first}:{port}" in r["llm_api.localhost"].summary
 
 
+
+@pytest.mark.parametrize("hosts,bind,first,words", [
+    ("127.0.0.1 localhost\n::1 localhost ip6-localhost\n", "0.0.0.0", "::1",
+     "it listens on 0.0.0.0, which takes IPv4 only"),
+    ("127.0.0.1 localhost\n", "::", "127.0.0.1", "it listens on [::] with IPV6_V6ONLY"),
+])
+def test_localhost_resolving_to_the_refused_family_first(child, tmp_path, monkeypatch, hosts, bind, first, words):
+    """Log steps 0 and 26: with /etc/hosts mapping localhost to ::1 (tried first), a 0.0.0.0 binding is
+    `ECONNREFUSED ::1`. The hosts file is a real one given by RAICTL_HOSTS_FILE; the sockets are real."""
+    (tmp_path / "hosts").write_text("# a comment localhost\n" + hosts)
+    monkeypatch.setenv("RAICTL_HOSTS_FILE", str(tmp_path / "hosts"))
+    port = free_port()
+    child(BIND, bind, port, port=port, host="::1" if bind == "::" else "127.0.0.1")
+    r = doctor(None, "llm_api.localhost", "host.localhost", llm_api_port=port, rai_api_port=free_port())
+    assert localhost_addresses(port)[0] == first
+    assert r["host.localhost"].status == "ok" and f"localhost -> {first}" in r["host.localhost"].summary, show(r)
+    result = r["llm_api.localhost"]
+    assert result.status == "fail", show(r)
+    assert result.summary.startswith(f"a client of http://localhost:{port} tries {first} first and gets "
+                                     f"ECONNREFUSED {first}:{port}: {words}"), show(r)
+    assert result.hint == "bind both loopbacks: LLM_API_HOSTS=127.0.0.1,::1"
+
+
+def test_hosts_file_order_matches_the_system_resolver(monkeypatch):
+    """Reading /etc/hosts through RAICTL_HOSTS_FILE gives the order getaddrinfo gives on this machine."""
+    system = localhost_addresses()
+    monkeypatch.setenv("RAICTL_HOSTS_FILE", "/etc/hosts")
+    assert localhost_addresses() == system
+
 def test_foreign_process_on_the_port(child):
     port = free_port()
     proc = child(BIND, "127.0.0.1", port, port=port)

@@ -23,7 +23,7 @@ def doctor(
     from raictl import doctor as core, render
 
     if list_:
-        render.doctor_list(core.registered_checks())
+        render.doctor_list(core.registered_checks(core.make_context()))
         return
     context = core.make_context()
     results = core.run_checks(checks, context)
@@ -36,9 +36,10 @@ def doctor(
 def _fix(core, render, results, context, checks, yes: bool, json_: bool):
     """List the applicable fixes, ask where needed, apply them, and check again."""
     from raictl.doctor.fixes import apply_fix, plan_fixes
+    from raictl.doctor.runner import extra_specs
     from raictl.errors import RaictlError
 
-    planned = plan_fixes(results)
+    planned = plan_fixes(results, [s.name for s in extra_specs(context)])
     render.doctor_fix_plan(planned)
     if not planned or context.settings is None:
         return results

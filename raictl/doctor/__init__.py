@@ -14,8 +14,11 @@ from raictl.doctor.registry import CHECKS, FIXES, Result, check, fix, select  # 
 from raictl.doctor.runner import make_context, run_checks  # noqa: F401
 
 
-def registered_checks():
-    """Every built-in check, in display order."""
-    import raictl.doctor.checks  # noqa: F401 - registers them
+def registered_checks(context=None):
+    """Every check in display order: the built-in ones, and with a context those of its extra services."""
+    from raictl.doctor.runner import available_checks
 
-    return list(CHECKS.values())
+    if context is None:
+        import raictl.doctor.checks  # noqa: F401 - registers them
+        return list(CHECKS.values())
+    return list(available_checks(context).values())

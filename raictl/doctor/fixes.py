@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from raictl.doctor.registry import FIXES, Fix, Result, fix
+from raictl.doctor.registry import Fix, Result, fix, fix_for, service_fix
 from raictl.errors import RaictlError
 from raictl.settings import DOTENV_NAME, Settings
 from raictl.supervisor.spec import BUILTINS
@@ -23,11 +23,11 @@ class PlannedFix:
     result: Result
 
 
-def plan_fixes(results: list[Result]) -> list[PlannedFix]:
-    """The fixes that apply to these results, one per distinct fix (two checks may share one)."""
+def plan_fixes(results: list[Result], services: tuple[str, ...] | list[str] = ()) -> list[PlannedFix]:
+    """The fixes that apply to these results (`services`: the extra services' names), one per distinct fix."""
     planned, seen = [], set()
     for result in results:
-        candidate = FIXES.get(result.id)
+        candidate = fix_for(result.id, services)
         if candidate and result.status in candidate.when and candidate.title not in seen:
             seen.add(candidate.title)
             planned.append(PlannedFix(candidate, result))
@@ -54,8 +54,7 @@ def _service_fix(name: str):
     return run
 
 
-for _name in BUILTINS:
-    fix(f"{_name}.running", f"start or restart {_name} (raictl up {_name})")(_service_fix(_name))
+service_fix("{name}.running", "start or restart {name} (raictl up {name})", BUILTINS)(_service_fix)
 
 
 def repair_database(settings: Settings, result: Result) -> str:

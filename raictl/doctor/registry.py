@@ -2,6 +2,11 @@
 
 Check ids are an interface (dotted, stable, documented in README.md's "Doctor checks" table).
 Checks run in the order they were registered, which is the order of `raictl.doctor.checks`' modules.
+
+Per-service checks are templates (`ServiceCheck`, `{name}` in the id and title) registered as a group:
+the built-in services get theirs at import, and `with_services(specs)` adds the checks of each extra
+`[services.NAME]` of raictl.toml right after the built-ins' checks of the same group, so an extra
+service is checked by the very same functions. Their fixes are templates too (`service_fix`).
 """
 
 from __future__ import annotations
@@ -48,6 +53,22 @@ class Check:
     run: Callable[..., "Result"]
     timeout: float = DEFAULT_TIMEOUT
     needs_settings: bool = True
+    group: str | None = None  # the ServiceCheck group it was made from, if any
+
+
+@dataclass(frozen=True)
+class ServiceCheck:
+    """A per-service check: `run(ctx, name)`, for every service whose spec it `applies` to."""
+
+    id_format: str
+    title_format: str
+    run: Callable[..., "Result"]
+    applies: Callable[[Any], bool] = lambda spec: True
+    timeout: float = DEFAULT_TIMEOUT
+
+    def for_service(self, name: str, group: str) -> Check:
+        return Check(self.id_format.format(name=name), self.title_format.format(name=name),
+                     lambda ctx: self.run(ctx, name), self.timeout, True, group)
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,8 @@ class Fix:
 
 CHECKS: dict[str, Check] = {}
 FIXES: dict[str, Fix] = {}
+GROUPS: dict[str, list[ServiceCheck]] = {}
+SERVICE_FIXES: dict[str, Callable[[str], Fix]] = {}
 
 
 def check(check_id: str, title: str, timeout: float = DEFAULT_TIMEOUT, needs_settings: bool = True):
@@ -76,6 +99,36 @@ def check(check_id: str, title: str, timeout: float = DEFAULT_TIMEOUT, needs_set
     return register
 
 
+def service_checks(group: str, templates: list[ServiceCheck], builtins: tuple[str, ...]) -> None:
+    """Register a group of per-service checks, and its checks for each built-in service (service by service)."""
+    GROUPS[group] = list(templates)
+    for name in builtins:
+        for template in templates:
+            made = template.for_service(name, group)
+            if made.id in CHECKS:
+                raise ValueError(f"check {made.id} registered twice")
+            CHECKS[made.id] = made
+
+
+def with_services(specs) -> dict[str, Check]:
+    """The registered checks plus, for each extra service spec, the checks of every group that apply to it.
+
+    An extra service's check whose id a built-in check already has (a service named `host` would make
+    `host.localhost`) is left out: the built-in keeps its id (docs/decisions.md).
+    """
+    ordered: dict[str, Check] = {}
+    registered = list(CHECKS.values())
+    for index, current in enumerate(registered):
+        ordered[current.id] = current
+        following = registered[index + 1] if index + 1 < len(registered) else None
+        if current.group is None or (following is not None and following.group == current.group):
+            continue
+        for spec in specs:
+            made = [t.for_service(spec.name, current.group) for t in GROUPS[current.group] if t.applies(spec)]
+            ordered.update((c.id, c) for c in made if c.id not in CHECKS)
+    return ordered
+
+
 def fix(check_id: str, title: str, when: tuple[str, ...] = ("fail",), confirm: bool = False,
         applies: Callable[..., bool] | None = None):
     """Register `fn(ctx, result) -> str` (what it did) as the fix of `check_id`."""
@@ -83,6 +136,29 @@ def fix(check_id: str, title: str, when: tuple[str, ...] = ("fail",), confirm: b
         FIXES[check_id] = Fix(check_id, title, fn, when, confirm, applies)
         return fn
     return register
+
+
+def service_fix(id_format: str, title_format: str, builtins: tuple[str, ...], when: tuple[str, ...] = ("fail",)):
+    """Register `make(name) -> fn(settings, result)` as the fix of every service's `id_format` check."""
+    def register(make):
+        def fix_of(name: str) -> Fix:
+            return Fix(id_format.format(name=name), title_format.format(name=name), make(name), when)
+        SERVICE_FIXES[id_format] = fix_of
+        for name in builtins:
+            FIXES[id_format.format(name=name)] = fix_of(name)
+        return make
+    return register
+
+
+def fix_for(check_id: str, services: tuple[str, ...] | list[str] = ()) -> Fix | None:
+    """The fix of a check: a registered one, or one made from a service template for one of `services`."""
+    if check_id in FIXES:
+        return FIXES[check_id]
+    for id_format, fix_of in SERVICE_FIXES.items():
+        for name in services:
+            if id_format.format(name=name) == check_id:
+                return fix_of(name)
+    return None
 
 
 def matches(check_id: str, selector: str) -> bool:

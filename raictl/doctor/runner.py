@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from raictl.doctor.context import CheckContext, Context
-from raictl.doctor.registry import Check, Result, select
+from raictl.doctor.registry import Check, Result, select, with_services
 from raictl.errors import RaictlError
 from raictl.settings import Settings, load_settings
 
@@ -36,6 +36,26 @@ def make_context(settings: Settings | None = None, loader: Callable[[], Settings
         return Context(loader())
     except RaictlError as exc:
         return Context(None, exc)
+
+
+def extra_specs(context: Context) -> list:
+    """The `[services.NAME]` specs of raictl.toml (none when settings or a table do not load: the
+    per-service checks of the built-ins then report why)."""
+    from raictl.supervisor.spec import BUILTINS, all_specs
+
+    if context.settings is None:
+        return []
+    try:
+        return [s for s in all_specs(context.settings) if s.name not in BUILTINS]
+    except RaictlError:
+        return []
+
+
+def available_checks(context: Context) -> dict[str, Check]:
+    """Every check of this run: the registered ones and those of each extra service."""
+    import raictl.doctor.checks  # noqa: F401 - registers the built-in checks
+
+    return with_services(extra_specs(context))
 
 
 def _run(job: _Job) -> None:
@@ -66,10 +86,8 @@ def _collect(job: _Job, start: float) -> Result:
 def run_checks(selectors: Sequence[str] | None = None, context: Context | None = None,
                checks: Sequence[Check] | None = None) -> list[Result]:
     """Run the selected checks in parallel; results in registration order."""
-    import raictl.doctor.checks  # noqa: F401 - registers the built-in checks
-
     context = context or make_context()
-    chosen = list(checks) if checks is not None else select(list(selectors or ()))
+    chosen = list(checks) if checks is not None else select(list(selectors or ()), available_checks(context))
     jobs = [_Job(c, CheckContext(context, c.id)) for c in chosen]
     start = time.monotonic()
     for job in jobs:

@@ -1,20 +1,47 @@
-"""Host checks: the IPv6 loopback, what `localhost` means here, and net.ipv6.bindv6only (log steps 0, 4, 26)."""
+"""Host checks: the IPv6 loopback, what `localhost` means here, and net.ipv6.bindv6only (log steps 0, 4, 26).
+
+`localhost_addresses()` is the order a client tries `localhost` in: the system resolver's answer
+(getaddrinfo). With `RAICTL_HOSTS_FILE=PATH` doctor reads that hosts file instead of /etc/hosts and
+orders its `localhost` addresses as glibc's getaddrinfo does (RFC 6724: reachable first, then `::1`
+before IPv4), so what a machine whose /etc/hosts maps `localhost` to `::1` first would see can be checked
+from any machine.
+"""
 
 from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import socket
 from pathlib import Path
 
 from raictl.doctor.registry import check
 
-HOSTS_FILE = Path("/etc/hosts")
+SYSTEM_HOSTS_FILE = Path("/etc/hosts")
+HOSTS_FILE_VAR = "RAICTL_HOSTS_FILE"
 BINDV6ONLY = Path("/proc/sys/net/ipv6/bindv6only")
 
 
-def localhost_addresses(port: int = 0) -> list[str]:
-    """The addresses `localhost` resolves to, in the order a client tries them (getaddrinfo)."""
+def hosts_file() -> Path:
+    """The hosts file doctor reads: $RAICTL_HOSTS_FILE, else /etc/hosts."""
+    return Path(os.environ.get(HOSTS_FILE_VAR) or SYSTEM_HOSTS_FILE)
+
+
+def _rank(address: str) -> tuple[bool, int]:
+    """How glibc sorts getaddrinfo's answers (RFC 6724): reachable first (rule 1: it asks the kernel for
+    a source address with a UDP connect, which sends nothing), then precedence: ::1 50, IPv6 40, IPv4 35."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    try:
+        with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((address, 9))
+        usable = True
+    except OSError:
+        usable = False
+    precedence = 35 if ip.version == 4 else 50 if ip == ipaddress.IPv6Address("::1") else 40
+    return usable, precedence
+
+
+def _resolve_system(port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo("localhost", port, type=socket.SOCK_STREAM)
     except socket.gaierror:
@@ -26,7 +53,27 @@ def localhost_addresses(port: int = 0) -> list[str]:
     return seen
 
 
-def hosts_file_entries(path: Path = HOSTS_FILE, name: str = "localhost") -> list[tuple[int, str]]:
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.split("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def localhost_addresses(port: int = 0) -> list[str]:
+    """The addresses `localhost` resolves to, in the order a client tries them."""
+    if not os.environ.get(HOSTS_FILE_VAR):
+        return _resolve_system(port)
+    try:
+        addresses = [addr for _, addr in hosts_file_entries(hosts_file())]
+    except OSError:
+        return []
+    unique = [a for a in dict.fromkeys(addresses) if _is_ip(a)]  # a resolver skips a malformed line too
+    return sorted(unique, key=_rank, reverse=True)  # stable: file order within a precedence
+
+
+def hosts_file_entries(path: Path, name: str = "localhost") -> list[tuple[int, str]]:
     """(line number, address) of every line of /etc/hosts that maps `name`."""
     entries = []
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
@@ -52,21 +99,21 @@ def ipv6_loopback(ctx):
 
 @check("host.localhost", "/etc/hosts maps localhost", needs_settings=False)
 def localhost_mapping(ctx):
-    order = localhost_addresses()
+    order, path = localhost_addresses(), hosts_file()
     try:
-        entries = hosts_file_entries()
+        entries = hosts_file_entries(path)
     except OSError as exc:
-        return ctx.warn(f"{HOSTS_FILE} cannot be read ({exc.strerror}); localhost -> {', '.join(order) or 'nothing'}")
-    details = [f"{HOSTS_FILE}:{n}: {addr} localhost" for n, addr in entries]
+        return ctx.warn(f"{path} cannot be read ({exc.strerror}); localhost -> {', '.join(order) or 'nothing'}")
+    details = [f"{path}:{n}: {addr} localhost" for n, addr in entries]
     if not order:
-        return ctx.fail("localhost does not resolve", hint=f"add `127.0.0.1 localhost` and `::1 localhost` to {HOSTS_FILE}")
+        return ctx.fail("localhost does not resolve", hint=f"add `127.0.0.1 localhost` and `::1 localhost` to {path}")
     foreign = [a for a in order if not ipaddress.ip_address(a.split("%")[0]).is_loopback]
     if foreign:
         return ctx.fail(f"localhost resolves to {', '.join(foreign)}, which is not a loopback address",
-                        hint=f"map localhost to 127.0.0.1 and ::1 in {HOSTS_FILE}", details=details)
+                        hint=f"map localhost to 127.0.0.1 and ::1 in {path}", details=details)
     if not entries:
-        return ctx.warn(f"{HOSTS_FILE} does not map localhost (the resolver answers {', '.join(order)})",
-                        hint=f"add `127.0.0.1 localhost` and `::1 localhost` to {HOSTS_FILE}", details=details)
+        return ctx.warn(f"{path} does not map localhost (the resolver answers {', '.join(order)})",
+                        hint=f"add `127.0.0.1 localhost` and `::1 localhost` to {path}", details=details)
     return ctx.ok(f"localhost -> {', '.join(order)} (a client tries them in this order)", details=details)
 
 

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from raictl.doctor import observe
-from raictl.doctor.registry import check
+from raictl.doctor.registry import ServiceCheck, service_checks
 from raictl.supervisor.spec import BUILTINS
 
 IMPORT_TIMEOUT = 5.0
@@ -37,27 +37,25 @@ def import_entry(spec, settings) -> dict:
         return {"ok": False, "problems": [["-", spec.entry_module, f"the probe failed: {last}"]]}
 
 
-def _import_check(name: str):
-    def run(ctx):
-        spec = observe.spec(ctx, name)
-        if spec is None or not spec.entry_module:
-            return ctx.skip(f"{name} is not started as `python -m MODULE`: nothing to import")
-        # the supervisor records "running" only once health answered: the imports worked. (Not
-        # waiting for health here keeps a hung port off this check's path.)
-        if observe.status(ctx, name).state == "running":
-            return ctx.ok(f"{spec.entry_module} is running under raictl and answered its health: it imported")
-        ctx.doing(f"resolving {spec.entry_module}'s imports with {spec.command[0]}")
-        verdict = import_entry(spec, ctx.settings)
-        if verdict["ok"]:
-            return ctx.ok(f"{spec.entry_module} and the {verdict['checked']} project modules it needs resolve "
-                          f"in {spec.command[0]}", details=[verdict["origin"]])
-        problems = [f"{importer}: {reason}" for importer, _, reason in verdict["problems"]]
-        where = f"{spec.command[0]} (PYTHONPATH={observe.pythonpath(spec, ctx.settings) or 'unset'})"
-        return ctx.fail(f"{spec.entry_module} cannot be imported by {where}: {verdict['problems'][0][2]}",
-                        hint="install the project into that interpreter (`pip install .`), or run raictl "
-                             "from the interpreter that has it", details=problems)
-    return run
+def import_check(ctx, name: str):
+    spec = observe.spec(ctx, name)
+    if spec is None or not spec.entry_module:
+        return ctx.skip(f"{name} is not started as `python -m MODULE`: nothing to import")
+    # the supervisor records "running" only once health answered: the imports worked. (Not
+    # waiting for health here keeps a hung port off this check's path.)
+    if observe.status(ctx, name).state == "running":
+        return ctx.ok(f"{spec.entry_module} is running under raictl and answered its health: it imported")
+    ctx.doing(f"resolving {spec.entry_module}'s imports with {spec.command[0]}")
+    verdict = import_entry(spec, ctx.settings)
+    if verdict["ok"]:
+        return ctx.ok(f"{spec.entry_module} and the {verdict['checked']} project modules it needs resolve "
+                      f"in {spec.command[0]}", details=[verdict["origin"]])
+    problems = [f"{importer}: {reason}" for importer, _, reason in verdict["problems"]]
+    where = f"{spec.command[0]} (PYTHONPATH={observe.pythonpath(spec, ctx.settings) or 'unset'})"
+    return ctx.fail(f"{spec.entry_module} cannot be imported by {where}: {verdict['problems'][0][2]}",
+                    hint="install the project into that interpreter (`pip install .`), or run raictl "
+                         "from the interpreter that has it", details=problems)
 
 
-for _name in BUILTINS:
-    check(f"imports.{_name}", f"{_name} entry module imports", timeout=IMPORT_TIMEOUT + 1)(_import_check(_name))
+service_checks("imports", [ServiceCheck("imports.{name}", "{name} entry module imports", import_check,
+                                        lambda spec: bool(spec.entry_module), timeout=IMPORT_TIMEOUT + 1)], BUILTINS)

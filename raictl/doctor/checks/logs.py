@@ -6,7 +6,7 @@ findings from earlier runs still in the tail only warn: they may already be fixe
 
 from __future__ import annotations
 
-from raictl.doctor.registry import check
+from raictl.doctor.registry import ServiceCheck, service_checks
 from raictl.doctor.signatures import scan
 from raictl.supervisor.spec import BUILTINS
 
@@ -21,28 +21,25 @@ def split_runs(lines: list[str]) -> tuple[list[str], list[str]]:
     return lines[:cut], lines[cut:]
 
 
-def _log_check(name: str):
-    def run(ctx):
-        from raictl.supervisor.logs import log_path, tail
+def log_check(ctx, name: str):
+    from raictl.supervisor.logs import log_path, tail
 
-        path = log_path(ctx.settings.logs_dir, name)
-        ctx.doing(f"reading {path}")
-        lines = tail(path, TAIL_LINES)
-        if not lines:
-            return ctx.skip(f"{path} is empty or missing")
-        earlier, current = split_runs(lines)
-        now, before = scan(current), scan(earlier)
-        details = [f"{f.describe()}  | {f.text[:160]}" for f in now]
-        details += [f"(earlier run) {f.describe()}  | {f.text[:160]}" for f in before]
-        if now:
-            more = f" (and {len(now) - 1} more, -v)" if len(now) > 1 else ""
-            return ctx.fail(f"{now[-1].describe()}{more}", hint=now[-1].signature.hint, details=details)
-        if before:
-            return ctx.warn(f"in an earlier run: {before[-1].describe()}", hint=before[-1].signature.hint,
-                            details=details)
-        return ctx.ok(f"no known failure in the last {len(lines)} lines of {path.name}")
-    return run
+    path = log_path(ctx.settings.logs_dir, name)
+    ctx.doing(f"reading {path}")
+    lines = tail(path, TAIL_LINES)
+    if not lines:
+        return ctx.skip(f"{path} is empty or missing")
+    earlier, current = split_runs(lines)
+    now, before = scan(current), scan(earlier)
+    details = [f"{f.describe()}  | {f.text[:160]}" for f in now]
+    details += [f"(earlier run) {f.describe()}  | {f.text[:160]}" for f in before]
+    if now:
+        more = f" (and {len(now) - 1} more, -v)" if len(now) > 1 else ""
+        return ctx.fail(f"{now[-1].describe()}{more}", hint=now[-1].signature.hint, details=details)
+    if before:
+        return ctx.warn(f"in an earlier run: {before[-1].describe()}", hint=before[-1].signature.hint,
+                        details=details)
+    return ctx.ok(f"no known failure in the last {len(lines)} lines of {path.name}")
 
 
-for _name in BUILTINS:
-    check(f"logs.{_name}", f"{_name} log free of known failures")(_log_check(_name))
+service_checks("logs", [ServiceCheck("logs.{name}", "{name} log free of known failures", log_check)], BUILTINS)

@@ -1,7 +1,8 @@
 """Per-service checks: running, who holds the port, each loopback, `localhost`, health (log steps 0-5, 12, 26).
 
-For each built-in service NAME: `NAME.running`, `NAME.port`, `NAME.listen.ipv4`, `NAME.listen.ipv6`,
-`NAME.localhost`, `NAME.health`. A refused address is explained by the binding that causes it:
+For each service NAME, built-in or an extra `[services.NAME]` of raictl.toml: `NAME.running`, and when
+it has a port `NAME.port`, `NAME.listen.ipv4`, `NAME.listen.ipv6`, `NAME.localhost`, and when it has a
+health path `NAME.health` (an extra service's health is healthy on HTTP 200). A refused address is explained by the binding that causes it:
 `0.0.0.0` takes no IPv6 (the log's `ECONNREFUSED ::1:6102`), `::` under waitress takes no IPv4.
 """
 
@@ -13,11 +14,22 @@ import psutil
 
 from raictl.doctor import observe
 from raictl.doctor.checks.host import localhost_addresses
-from raictl.doctor.registry import check
+from raictl.doctor.registry import ServiceCheck, service_checks
 from raictl.supervisor.spec import BUILTINS
 
 HOSTS_VAR = {"llm_api": "LLM_API_HOSTS", "rai_api": "RAI_API_HOSTS"}
 PORT_VAR = {"llm_api": "LLM_API_PORT", "rai_api": "RAI_API_PORT"}
+
+
+def hosts_setting(name: str, value: str = "127.0.0.1,::1") -> str:
+    """Where a service's addresses are set: `LLM_API_HOSTS=...`, or `hosts = [...]` in its raictl.toml table."""
+    if name in HOSTS_VAR:
+        return f"{HOSTS_VAR[name]}={value}"
+    return f"hosts = {[h for h in value.split(',')]} in [services.{name}]".replace("'", '"')
+
+
+def port_setting(name: str) -> str:
+    return PORT_VAR.get(name, f"port in [services.{name}]")
 
 
 STOP_SIGNALS = ("SIGTERM", "SIGINT")  # how `raictl down` and Ctrl-C end a service: not a crash
@@ -49,7 +61,7 @@ def running(ctx, name: str):
         return _in_trouble(ctx, name, st, tail)
     health = observe.health(ctx, name)
     if health.answered and health.service_matches:
-        return ctx.warn(f"not started by raictl, yet {health.url} answers as {observe.SERVICE_NAMES[name]}",
+        return ctx.warn(f"not started by raictl, yet {health.url} answers as {observe.SERVICE_NAMES.get(name, name)}",
                         hint=f"stop the process started by hand (see {name}.port), then `raictl up {name}`")
     return ctx.fail(f"not running{tail}", hint=f"raictl up {name}")
 
@@ -62,7 +74,8 @@ def _in_trouble(ctx, name: str, st, tail: str):
     if st.state == "backoff":
         return ctx.fail(f"crashed and waiting to be restarted ({st.restarts} restarts){tail}",
                         hint=f"`raictl logs {name}` shows why; see logs.{name}", details=st.log_tail or ())
-    return ctx.fail(f"gave up after repeated crashes: {st.reason or 'see its log'}{tail}",
+    reason = "" if not st.reason or st.reason in tail else f": {st.reason}"  # often the last exit itself
+    return ctx.fail(f"gave up after repeated crashes{reason}{tail}",
                     hint=f"fix the cause (`raictl logs {name}`), then `raictl restart {name}`",
                     details=st.log_tail or ())
 
@@ -90,7 +103,7 @@ def port(ctx, name: str):
         return ctx.warn(f"port {svc.port} is held by {holder}, a {name} not started by raictl",
                         hint=f"stop it (kill {who.pid}), then `raictl up {name}`")
     return ctx.fail(f"port {svc.port} on {host} is held by {holder}, not by raictl's {name}",
-                    hint=f"stop that process (kill {who.pid}) or move {name} with {PORT_VAR[name]}")
+                    hint=f"stop that process (kill {who.pid}) or move {name} with {port_setting(name)}")
 
 
 def explain_refusal(host: str, bound: list[str]) -> str:
@@ -117,14 +130,14 @@ def listen(ctx, name: str, host: str):
     if not_running(ctx, name):
         return not_running(ctx, name)
     if host not in svc.hosts:
-        return ctx.skip(f"{host} is not in {HOSTS_VAR[name]} ({','.join(svc.hosts)})")
+        return ctx.skip(f"{host} is not in {hosts_setting(name, ','.join(svc.hosts))}")
     probe = observe.listen(ctx, host, svc.port)
     shown = f"[{host}]:{svc.port}" if ":" in host else f"{host}:{svc.port}"
     if probe.ok:
         return ctx.ok(f"{shown} accepts")
     bound = observe.bindings(ctx, svc.port)
     return ctx.fail(f"{shown} refuses ({probe.detail}): {explain_refusal(host, bound)}",
-                    hint=f"bind both loopbacks explicitly: {HOSTS_VAR[name]}=127.0.0.1,::1, then "
+                    hint=f"bind both loopbacks explicitly: {hosts_setting(name)}, then "
                          f"`raictl restart {name}`")
 
 
@@ -144,7 +157,7 @@ def localhost(ctx, name: str):
                         hint=f"see {name}.running and {name}.listen.*")
     addr = refused[0]
     problem = (f"gets ECONNREFUSED {addr}:{svc.port}: {explain_refusal(addr, bound)}")
-    fix = f"bind both loopbacks: {HOSTS_VAR[name]}=127.0.0.1,::1"
+    fix = f"bind both loopbacks: {hosts_setting(name)}"
     if addr == order[0]:
         return ctx.fail(f"a client of http://localhost:{svc.port} tries {addr} first and {problem}", hint=fix)
     return ctx.warn(f"a client of http://localhost:{svc.port} that picks {addr} {problem}", hint=fix)
@@ -152,29 +165,46 @@ def localhost(ctx, name: str):
 
 def health_check(ctx, name: str):
     h = observe.health(ctx, name)
-    expected = observe.SERVICE_NAMES[name]
     if not h.answered:
         if not_running(ctx, name):
             return not_running(ctx, name)
         return ctx.fail(f"{h.url or name}: {h.error}",
                         hint=f"the process on the port is hung or is not {name}: see {name}.port, "
                              f"`raictl restart {name}`")
+    if name not in observe.SERVICE_NAMES:
+        return _extra_health(ctx, name, h)
+    expected = observe.SERVICE_NAMES[name]
     if not h.doc:
         return ctx.fail(f"{h.url} answers HTTP {h.status} but not JSON: not raictl's {name}",
                         hint=f"see {name}.port for the process holding the port")
     if not h.service_matches:
         return ctx.fail(f"{h.url} answers as {h.doc.get('service')!r}, not {expected!r}: the ports are crossed",
-                        hint=f"check {PORT_VAR[name]} against the other service's port")
+                        hint=f"check {port_setting(name)} against the other service's port")
     fields = ", ".join(f"{k}={v}" for k, v in h.doc.items() if k not in ("service",) and v is not None)
     if h.status != 200 or h.doc.get("status") != "ok":
         return ctx.warn(f"HTTP {h.status} in {h.latency_ms} ms: {fields}", hint=f"see the checks below and logs.{name}")
     return ctx.ok(f"HTTP 200 in {h.latency_ms} ms: {fields}")
 
 
-for _name in BUILTINS:
-    check(f"{_name}.running", f"{_name} running")(lambda ctx, n=_name: running(ctx, n))
-    check(f"{_name}.port", f"{_name} port held by raictl")(lambda ctx, n=_name: port(ctx, n))
-    check(f"{_name}.listen.ipv4", f"{_name} listens on 127.0.0.1")(lambda ctx, n=_name: listen(ctx, n, "127.0.0.1"))
-    check(f"{_name}.listen.ipv6", f"{_name} listens on ::1")(lambda ctx, n=_name: listen(ctx, n, "::1"))
-    check(f"{_name}.localhost", f"{_name} reachable as localhost")(lambda ctx, n=_name: localhost(ctx, n))
-    check(f"{_name}.health", f"{_name} health answers")(lambda ctx, n=_name: health_check(ctx, n))
+
+def _extra_health(ctx, name: str, h):
+    """An extra service declares only a health path: HTTP 200 there is healthy."""
+    if h.status == 200:
+        return ctx.ok(f"{h.url}: HTTP 200 in {h.latency_ms} ms")
+    return ctx.fail(f"{h.url} answers HTTP {h.status}, not 200",
+                    hint=f"`raictl logs {name}`; check `health` in [services.{name}]")
+
+
+def _has_port(spec) -> bool:
+    return bool(spec.port)
+
+
+service_checks("services", [
+    ServiceCheck("{name}.running", "{name} running", running),
+    ServiceCheck("{name}.port", "{name} port held by raictl", port, _has_port),
+    ServiceCheck("{name}.listen.ipv4", "{name} listens on 127.0.0.1", lambda ctx, n: listen(ctx, n, "127.0.0.1"),
+                 _has_port),
+    ServiceCheck("{name}.listen.ipv6", "{name} listens on ::1", lambda ctx, n: listen(ctx, n, "::1"), _has_port),
+    ServiceCheck("{name}.localhost", "{name} reachable as localhost", localhost, _has_port),
+    ServiceCheck("{name}.health", "{name} health answers", health_check, lambda spec: bool(spec.port and spec.health)),
+], BUILTINS)
