@@ -8,11 +8,14 @@ Imported only by raictl.migrate's functions: SQLAlchemy is not on the CLI's star
 
 from __future__ import annotations
 
+import hashlib
+import socket
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
+import psutil
 import sqlalchemy as sa
 
 from services.rai_api.schema import VERSION_TABLE
@@ -110,16 +113,56 @@ def matched_revision(shape: Shape, snapshots: list[Snapshot]) -> str | None:
     return matched
 
 
+SCRATCH_PREFIX = "raictl_scratch_"
+
+
+def _host_tag() -> str:
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def scratch_name() -> str:
+    """`raictl_scratch_<host>_<pid>_<start time>_<hex>`: findable as ours, and known stale once the process
+    that made it is gone (a SIGKILL mid-plan skips the `finally` that drops it)."""
+    me = psutil.Process()
+    return f"{SCRATCH_PREFIX}{_host_tag()}_{me.pid}_{int(me.create_time())}_{uuid.uuid4().hex[:6]}"
+
+
+def is_stale(name: str) -> bool:
+    """A scratch database whose creating process, on this host, no longer runs. Another host's, or one named
+    by an older raictl, cannot be judged from here and is never called stale."""
+    parts = name[len(SCRATCH_PREFIX):].split("_") if name.startswith(SCRATCH_PREFIX) else []
+    if len(parts) != 4 or parts[0] != _host_tag() or not (parts[1] + parts[2]).isdigit():
+        return False
+    try:
+        return int(psutil.Process(int(parts[1])).create_time()) != int(parts[2])  # the pid was reused
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.AccessDenied:
+        return False
+
+
+def drop_stale_scratch(conn) -> list[str]:
+    """Drop the scratch databases left by raictl processes of this host that were killed mid-plan."""
+    names = conn.execute(sa.text("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"),
+                         {"p": SCRATCH_PREFIX.replace("_", "\\_") + "%"}).scalars().all()
+    stale = [n for n in names if is_stale(n)]
+    for name in stale:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+    return stale
+
+
 @contextmanager
 def scratch_url(live) -> Iterator[str]:
     """A throwaway database for building revisions (`live`: the live engine, which creates and drops it):
-    on the same server when MariaDB/MySQL lets us create one, else SQLite in memory."""
+    on the same server when MariaDB/MySQL lets us create one, else SQLite in memory. Stale ones left by a
+    killed run are dropped first."""
     if live.dialect.name != "mysql":
         yield "sqlite://"
         return
-    name = f"raictl_scratch_{uuid.uuid4().hex[:12]}"
+    name = scratch_name()
     try:
         with live.connect() as conn:
+            drop_stale_scratch(conn)
             charset, collation = conn.execute(sa.text(
                 "SELECT default_character_set_name, default_collation_name FROM information_schema.schemata"
                 " WHERE schema_name = DATABASE()")).one()

@@ -224,3 +224,56 @@ def test_without_create_database_rights_the_fingerprint_uses_sqlite(mysql_url, t
         assert result.after == HEAD and differences_from_models(limited) == []
     finally:
         sql(mysql_url, f"DROP USER '{user}'@'%%'")
+
+
+def _scratch_databases(url):
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.text("SELECT schema_name FROM information_schema.schemata "
+                                            "WHERE schema_name LIKE 'raictl%%scratch%%'")).scalars())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.mysql
+def test_a_scratch_database_left_by_a_killed_plan_is_dropped_by_the_next(mysql_url, tmp_path):
+    """A real planning process is SIGKILLed while it builds a revision on its scratch database; the next
+    plan drops that database (its process is gone) and leaves a live process's one alone."""
+    import os
+    import subprocess
+    import sys
+
+    import psutil
+
+    from raictl.fingerprint import SCRATCH_PREFIX, scratch_name
+    from tests.support import wait_until
+
+    building = tmp_path / "building"
+    scripts = copy_scripts(tmp_path / "scripts", {"0003_slow.py": revision_file("0003_slow", HEAD, f"""
+import pathlib, time
+pathlib.Path({str(building)!r}).write_text("building")
+time.sleep(600)
+""")})
+    the_incident(mysql_url)
+    ours = scratch_name()  # this test process is alive: its scratch database is not stale
+    sql(mysql_url, f"CREATE DATABASE `{ours}`")
+    child = subprocess.Popen([sys.executable, "-c", "import sys; from raictl.migrate import plan_repair; "
+                              "plan_repair(sys.argv[1], script_location=sys.argv[2])", mysql_url, scripts])
+    try:
+        wait_until(building.exists, timeout=60, what="the child building revision 0003 on its scratch database")
+        left = {n for n in _scratch_databases(mysql_url) if f"_{child.pid}_" in n}  # named after its process
+        assert len(left) == 1
+        os.kill(child.pid, 9)
+        child.wait(timeout=30)
+        assert not psutil.pid_exists(child.pid) and left <= _scratch_databases(mysql_url)
+        plan_repair(mysql_url)
+        remaining = _scratch_databases(mysql_url)
+        assert not left & remaining and ours in remaining
+        assert all(n.startswith(SCRATCH_PREFIX) for n in left)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        sql(mysql_url, *(f"DROP DATABASE IF EXISTS `{n}`" for n in _scratch_databases(mysql_url)
+                         if n == ours or f"_{child.pid}_" in n))
