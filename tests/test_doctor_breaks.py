@@ -216,6 +216,17 @@ def test_key_set_but_the_real_call_fails(tmp_path, fake_gemini):
         assert key not in result.summary
 
 
+
+def test_no_network_is_a_reason_not_a_hang():
+    """Without a network Gemini cannot be reached: llm.gemini says so; everything else runs locally, no check hangs."""
+    key, closed = "AIzaSyD-OFFLINE-0123456789abcdefghijkl", free_port()
+    r = doctor(None, llm_api_port=free_port(), rai_api_port=free_port(),
+               environ={"GEMINI_API_KEY": key, "GEMINI_BASE_URL": f"http://127.0.0.1:{closed}"})
+    gemini = r["llm.gemini"]
+    assert gemini.status == "fail" and f"cannot reach Gemini at http://127.0.0.1:{closed}" in gemini.summary, show(r)
+    assert "network" in gemini.hint and key not in show(r)
+    assert not [x for x in r.values() if "timed out" in x.summary], show(r)
+
 def test_a_service_that_accepts_and_never_answers(child):
     port = free_port()
     child(SILENT, port, port=port)
@@ -337,6 +348,8 @@ def test_a_hung_check_times_out_and_a_crashed_check_fails_with_its_step():
         release.set()
     assert hung.status == "fail" and hung.summary == "timed out after 0.3 s while waiting for an answer that never comes"
     assert crashed.status == "fail" and "while dividing: ZeroDivisionError" in crashed.summary
+    assert crashed.details[-1].startswith(f"{__file__}:") and "in crashes: return 1 // 0" in crashed.details[-1]
+    assert "raictl doctor -v t.crash" in crashed.hint
     assert fine.status == "ok"
 
 

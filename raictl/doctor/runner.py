@@ -66,10 +66,19 @@ def _run(job: _Job) -> None:
         job.result = job.view.fail(f"{exc.message} (while {job.view.step})", hint=exc.hint)
     except Exception as exc:  # noqa: BLE001 - a crashed check is a finding, shown as such
         job.result = job.view.fail(f"the check crashed while {job.view.step}: {type(exc).__name__}: {exc}",
-                                   hint="this is a bug in the check; run with RAICTL_DEBUG=1 and report it")
+                                   hint=f"a bug in the check: `raictl doctor -v {job.check.id}` shows where; "
+                                        "please report it", details=_where(exc))
     finally:
         job.finished = time.monotonic()
         job.done.set()
+
+
+def _where(exc: BaseException) -> list[str]:
+    """The traceback of a crashed check, innermost frame last, one line per frame (for -v)."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)[1:]  # [0] is _run itself
+    return [f"{f.filename}:{f.lineno} in {f.name}: {f.line}" for f in frames]
 
 
 def _collect(job: _Job, start: float) -> Result:
