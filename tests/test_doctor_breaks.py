@@ -394,6 +394,28 @@ def test_entry_module_that_cannot_be_imported(tmp_path):
     assert not missing["ok"] and "No module named 'no_such_entry'" in missing["problems"][0][2]
 
 
+
+def test_import_probe_in_a_site_packages_layout(tmp_path):
+    """Installed with `pip install .`, the project sits in site-packages beside its dependencies: the probe
+    walks only the project's packages, and a dependency's namespace subpackage is no crash."""
+    from raictl.doctor.checks.imports import import_entry
+    from raictl.supervisor.spec import ServiceSpec
+
+    site = tmp_path / "site-packages"
+    for folder in ("app", "dep", "dep/sub"):
+        (site / folder).mkdir(parents=True)
+    (site / "app" / "__init__.py").write_text("")
+    (site / "app" / "__main__.py").write_text("import dep.sub.mod\nfrom app import server\n")
+    (site / "app" / "server.py").write_text("import json\n")
+    (site / "dep" / "__init__.py").write_text("import never_walked_dependency_import\n")  # not ours: not walked
+    (site / "dep" / "sub" / "mod.py").write_text("")  # dep/sub has no __init__.py: a namespace portion
+    spec = ServiceSpec("app", (sys.executable, "-m", "app"), env={"PYTHONPATH": str(site)})
+    verdict = import_entry(spec, load_settings())
+    assert verdict["ok"] and verdict["checked"] == 3, verdict  # app/__main__.py, app/__init__.py, app/server.py
+    (site / "app" / "server.py").write_text("import app_gone\n")
+    broken = import_entry(spec, load_settings())
+    assert broken["problems"] == [["app.server", "app_gone", "No module named 'app_gone'"]]
+
 def test_an_llm_api_that_accepts_and_never_answers(child, tmp_path):
     """The RAI API runs and calls an LLM API port where connections are accepted and never answered."""
     db, llm_port, rai_port = database_at_head(tmp_path), free_port(), free_port()

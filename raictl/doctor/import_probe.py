@@ -7,6 +7,10 @@ the troubleshooting log's steps 12-16 (`No module named 'llm_Engine'`), a depend
 that interpreter, and a syntax error, in a fraction of the time a real import of Flask, SQLAlchemy
 and google-genai takes. Only the standard library is used: that interpreter may have nothing else.
 Prints one JSON line: {"ok", "origin", "checked", "problems": [[importer, name, reason]]}.
+
+Usage: `python -c TEXT MODULE [PACKAGE...]`: the project's modules are those of MODULE's top package
+and of each PACKAGE (by name, not by folder: installed with `pip install .` they sit in
+site-packages beside every dependency, which must not be walked).
 """
 
 import ast
@@ -24,7 +28,10 @@ def resolve(name):
     for i in range(1, len(parts)):
         if spec is None or spec.submodule_search_locations is None:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), spec.submodule_search_locations)
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), spec.submodule_search_locations)
+        except KeyError:  # a namespace portion: importlib wants its parent imported, which we never do
+            return importlib.machinery.ModuleSpec(name, None)
     return spec
 
 
@@ -42,7 +49,7 @@ def unconditional_imports(tree):
     return found
 
 
-def follow(name, origin, root, problems):
+def follow(name, origin, tops, problems):
     """Check every import of module `name` (file `origin`); the project modules to follow next."""
     try:
         tree = ast.parse(open(origin, encoding="utf-8").read(), origin)
@@ -59,27 +66,26 @@ def follow(name, origin, root, problems):
                 if i == 0:  # `from pkg import name`: a name that is no submodule is an attribute
                     problems.append([name, candidate, "No module named %r" % candidate])
                 continue
-            if found.origin and root and found.origin.startswith(root + os.sep) and found.origin.endswith(".py"):
+            if found.origin and candidate.split(".")[0] in tops and found.origin.endswith(".py"):
                 nxt.append((candidate, found.origin))
     return nxt
 
 
-def main(entry):
+def main(entry, packages=()):
     spec = resolve(entry)
     if spec is not None and spec.submodule_search_locations is not None:
         spec = resolve(entry + ".__main__")
     if spec is None or not spec.origin:
         return {"ok": False, "origin": None, "checked": 0,
                 "problems": [["-m", entry, "No module named %r (sys.path: %s)" % (entry, os.pathsep.join(sys.path))]]}
-    top = resolve(entry.split(".")[0])
-    root = os.path.dirname(list(top.submodule_search_locations)[0]) if top.submodule_search_locations else ""
+    tops = {entry.split(".")[0], *packages}
     todo, seen, problems = [(spec.name, spec.origin)], set(), []
     while todo:
         name, origin = todo.pop()
         if origin not in seen:
             seen.add(origin)
-            todo += follow(name, origin, root, problems)
+            todo += follow(name, origin, tops, problems)
     return {"ok": not problems, "origin": spec.origin, "checked": len(seen), "problems": problems}
 
 
-print(json.dumps(main(sys.argv[1])))
+print(json.dumps(main(sys.argv[1], sys.argv[2:])))

@@ -20,6 +20,7 @@ from raictl.supervisor.spec import BUILTINS
 
 IMPORT_TIMEOUT = 5.0
 PROBE = Path(__file__).resolve().parent.parent / "import_probe.py"
+PROJECT_PACKAGES = ("services", "raictl")  # followed module by module; other packages are only found
 
 
 def import_entry(spec, settings) -> dict:
@@ -27,7 +28,7 @@ def import_entry(spec, settings) -> dict:
     from raictl.supervisor.process import launch_env
 
     # -c with the file's text, not the path: running a file puts its folder first on sys.path
-    done = subprocess.run([spec.command[0], "-c", PROBE.read_text(), spec.entry_module],
+    done = subprocess.run([spec.command[0], "-c", PROBE.read_text(), spec.entry_module, *PROJECT_PACKAGES],
                           env=launch_env(spec, settings), cwd=spec.cwd or os.getcwd(),
                           capture_output=True, text=True, timeout=IMPORT_TIMEOUT)
     try:
