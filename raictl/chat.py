@@ -2,7 +2,9 @@
 
 Owns, in <home>:
   credentials.json   the local account (when RAI_USER/RAI_PASSWORD are not set), created once, 0600
-  token.json         the cached bearer token, 0600, renewed once when the API answers 401
+  token.json         the cached bearer token, 0600, renewed once when the API answers 401; tied to
+                     the password it was got with (a salted PBKDF2 fingerprint), so a changed
+                     RAI_PASSWORD is checked by the API rather than hidden by the cache
   last_session.json  the last session id per user, for `raictl chat -c`
   chat_history       the REPL's input history (readline), 0600
 and reads state.json (the supervisor's record) to find the API where `raictl up` started it and to
@@ -12,9 +14,11 @@ Only stdlib here (urllib): `raictl chat "hi"` pays for no HTTP library and no ri
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
+import stat
 import time
 import urllib.error
 import urllib.request
@@ -35,6 +39,7 @@ PROBE_TIMEOUT = 5.0  # the RAI API's health itself waits up to 1s on the LLM API
 REQUEST_TIMEOUT = 30.0
 CHAT_TIMEOUT = 300.0  # a real model can take a while; Ctrl-C interrupts sooner
 TOKEN_MARGIN_S = 30  # renew a token this long before it expires rather than send a dying one
+FINGERPRINT_ROUNDS = 20_000  # a few ms per chat; makes guessing RAI_PASSWORD from token.json slow
 
 
 # ---------------------------------------------------------------- private files
@@ -64,10 +69,34 @@ def create_private(path: Path, document: Mapping[str, Any]) -> bool:
 def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in `path`, or None when it is missing or not a JSON object."""
     try:
-        document = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
+        document = json.loads(path.read_bytes())
+    except (FileNotFoundError, ValueError):  # UnicodeDecodeError is a ValueError too
         return None
+    except OSError as exc:  # a directory in its place, no permission: name it rather than crash
+        raise RaictlError(f"cannot read {path}: {exc.strerror or exc}",
+                          hint=f"fix or remove {path}; raictl recreates it") from None
     return document if isinstance(document, dict) else None
+
+
+def keep_private(path: Path) -> str | None:
+    """Make a secret-holding file 0600 again when group or others may read it; returns a note saying
+    so (None when it already was, or is missing). Refuses a file that cannot be tightened.
+
+    Fixing rather than refusing (as ssh does): whatever was readable has been, refusing protects
+    nothing more, and the next run would meet the same file.
+    """
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return None
+    if not mode & 0o077:
+        return None
+    try:
+        os.chmod(path, 0o600)
+    except OSError as exc:  # e.g. another user's file
+        raise RaictlError(f"{path} is readable by others (mode {mode:04o}) and cannot be made 0600: "
+                          f"{exc.strerror or exc}", hint=f"chmod 600 {path}, or remove it") from None
+    return f"{path} was mode {mode:04o}; made it 0600 (it holds a secret)"
 
 
 # ---------------------------------------------------------------- credentials
@@ -82,8 +111,11 @@ class Credentials:
         return f"Credentials(username={self.username!r}, origin={self.origin!r})"
 
 
-def load_credentials(home: Path, environ: Mapping[str, str]) -> Credentials:
-    """RAI_USER/RAI_PASSWORD when set, else the local account in <home>/credentials.json (made once)."""
+def load_credentials(home: Path, environ: Mapping[str, str], notes: list[str] | None = None) -> Credentials:
+    """RAI_USER/RAI_PASSWORD when set, else the local account in <home>/credentials.json (made once).
+
+    A credentials file found readable by others is made 0600 again and a note appended to `notes`.
+    """
     user, password = environ.get("RAI_USER", "").strip(), environ.get("RAI_PASSWORD", "")
     if user or password:
         if not (user and password):
@@ -93,6 +125,8 @@ def load_credentials(home: Path, environ: Mapping[str, str]) -> Credentials:
     path = home / CREDENTIALS_FILE
     fresh = {"username": f"raictl-{secrets.token_hex(6)}", "password": secrets.token_urlsafe(24)}
     create_private(path, fresh)  # first writer wins; everyone then reads the same account
+    if (note := keep_private(path)) is not None and notes is not None:
+        notes.append(note)
     stored = read_json(path) or {}
     if not (isinstance(stored.get("username"), str) and isinstance(stored.get("password"), str)):
         raise RaictlError(f"{path} does not hold a username and a password",
@@ -147,12 +181,13 @@ def api_error(reply: Reply, doing: str) -> RaictlError:
     """The RaictlError for an error reply of the RAI API, with the hint that fits its status."""
     code = reply.body.get("error") if isinstance(reply.body, dict) else None
     message = _message(reply)
-    if reply.status == 503 and code == "llm_unavailable":
-        return RaictlError(message, hint="`raictl status` shows the LLM API; `raictl up` starts it")
+    if reply.status == 503 and code == "llm_unavailable":  # down, or up with its engine failing (e.g. Gemini 429)
+        return RaictlError(message, hint="`raictl status` shows the LLM API, `raictl logs llm_api` its errors; "
+                                         "`raictl up` starts it")
     if reply.status == 404:
         return RaictlError(f"{doing}: {message}", hint="`raictl sessions` lists your sessions")
     if reply.status in (400, 413, 422):
-        return RaictlError(f"{doing}: {message}")
+        return RaictlError(f"{doing}: {message}", hint="change the input to follow that rule and try again")
     return RaictlError(f"{doing}: the RAI API answered HTTP {reply.status}: {message}",
                        hint="`raictl logs rai_api` shows why")
 
@@ -174,6 +209,16 @@ def supervised_record(home: Path) -> dict[str, Any]:
     state = read_json(home / STATE_FILE) or {}
     record = (state.get("services") or {}).get(SUPERVISED_NAME)
     return record if isinstance(record, dict) else {}
+
+
+def decode_message(data: bytes) -> str:
+    """The message piped to `raictl chat -`: UTF-8 text without its trailing newlines."""
+    try:
+        return data.decode("utf-8").rstrip("\n")
+    except UnicodeDecodeError as exc:
+        raise RaictlError(f"the message on stdin is not UTF-8 text (byte {data[exc.start]:#04x} at offset "
+                          f"{exc.start})", hint="pipe text, e.g. `iconv -t UTF-8 FILE | raictl chat -`",
+                          exit_code=2) from None
 
 
 def candidate_urls(settings: Settings, record: Mapping[str, Any]) -> list[str]:
@@ -217,8 +262,10 @@ class ChatClient:
     def __init__(self, settings: Settings, environ: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.home = settings.home
-        self.credentials = load_credentials(self.home, os.environ if environ is None else environ)
+        self.notes: list[str] = []  # things the user should know (a file made private again), for the command to show
+        self.credentials = load_credentials(self.home, os.environ if environ is None else environ, self.notes)
         self._stack: Stack | None = None
+        self._fingerprints: dict[str, str] = {}
 
     @property
     def stack(self) -> Stack:
@@ -302,16 +349,35 @@ class ChatClient:
 
     def _token(self, renew: bool = False) -> str:
         path = self.home / TOKEN_FILE
+        if (note := keep_private(path)) is not None:
+            self.notes.append(note)
         cached = read_json(path) or {}
-        fresh = (cached.get("username") == self.credentials.username and cached.get("url") == self.stack.url
-                 and float(cached.get("expires_at") or 0) > time.time())
-        if fresh and not renew and isinstance(cached.get("access_token"), str):
+        if not renew and self._still_good(cached):
             return cached["access_token"]
         login = self._login()
-        expires_at = time.time() + float(login.get("expires_in") or 0) - TOKEN_MARGIN_S
+        expires_in = login.get("expires_in")
+        expires_at = time.time() + (expires_in if _is_number(expires_in) else 0) - TOKEN_MARGIN_S
+        salt = secrets.token_hex(8)
         write_private(path, {"username": self.credentials.username, "url": self.stack.url,
-                             "access_token": login["access_token"], "expires_at": expires_at})
+                             "access_token": login["access_token"], "expires_at": expires_at,
+                             "salt": salt, "password_fingerprint": self._fingerprint(salt)})
         return login["access_token"]
+
+    def _still_good(self, cached: dict[str, Any]) -> bool:
+        """Whether a cached token is this user's, for this API and password, and not about to expire;
+        anything odd in the file (hand-edited, older format) just means a fresh login."""
+        salt, expires_at = cached.get("salt"), cached.get("expires_at")
+        return (cached.get("username") == self.credentials.username and cached.get("url") == self.stack.url
+                and isinstance(cached.get("access_token"), str) and _is_number(expires_at)
+                and expires_at > time.time() and isinstance(salt, str)
+                and secrets.compare_digest(str(cached.get("password_fingerprint")), self._fingerprint(salt)))
+
+    def _fingerprint(self, salt: str) -> str:
+        if salt not in self._fingerprints:  # the REPL checks the cache on every message: derive once
+            password = self.credentials.password.encode("utf-8", "surrogateescape")
+            self._fingerprints[salt] = hashlib.pbkdf2_hmac("sha256", password, salt.encode(),
+                                                           FINGERPRINT_ROUNDS).hex()
+        return self._fingerprints[salt]
 
     def _login(self) -> dict[str, Any]:
         """Log in; an unknown account is registered first (the local one, or RAI_USER's on first use)."""
@@ -320,7 +386,10 @@ class ChatClient:
         if reply.status == 401:
             registered = self._send("POST", "/api/auth/register", creds, None, REQUEST_TIMEOUT)
             if registered.status >= 400 and registered.status != 409:  # 409: a racing raictl was first
-                raise api_error(registered, f"registering {self.credentials.username}")
+                error = api_error(registered, f"registering {self.credentials.username}")
+                if registered.status == 400 and self.credentials.origin == "RAI_USER":
+                    error.hint = "choose RAI_USER and RAI_PASSWORD that follow that rule"
+                raise error
             reply = self._send("POST", "/api/auth/login", creds, None, REQUEST_TIMEOUT)
         if reply.status == 401:
             raise RaictlError(f"the RAI API refused the password of {self.credentials.username} "
@@ -333,6 +402,10 @@ class ChatClient:
         if self.credentials.origin == "RAI_USER":
             return "check RAI_PASSWORD, or unset RAI_USER and RAI_PASSWORD to use the local account"
         return f"the account was made for another database: delete {self.credentials.origin} to make a new one"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _segment(session_id: str) -> str:

@@ -318,7 +318,7 @@ def test_llm_api_down_shows_the_503_reason(tmp_path, monkeypatch):
     assert result.exit_code == 1 and result.stdout == ""
     error, hint = result.stderr.splitlines()[-2:]
     assert error.startswith("error: ") and "LLM API" in error
-    assert hint == "hint: `raictl status` shows the LLM API; `raictl up` starts it"
+    assert hint == "hint: `raictl status` shows the LLM API, `raictl logs llm_api` its errors; `raictl up` starts it"
 
 
 class _HangingLlm(BaseHTTPRequestHandler):
@@ -419,3 +419,177 @@ def test_a_terminal_gets_line_editing_and_history_kept_0600(on_stack, isolated):
     assert stat.S_IMODE(history.stat().st_mode) == 0o600
     shown = _tty_session(env, [b"\x1b[A\x1b[A\r", b"/exit\r"])  # up, up: the last run's message
     assert b'[mock] reply to "from a terminal" (messages: 1' in shown
+
+
+# ---------------------------------------------------------------- what a demanding user tries (QA)
+
+def one_error(result, exit_code: int = 1) -> str:
+    """The single `error:` line of a failed run, after checking its shape: exit code, a hint, stdout empty."""
+    assert result.exit_code == exit_code, (result.exit_code, result.output)
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("note: ")]
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("hint: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("args", [["sessions", "show", "no-such-id"], ["sessions", "delete", "no-such-id"],
+                                  ["sessions", "show", "no-such-id", "--json"],
+                                  ["chat", "--session", "no-such-id", "hi"],
+                                  ["chat", "--json", "--session", "no-such-id", "hi"]])
+def test_an_unknown_session_id_is_one_error_and_json_prints_nothing(on_stack, args):
+    assert "no session 'no-such-id'" in one_error(run(*args))
+
+
+def test_a_session_id_breaking_the_rules_names_the_rule(on_stack):
+    assert "session_id must be a session id string of at most 36" in one_error(run("chat", "--session", "x" * 37, "hi"))
+
+
+def test_continue_without_an_earlier_session_says_it_starts_a_new_one(on_stack):
+    result = run("chat", "-c", "first ever")
+    assert result.exit_code == 0 and mock(result.stdout)["n"] == "1"
+    assert "no earlier session to continue" in result.stderr
+
+
+def test_json_errors_leave_stdout_empty_when_the_stack_is_down(monkeypatch):
+    monkeypatch.setenv("RAI_API_PORT", str(free_port()))
+    for args in (["chat", "--json", "hi"], ["sessions", "--json"], ["sessions", "show", "x", "--json"]):
+        assert "the RAI API is not reachable" in one_error(run(*args))
+
+
+def test_a_message_over_the_limit_is_one_error(on_stack):
+    assert "message must hold 1-8000 characters, got 8001" in one_error(run("chat", "x" * 8001))
+    assert mock(run("chat", "x" * 8000).stdout)["n"] == "1"
+
+
+def test_stdin_that_is_not_utf8_is_a_usage_error(on_stack):
+    result = CliRunner().invoke(app, ["chat", "-"], input=b"caf\xe9 \xff")
+    assert "the message on stdin is not UTF-8 text (byte 0xe9 at offset 3)" in one_error(result, exit_code=2)
+    result = CliRunner().invoke(app, ["chat", "-"], input="café ☕\n".encode())
+    assert mock(result.stdout)["quoted"] == "café ☕"
+
+
+def test_half_set_or_rule_breaking_env_credentials_are_one_error(on_stack, monkeypatch):
+    monkeypatch.setenv("RAI_USER", "someone")
+    assert "RAI_USER and RAI_PASSWORD must be set together" in one_error(run("chat", "hi"))
+    monkeypatch.setenv("RAI_PASSWORD", "short")
+    line = one_error(run("chat", "hi"))
+    assert "registering someone: password must be 8-128 characters" in line
+    assert "hint: choose RAI_USER and RAI_PASSWORD" in run("chat", "hi").stderr
+
+
+def test_a_changed_password_is_checked_not_hidden_by_the_cached_token(on_stack, monkeypatch):
+    monkeypatch.setenv("RAI_USER", f"carol_{uuid.uuid4().hex[:6]}")
+    monkeypatch.setenv("RAI_PASSWORD", "the right password")
+    assert run("chat", "hi").exit_code == 0
+    monkeypatch.setenv("RAI_PASSWORD", "not the password")  # token.json still holds a valid token
+    assert "refused the password of carol_" in one_error(run("chat", "hi"))
+    monkeypatch.setenv("RAI_PASSWORD", "the right password")
+    assert run("chat", "hi").exit_code == 0
+    assert "the right password" not in (Path(os.environ["RAICTL_HOME"]) / "token.json").read_text()
+
+
+@pytest.mark.parametrize("content", ["garbage{", "[]", '{"expires_at": "soon"}', '{"expires_at": [1]}',
+                                     '{"access_token": 5, "expires_at": 1e300}', '{"salt": 7}'])
+def test_a_damaged_token_file_means_a_fresh_login(on_stack, isolated, content):
+    token_file = isolated / ".raictl" / "token.json"
+    assert run("chat", "hi").exit_code == 0
+    cached = json.loads(token_file.read_text())
+    damaged = json.loads(content) if content.startswith("{") else None
+    token_file.write_text(json.dumps({**cached, **damaged}) if damaged else content)
+    result = run("chat", "-c", "again")
+    assert result.exit_code == 0, result.output
+    assert int(mock(result.stdout)["n"]) > 1  # the same account and session as before
+    renewed = json.loads(token_file.read_text())
+    assert isinstance(renewed["expires_at"], float) and renewed["password_fingerprint"]  # rewritten whole
+
+
+@pytest.mark.parametrize("content", ["garbage{", "[]", '{"username": 5, "password": "x"}', "\xff"])
+def test_a_damaged_credentials_file_is_one_error_saying_what_to_do(on_stack, isolated, content):
+    (isolated / ".raictl").mkdir()
+    (isolated / ".raictl" / "credentials.json").write_text(content, encoding="latin-1")
+    line = one_error(run("chat", "hi"))
+    assert "credentials.json does not hold a username and a password" in line
+    assert "delete it" in run("chat", "hi").stderr
+
+
+def test_a_directory_in_place_of_the_credentials_file_is_one_error(on_stack, isolated):
+    (isolated / ".raictl" / "credentials.json").mkdir(parents=True)
+    assert "cannot read" in one_error(run("chat", "hi"))
+
+
+def test_secret_files_readable_by_others_are_made_0600_and_the_user_told(on_stack, isolated):
+    home = isolated / ".raictl"
+    assert run("chat", "hi").exit_code == 0
+    for name in ("credentials.json", "token.json"):
+        (home / name).chmod(0o644)
+    result = run("chat", "-c", "still mine?")
+    assert result.exit_code == 0 and int(mock(result.stdout)["n"]) > 1  # the same account, not a new one
+    for name in ("credentials.json", "token.json"):
+        assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
+        assert f"{name} was mode 0644; made it 0600" in result.stderr
+    assert "made it 0600" not in run("chat", "-c", "again").stderr  # said once, when it was fixed
+
+
+class _AlwaysUnauthorized(BaseHTTPRequestHandler):
+    """A RAI API that hands out tokens and then rejects every one of them."""
+
+    def do_GET(self):
+        self._json(200, {"service": "rai-chat-api", "status": "ok", "llm_engine": "gemini"})
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.hits.append(self.path)
+        if self.path == "/api/auth/login":
+            self._json(200, {"access_token": f"token-{len(self.server.hits)}", "token_type": "bearer",
+                             "expires_in": 3600})
+        else:
+            self._json(401, {"error": "invalid_token", "message": "the access token is not valid: log in again"})
+
+    def _json(self, status, body):
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_token_rejected_again_after_renewal_is_an_error_not_a_loop(monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AlwaysUnauthorized)
+    server.hits = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("RAI_API_PORT", str(server.server_port))
+        monkeypatch.setenv("RAI_API_HOSTS", "127.0.0.1")
+        result = run("chat", "hi")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert server.hits == ["/api/auth/login", "/api/chat", "/api/auth/login", "/api/chat"]
+    assert "chat: the RAI API answered HTTP 401: the access token is not valid" in one_error(result)
+
+
+def test_gemini_rate_limited_reaches_the_user_in_one_line(tmp_path, monkeypatch):
+    from tests.fake_gemini import FakeGemini
+
+    marker, llm_port = os.environ[TEST_MARKER], free_port()
+    with FakeGemini() as fake:
+        fake.fail(429)
+        llm = ServiceProcess("services.llm_api", llm_port, service_env(
+            tmp_path, LLM_API_PORT=str(llm_port), LLM_ENGINE="gemini", GEMINI_API_KEY="AIza-test-key-0123456789",
+            GEMINI_BASE_URL=fake.base_url, **{TEST_MARKER: marker}), log=tmp_path / "llm_api.log").start()
+        try:
+            rai = start_rai_api(tmp_path, free_port(), f"http://127.0.0.1:{llm_port}", marker)
+            try:
+                monkeypatch.setenv("RAI_API_PORT", str(rai.port))
+                result = run("chat", "hello")
+            finally:
+                rai.stop()
+        finally:
+            llm.stop()
+    line = one_error(result)
+    assert "Gemini rate limit or quota exceeded (HTTP 429)" in line
+    assert "AIza-test-key" not in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from typing import Annotated, Optional
 
 import typer
@@ -13,11 +14,21 @@ from raictl.errors import RaictlError
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
+@contextmanager
 def _client():
+    """The chat client; whatever it noticed on the way (a secret file made 0600 again) is shown at the end."""
+    from rich.markup import escape
+
+    from raictl import render
     from raictl.chat import ChatClient
     from raictl.settings import load_settings
 
-    return ChatClient(load_settings())
+    client = ChatClient(load_settings())
+    try:
+        yield client
+    finally:
+        for text in client.notes:
+            render.note(escape(text))  # a path may hold [brackets]: never read it as markup
 
 
 @app.command()
@@ -34,15 +45,17 @@ def chat(
     if message is None and json_:
         raise RaictlError("--json needs a MESSAGE", hint='e.g. raictl chat --json "hello"', exit_code=2)
     if message == "-":
-        message = sys.stdin.read().rstrip("\n")  # `echo hi | raictl chat -` sends "hi"
+        message = core.decode_message(sys.stdin.buffer.read())  # `echo hi | raictl chat -` sends "hi"
     if message is not None and not message.strip():
         raise RaictlError("the message is empty", hint='e.g. raictl chat "hello"', exit_code=2)
-    client = _client()
-    session_id = core.start_session(client, continue_, session)
-    render.chat_engine_note(client.engine, chosen=client.settings.llm_engine == "mock")
-    if message is None:
-        raise typer.Exit(_repl(client, session_id))
-    response = client.chat(message, session_id)
+    with _client() as client:
+        session_id = core.start_session(client, continue_, session)
+        if continue_ and session_id is None:
+            render.note("no earlier session to continue (from this RAICTL_HOME): starting a new one")
+        render.chat_engine_note(client.engine, chosen=client.settings.llm_engine == "mock")
+        if message is None:
+            raise typer.Exit(_repl(client, session_id))
+        response = client.chat(message, session_id)
     render.print_json(response) if json_ else render.chat_reply(response)
 
 
@@ -75,9 +88,9 @@ def list_sessions(json_: JsonOption = False) -> None:
     """List your chat sessions."""
     from raictl import render
 
-    client = _client()
-    found = client.sessions()
-    render.print_json({"sessions": found}) if json_ else render.chat_sessions(found, client.last_session())
+    with _client() as client:
+        found, last = client.sessions(), client.last_session()
+    render.print_json({"sessions": found}) if json_ else render.chat_sessions(found, last)
 
 
 @sessions_app.command("show")
@@ -86,7 +99,8 @@ def show_session(session_id: Annotated[str, typer.Argument(help="The session's i
     """Show the messages of one of your sessions."""
     from raictl import render
 
-    messages = _client().messages(session_id)
+    with _client() as client:
+        messages = client.messages(session_id)
     render.print_json({"session_id": session_id, "messages": messages}) if json_ else render.chat_history(messages)
 
 
@@ -96,5 +110,6 @@ def delete_session(session_id: Annotated[str, typer.Argument(help="The session's
     """Delete one of your sessions and its messages."""
     from raictl import render
 
-    result = _client().delete(session_id)
+    with _client() as client:
+        result = client.delete(session_id)
     render.print_json(result) if json_ else render.note(f"deleted session {session_id}")
