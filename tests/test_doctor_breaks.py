@@ -275,6 +275,29 @@ def test_unreachable_database_is_a_finding():
     assert {r["db.revision"].status, r["db.schema"].status} == {"skip"}
 
 
+
+def test_database_urls_the_rai_api_accepts_or_refuses(child):
+    """Plain mysql:// is pymysql (as for the RAI API); another database is one line; a server that takes
+    the connection and never greets is a finding within the connect and read timeouts."""
+    silent = free_port()
+    child(SILENT, silent, port=silent)
+    unsupported = doctor(None, "db", database_url="postgresql://u:pw-SECRET-1@127.0.0.1/x")["db.reachable"]
+    assert unsupported.status == "fail" and unsupported.summary.endswith("unsupported database: postgresql")
+    assert "mysql+pymysql://" in unsupported.hint
+    r = doctor(None, "db", database_url=f"mysql://root:pw-SECRET-2@127.0.0.1:{silent}/rai")
+    assert r["db.reachable"].status == "fail" and "timed out" in r["db.reachable"].summary, show(r)
+    assert "does not answer" in r["db.reachable"].hint and "pw-SECRET-2" not in show(r)
+    assert {r["db.revision"].status, r["db.schema"].status} == {"skip"}
+
+
+def test_wrong_database_password_is_named_never_shown(mysql_url):
+    import sqlalchemy as sa
+
+    wrong = sa.make_url(mysql_url).set(password="wrong-PW-123").render_as_string(hide_password=False)
+    r = doctor(None, "db", database_url=wrong)
+    assert r["db.reachable"].status == "fail" and "Access denied" in r["db.reachable"].summary, show(r)
+    assert "password" in r["db.reachable"].hint and "wrong-PW-123" not in show(r)
+
 # ------------------------------------------------------------------ logs
 
 TRACEBACK = """Traceback (most recent call last):

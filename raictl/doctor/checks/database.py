@@ -12,11 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from raictl.doctor.registry import check
+from raictl.errors import RaictlError
 from raictl.settings import mask_url
 
 CONNECT_TIMEOUT = 2
+READ_TIMEOUT = 2  # pymysql drops connect_timeout once connected: a server that never greets would hang
 DB_TIMEOUT = 6.0
 REPAIR = "raictl migrate --repair"
+REACH_HINTS = (  # (words in the driver's error, what to do)
+    ("Access denied", "check the user and password in RAI_DATABASE_URL (doctor never shows the password)"),
+    ("Unknown database", "create that database (CREATE DATABASE ...), or fix its name in RAI_DATABASE_URL"),
+    ("timed out", "the server takes connections but does not answer: check the host and port in RAI_DATABASE_URL"),
+)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -28,13 +35,16 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def _read(url: str):
-    """("ok", SchemaState) from one connection made within CONNECT_TIMEOUT, else ("error", reason)."""
+    """("ok", SchemaState) from one connection made within the timeouts, else ("error", reason)."""
     import sqlalchemy as sa
 
+    from services.rai_api.db import parse_url
     from services.rai_api.schema import read_state, script_directory
 
-    args = {"connect_timeout": CONNECT_TIMEOUT} if url.startswith("mysql") else {}
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=args)
+    parsed = parse_url(url)  # as the RAI API reads it: plain mysql:// is pymysql; another database is refused
+    mysql = parsed.get_backend_name() != "sqlite"
+    args = {"connect_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT} if mysql else {}
+    engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool, connect_args=args)
     try:
         with engine.connect() as conn:
             return "ok", read_state(conn, script_directory())
@@ -52,8 +62,16 @@ def database(ctx) -> tuple[str, object]:
         path = sqlite_path(url)
         if path is not None and not path.exists():
             return "missing", f"{path} does not exist yet"
-        return _read(url)
+        try:
+            return _read(url)
+        except RaictlError as exc:  # a URL the RAI API would refuse too
+            return "error", RaictlError(exc.message, exc.hint)
     return ctx.memo("db", probe, f"reading the schema state of {mask_url(url)}")
+
+
+def reach_hint(reason: str) -> str:
+    return next((hint for words, hint in REACH_HINTS if words in reason),
+                "check RAI_DATABASE_URL and that the database server runs")
 
 
 @check("db.reachable", "Database reachable", timeout=DB_TIMEOUT)
@@ -62,8 +80,10 @@ def reachable(ctx):
     status, reason = database(ctx)
     if status == "missing":
         return ctx.ok(f"{reason}: `raictl up` creates it and migrates it to head")
+    if isinstance(reason, RaictlError):
+        return ctx.fail(reason.message, hint=reason.hint)
     if status == "error":
-        return ctx.fail(f"{where}: {reason}", hint="check RAI_DATABASE_URL and that the database server runs")
+        return ctx.fail(f"{where}: {reason}", hint=reach_hint(reason))
     return ctx.ok(f"{where} answers")
 
 
@@ -106,8 +126,10 @@ def schema(ctx):
         return not_ready
     st = database(ctx)[1]
     if st.missing:
-        return ctx.fail(f"missing {', '.join(st.missing)} (queries would fail with \"Unknown column\")",
-                        hint=REPAIR, details=[f"missing: {m}" for m in st.missing])
+        error = "Unknown column" if all(m.startswith("column") for m in st.missing) else "no such table"
+        upgrade = st.state in ("behind", "empty")  # the migrations create them: no repair needed
+        return ctx.fail(f"missing {', '.join(st.missing)} (queries would fail with \"{error}\")",
+                        hint="raictl migrate" if upgrade else REPAIR, details=[f"missing: {m}" for m in st.missing])
     if st.extras:
         return ctx.warn(f"extra {', '.join(st.extras)}: not in the models (kept; raictl never drops)",
                         details=[f"extra: {e}" for e in st.extras])
