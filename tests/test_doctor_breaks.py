@@ -349,6 +349,22 @@ def test_log_findings_before_the_last_start_only_warn(isolated):
     assert result.status == "warn" and "earlier run" in result.summary and "llm_Engine" in result.summary
 
 
+
+def test_log_finding_whose_cause_is_gone_only_warns(tmp_path):
+    """After `doctor --fix` repaired the schema, the RAI API's `no such column` from before is no failure."""
+    logs, url = tmp_path / "home" / "logs", database_at_head(tmp_path)
+    logs.mkdir(parents=True)
+    (logs / "rai_api.log").write_text(
+        "[raictl 2025-04-05 10:00:00.000] started pid 4242: python -m services.rai_api\n"
+        + TRACEBACK.format(project="/srv/rai", file="auth.py", line=7, error=SIGNATURE_LINES["Unknown column"]))
+    result = doctor(None, "logs.rai_api", "db.schema", home=str(tmp_path / "home"), database_url=url)
+    assert result["db.schema"].status == "ok", show(result)
+    assert result["logs.rai_api"].status == "warn" and "fixed since (db.schema passes now)" in \
+        result["logs.rai_api"].summary, show(result)
+    _sql(url, "ALTER TABLE users DROP COLUMN remembered_facts")
+    again = doctor(None, "logs.rai_api", home=str(tmp_path / "home"), database_url=url)["logs.rai_api"]
+    assert again.status == "fail" and "users.remembered_facts" in again.summary
+
 # ------------------------------------------------------------------ runner and settings
 
 def test_a_hung_check_times_out_and_a_crashed_check_fails_with_its_step():
