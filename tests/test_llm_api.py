@@ -145,6 +145,10 @@ BAD_BODIES = [
     (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', "invalid_request",
      "temperature must be from 0 to 2"),
     ({"messages": [msg()], "model": "gpt"}, "invalid_request", "unknown field(s): model"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": 1' + b"0" * 400 + b"}", "invalid_request",
+     "temperature must be from 0 to 2, got 10000000000000000000…(401 characters)"),
+    (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": -Infinity}', "invalid_request",
+     "temperature must be from 0 to 2, got -inf"),
 ]
 
 
@@ -169,9 +173,15 @@ def test_a_body_just_under_the_limit_is_accepted(client):
     assert client.post("/api/generate", data=raw, content_type="application/json").status_code == 200
 
 
-def test_the_content_type_does_not_matter_only_the_body(client):
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          None])
+def test_a_body_not_sent_as_json_is_415_so_no_web_page_can_post_it(client, content_type):
     raw = json.dumps({"messages": [msg()]}).encode()
-    assert client.post("/api/generate", data=raw, content_type="text/plain").status_code == 200
+    response = client.post("/api/generate", data=raw, content_type=content_type)
+    assert response.status_code == 415, response.get_data(as_text=True)
+    assert response.get_json()["error"] == "unsupported_media_type"
+    assert "Content-Type: application/json" in response.get_json()["message"]
+    assert client.post("/api/generate", data=raw, content_type="application/json; charset=utf-8").status_code == 200
 
 
 @pytest.mark.parametrize("method, path, status, code", [

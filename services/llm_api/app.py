@@ -1,7 +1,8 @@
 """The LLM API as a Flask app: `GET /api/health` and `POST /api/generate` (contracts in DESIGN.md).
 
 Every error is JSON `{"error": code, "message": str}`: 400 bad body, 404/405 unknown route or method,
-413 body over MAX_BODY_BYTES, 502 Gemini failed (the reason, never the key), 503 engine unavailable.
+413 body over MAX_BODY_BYTES, 415 a body not sent as application/json, 502 Gemini failed (the reason,
+never the key), 503 engine unavailable.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ def _add_routes(app: Flask, state: EngineState) -> None:
 
     @app.post("/api/generate")
     def generate():
+        # A web page may POST text/plain or a form to 127.0.0.1 without asking the browser first (a
+        # "simple" request); application/json needs a CORS preflight, which this API never grants.
+        # So requiring it keeps any open web page from spending the user's Gemini quota.
+        if request.mimetype != "application/json":
+            raise EngineError(415, "unsupported_media_type", "send the body with Content-Type: application/json "
+                                                             f"(got {request.mimetype or 'none'})")
         prompt = parse_generate(request.get_data(cache=False))
         reply = state.generate(prompt)
         return jsonify(text=reply.text, engine=state.engine.name, model=state.engine.model,

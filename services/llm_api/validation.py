@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from services.llm_api.engines import EngineError, Message, Prompt
@@ -90,9 +89,15 @@ def _temperature(value: Any) -> float | None:
     low, high = TEMPERATURE_RANGE
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise invalid(f"temperature must be a number from {low:g} to {high:g}, got {_kind(value)}")
-    if not (math.isfinite(value) and low <= value <= high):
-        raise invalid(f"temperature must be from {low:g} to {high:g}, got {value!r}")
+    # Compared as is: float() of a 400-digit integer overflows, and NaN fails both comparisons.
+    if not low <= value <= high:
+        raise invalid(f"temperature must be from {low:g} to {high:g}, got {_short(value)}")
     return float(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
 
 
 def _kind(value: Any) -> str:
