@@ -28,20 +28,22 @@ def backup_database(engine, home: Path) -> Path | None:
     """Back up the database of `engine`; None for an in-memory SQLite database (nothing outlives it)."""
     database = engine.url.database
     if engine.dialect.name == "sqlite":
-        if not database or database == ":memory:":
+        if not database or database == ":memory:" or engine.url.query.get("mode") == "memory":
             return None
-        return _copy_sqlite(Path(database), home)
+        return _copy_sqlite(engine, Path(database.removeprefix("file:")), home)
     return _dump_ddl(engine, home, database or "database")
 
 
-def _copy_sqlite(source: Path, home: Path) -> Path:
-    target = backup_path(home, source.stem, source.suffix or ".db")
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+def _copy_sqlite(engine, source: Path, home: Path) -> Path:
+    target = backup_path(home, source.stem or "rai", source.suffix or ".db")
+    # Read through the engine's own connection: it opens the URL as given (a `file:` URI, mode=ro),
+    # where sqlite3.connect(path) would read a `file:` name as a new, empty file.
+    live, copy = engine.raw_connection(), sqlite3.connect(target)
     try:
-        src.backup(dst)
+        live.driver_connection.backup(copy)
     finally:
-        src.close()
-        dst.close()
+        copy.close()
+        live.close()
     return target
 
 

@@ -69,13 +69,36 @@ def _engine(url: str):
     return sa.create_engine(url, connect_args={"connect_timeout": MYSQL_CONNECT_TIMEOUT_S})
 
 
+_HINTS = {  # what to do about a driver error: pymysql's error codes, SQLite's messages
+    1044: "grant this user rights on the database, or use another user in RAI_DATABASE_URL",
+    1045: "check the user name and password in RAI_DATABASE_URL",
+    1049: "create the database (CREATE DATABASE name CHARACTER SET utf8mb4) or fix its name in RAI_DATABASE_URL",
+    2003: "start the database server, or fix the host and port in RAI_DATABASE_URL",
+    2005: "fix the host name in RAI_DATABASE_URL",
+    2013: "start the database server, or fix the host and port in RAI_DATABASE_URL",
+    "file is not a database": "RAI_DATABASE_URL must name a SQLite database file, or a new one (default <home>/rai.db)",
+    "unable to open database file": "RAI_DATABASE_URL must name a file (not a folder) SQLite can open",
+    "readonly database": "SQLite cannot write this database: make the file and its folder writable",
+}
+
+
+def _driver_error(exc) -> tuple[str, str | None]:
+    """A driver error as (its one-line reason, what to do about it when known)."""
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int):  # pymysql: (code, message)
+        return f"{args[1]} (error {args[0]})", _HINTS.get(args[0])
+    reason = (str(orig).strip() or type(orig).__name__).splitlines()[0]
+    return reason, next((h for key, h in _HINTS.items() if isinstance(key, str) and key in reason), None)
+
+
 def database_error(exc, url: str, doing: str) -> RaictlError:
     """A driver error as one line naming the database (password masked) and what was being done."""
     from raictl.settings import mask_url
 
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    reason, hint = _driver_error(exc)
     return RaictlError(f"{doing} on {mask_url(url)} failed: {reason}",
-                       hint="check RAI_DATABASE_URL and that the database server is running")
+                       hint=hint or "check RAI_DATABASE_URL and that the database server is running")
 
 
 def read_database_state(url: str, script_location: str | None = None):
@@ -462,7 +485,7 @@ def _backup(engine, plan: Plan, home) -> str | None:
 
 
 def _reason(exc) -> str:
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return _driver_error(exc)[0]
 
 
 def _run_actions(engine, plan: Plan, backup: str | None) -> None:
@@ -476,9 +499,10 @@ def _run_actions(engine, plan: Plan, backup: str | None) -> None:
                 _run_action(conn, action, plan)
             conn.commit()
     except (sa.exc.DBAPIError, CommandError) as exc:
-        raise RaictlError(f"{action.detail if action else 'connecting'} failed: {_reason(exc)}",
-                          hint=f"backup: {backup or 'none'}; see what is left with `{REPAIR_HINT} --dry-run` "
-                               "(MariaDB/MySQL keep the DDL of the steps before it)") from None
+        reason, hint = _driver_error(exc)
+        raise RaictlError(f"{action.detail if action else 'connecting'} failed: {reason}",
+                          hint=(f"{hint}; " if hint else "") + f"backup: {backup or 'none'}; see what is left with "
+                               f"`{REPAIR_HINT} --dry-run` (MariaDB/MySQL keep the DDL of the steps before it)") from None
 
 
 def _run_action(conn, action: Action, plan: Plan) -> None:

@@ -290,6 +290,12 @@ def migrate_result(result, as_json: bool) -> None:
     _migrate_outcome(out, result)
 
 
+def migrate_failure(exc, dry_run: bool) -> None:
+    """`raictl migrate --json` that failed: DESIGN's document, nothing done, plus `error` {message, hint}."""
+    print_json({"before": None, "after": None, "actions": [], "refused": [], "extras": [], "backup": None,
+                "dry_run": dry_run, "error": {"message": exc.message, "hint": exc.hint}})
+
+
 def _migrate_outcome(out, result) -> None:
     if result.backup:
         out.print(f"backup: {result.backup} [dim](the repair modifies no rows: table definitions and "

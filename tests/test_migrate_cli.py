@@ -93,12 +93,78 @@ def test_a_fresh_checkout_migrates_before_its_home_exists(tmp_path):
 
 @pytest.mark.parametrize("url", ["postgresql://rai:s3cret-pw@127.0.0.1/rai", "foo://rai:s3cret-pw@127.0.0.1/rai",
                                  "not a url at all"])
-@pytest.mark.parametrize("args", [("migrate",), ("migrate", "--repair", "--dry-run", "--json")])
+@pytest.mark.parametrize("args", [("migrate",), ("migrate", "--repair", "--dry-run"), ("migrate", "--repair", "--yes")])
 def test_an_unsupported_database_url_is_one_line(url, args):
     done = raictl(url, *args)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("error: RAI_DATABASE_URL ") and len(done.stderr.splitlines()) == 2
     assert "s3cret-pw" not in done.stderr
+
+
+def _server(mysql_url, **parts):
+    import sqlalchemy as sa
+
+    return sa.make_url(mysql_url).set(**parts).render_as_string(hide_password=False)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("case, words, hint", [
+    ("wrong password", "Access denied", "check the user name and password in RAI_DATABASE_URL"),
+    ("unknown database", "Unknown database", "create the database (CREATE DATABASE"),
+    ("nothing listening", "Can't connect", "start the database server, or fix the host and port"),
+])
+def test_mysql_connection_failures_are_one_line_with_what_to_do(mysql_url, case, words, hint):
+    url = {"wrong password": _server(mysql_url, password="Wr0ng-s3cret"),
+           "unknown database": _server(mysql_url, database="rai_no_such_db"),
+           "nothing listening": _server(mysql_url, password="Wr0ng-s3cret", port=free_port())}[case]
+    for args in (("migrate",), ("migrate", "--repair", "--yes"), ("migrate", "--repair", "--dry-run")):
+        done = raictl(url, *args)
+        assert done.returncode == 1 and done.stdout == "", done.stderr
+        message, hint_line = done.stderr.splitlines()
+        assert message.startswith("error: reading the schema on mysql+pymysql://") and words in message
+        assert hint_line.startswith(f"hint: {hint}") and "Wr0ng-s3cret" not in done.stderr
+
+
+def test_a_file_that_is_not_a_database_is_named_and_left_untouched(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("my notes, not a database\n")
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    for path, hint in ((text, "must name a SQLite database file"), (folder, "must name a file (not a folder)")):
+        done = raictl(f"sqlite:///{path}", "migrate", "--repair", "--yes")
+        assert done.returncode == 1 and len(done.stderr.splitlines()) == 2, done.stderr
+        assert str(path) in done.stderr and hint in done.stderr
+    assert text.read_text() == "my notes, not a database\n" and list(folder.iterdir()) == []
+
+
+def test_a_read_only_sqlite_database_fails_in_one_line_after_a_real_backup(sqlite_url, tmp_path, isolated):
+    """A `file:` URI opened mode=ro: nothing is written, the backup holds the rows, no stray `file:` folder."""
+    command.upgrade(alembic_config(sqlite_url), "0001_initial")
+    sql(sqlite_url, "INSERT INTO users (id, username, password_hash) VALUES (1, 'old', 'h')")
+    before = dump(sqlite_url)
+    read_only = f"sqlite:///file:{sqlite_url[len('sqlite:///'):]}?mode=ro&uri=true"
+    done = raictl(read_only, "migrate")
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 2, done.stderr
+    assert "attempt to write a readonly database" in done.stderr and "make the file and its folder writable" in done.stderr
+    assert dump(sqlite_url) == before and not (isolated / "file:").exists()
+    backup = done.stderr.split("backup: ")[1].split(";")[0]
+    assert rows(f"sqlite:///{backup}", "users", "username") == [("old",)]
+
+
+@pytest.mark.parametrize("url, args", [
+    ("mysql+pymysql://rai:Wr0ng-s3cret@127.0.0.1:1/rai", ("--repair", "--yes")),
+    ("mysql+pymysql://rai:Wr0ng-s3cret@127.0.0.1:1/rai", ("--dry-run", "--yes")),
+    ("postgresql://rai:Wr0ng-s3cret@127.0.0.1/rai", ()),
+    ("sqlite:///{tmp}/notes.txt", ("--repair", "--dry-run")),
+])
+def test_json_failures_are_still_one_document_on_stdout(tmp_path, url, args):
+    (tmp_path / "notes.txt").write_text("not a database")
+    done = raictl(url.format(tmp=tmp_path).replace("1/rai", f"{free_port()}/rai"), "migrate", "--json", *args)
+    assert done.returncode == 1
+    document = json.loads(done.stdout)  # the whole of stdout is one document
+    assert document["error"]["message"] in done.stderr and document["error"]["hint"] in done.stderr
+    assert (document["actions"], document["after"], document["dry_run"]) == ([], None, "--dry-run" in args)
+    assert "Wr0ng-s3cret" not in done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")

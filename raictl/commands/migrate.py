@@ -23,21 +23,30 @@ def migrate(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
     """Upgrade the database to head; with --repair, fix its history and schema additively (backup first)."""
-    from raictl import migrate as core
     from raictl import render
+
+    try:
+        result = _run(repair, dry_run, yes)
+    except RaictlError as exc:
+        if as_json:  # stdout still holds one JSON document; the error's line and hint go to stderr too
+            render.migrate_failure(exc, dry_run)
+        raise
+    render.migrate_result(result, as_json)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _run(repair: bool, dry_run: bool, yes: bool):
+    from raictl import migrate as core
     from raictl.settings import load_settings
 
     settings = load_settings()
     if dry_run:  # reads only: no lock, so a plan can be looked at while a repair waits for its answer
-        result = core.dry_run_result(_plan(settings, repair))
-    else:
-        with core.migrate_lock(settings.home):  # planned under the lock: a second run sees the first's result
-            plan = _plan(settings, repair)
-            if repair and plan.actions and not yes:
-                _confirm(plan)
-            result = core.apply_plan(plan, settings.home)
-    render.migrate_result(result, as_json)
-    raise typer.Exit(0 if result.ok else 1)
+        return core.dry_run_result(_plan(settings, repair))
+    with core.migrate_lock(settings.home):  # planned under the lock: a second run sees the first's result
+        plan = _plan(settings, repair)
+        if repair and plan.actions and not yes:
+            _confirm(plan)
+        return core.apply_plan(plan, settings.home)
 
 
 def _plan(settings, repair: bool):

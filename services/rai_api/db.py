@@ -54,6 +54,8 @@ def ensure_sqlite_folder(parsed: sa.URL) -> None:
     fresh checkout has no <home> yet. The one place for this (the RAI API, `raictl migrate`, Alembic's env)."""
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return
+    if parsed.query.get("uri"):  # a `file:` URI names its own path and mode (mode=ro must create nothing)
+        return
     folder = Path(parsed.database).parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
