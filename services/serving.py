@@ -23,6 +23,9 @@ def configure_logging() -> None:
     """One line per record on stderr (the supervisor sends it into <home>/logs/NAME.log)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # waitress warns "Task queue depth is N" on every request while all threads are busy: under a
+    # steady load that is one log line per request (measured: 1758 lines in a 5 s bench run).
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def serve(app, hosts: Iterable[str], port: int, name: str, threads: int = 8) -> None:

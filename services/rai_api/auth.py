@@ -85,7 +85,11 @@ def request_user_id() -> int:
 
 def load_active_user(connection: sa.Connection | Session, user_id: int) -> sa.Row:
     """The user's (id, username, is_active, remembered_facts) as a plain row; 401 when gone or disabled."""
-    row = connection.execute(ACTIVE_USER, {"uid": user_id}).first()
+    return active(connection.execute(ACTIVE_USER, {"uid": user_id}).first())
+
+
+def active(row: sa.Row | None) -> sa.Row:
+    """`row`, a users row with `is_active`; 401 when it is missing (the account is gone) or disabled."""
     if row is None or not row.is_active:
         raise ApiError(401, "invalid_token", "the account of this access token no longer exists or is disabled")
     return row

@@ -27,6 +27,10 @@ TITLE_CHARS = 60
 _users, _sessions, _messages = User.__table__, ChatSession.__table__, Message.__table__
 _SID, _UID = sa.bindparam("sid"), sa.bindparam("uid")
 OWN_SESSION = sa.select(_sessions.c.id).where(_sessions.c.id == _SID, _sessions.c.user_id == _UID)
+# The account check and the session's ownership in one round trip (a turn in a session needs both).
+USER_AND_SESSION = (sa.select(_users.c.is_active, _users.c.remembered_facts,
+                              sa.exists(OWN_SESSION).label("owns_session"))
+                    .where(_users.c.id == _UID))
 RECENT = (sa.select(_messages.c.role, _messages.c.content).where(_messages.c.session_id == _SID)
           .order_by(_messages.c.id.desc()).limit(memory.RECENT_LIMIT))
 FACTS = sa.select(_users.c.remembered_facts).where(_users.c.id == _UID)
@@ -90,11 +94,15 @@ def _earlier(connection: sa.Connection, user_id: int, session_id: str | None, me
 
 
 def _read_context(connection: sa.Connection, user_id: int, session_id: str | None, message: str) -> Context:
-    facts = _as_facts(auth.load_active_user(connection, user_id).remembered_facts)
     recent: list[tuple[str, str]] = []
-    if session_id is not None:
-        own_session(connection, user_id, session_id)
+    if session_id is None:
+        user = auth.load_active_user(connection, user_id)
+    else:
+        user = auth.active(connection.execute(USER_AND_SESSION, {"uid": user_id, "sid": session_id}).first())
+        if not user.owns_session:
+            raise _no_session(session_id)
         recent = [(r.role, r.content) for r in reversed(connection.execute(RECENT, {"sid": session_id}).all())]
+    facts = _as_facts(user.remembered_facts)
     return Context(facts, recent, _earlier(connection, user_id, session_id, message))
 
 
