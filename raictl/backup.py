@@ -7,6 +7,7 @@ the only things a migrate or repair changes, since it never modifies a row of th
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,11 +18,14 @@ from services.rai_api.schema import VERSION_TABLE
 
 
 def backup_path(home: Path, stem: str, suffix: str) -> Path:
-    """A new file `<home>/backups/<UTC timestamp>-<stem><suffix>` that does not exist yet."""
+    """A new, empty file `<home>/backups/<UTC timestamp>-<stem><suffix>`, mode 0600 in a 0700 folder:
+    a SQLite copy holds password hashes and every chat."""
     folder = home / "backups"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-    return folder / f"{stamp}-{stem}{suffix}"
+    path = folder / f"{stamp}-{stem}{suffix}"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # O_EXCL: never over an older backup
+    return path
 
 
 def backup_database(engine, home: Path) -> Path | None:

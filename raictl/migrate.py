@@ -122,8 +122,16 @@ def _state_on(engine, script_location: str | None):
         raise database_error(exc, str(engine.url), "reading the schema state") from None
 
 
+class Refusal(RaictlError):
+    """A state a plain upgrade must not touch; it knows where the database stands (for `--json`)."""
+
+    def __init__(self, message: str, hint: str, before: str | None) -> None:
+        super().__init__(message, hint)
+        self.before = before
+
+
 def refuse_unresolvable(state) -> None:
-    """Raise the one-line refusal for a state a plain upgrade must not touch."""
+    """Raise the one-line refusal (a Refusal) for a state a plain upgrade must not touch."""
     revs = ", ".join(repr(r) for r in state.revisions)
     reasons = {
         "unknown_revision": f"alembic_version holds revision {revs}, which is not among the migration scripts",
@@ -134,7 +142,7 @@ def refuse_unresolvable(state) -> None:
         "drift": f"the database is at head but misses {', '.join(state.missing)}",
     }
     if state.state in reasons:
-        raise RaictlError(reasons[state.state], hint=REPAIR_HINT)
+        raise Refusal(reasons[state.state], REPAIR_HINT, ", ".join(state.revisions) or None)
 
 
 def upgrade_to_head(settings, script_location: str | None = None) -> UpgradeResult:

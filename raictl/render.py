@@ -291,8 +291,11 @@ def migrate_result(result, as_json: bool) -> None:
 
 
 def migrate_failure(exc, dry_run: bool) -> None:
-    """`raictl migrate --json` that failed: DESIGN's document, nothing done, plus `error` {message, hint}."""
-    print_json({"before": None, "after": None, "actions": [], "refused": [], "extras": [], "backup": None,
+    """`raictl migrate --json` that failed: DESIGN's document, nothing done, plus `error` {message, hint}.
+    A refusal knows where the database stands (`before` == `after`); a database never reached does not."""
+    before = getattr(exc, "before", None)
+    refused = [exc.message] if hasattr(exc, "before") else []
+    print_json({"before": before, "after": before, "actions": [], "refused": refused, "extras": [], "backup": None,
                 "dry_run": dry_run, "error": {"message": exc.message, "hint": exc.hint}})
 
 

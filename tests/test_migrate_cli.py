@@ -38,6 +38,16 @@ def test_migrate_refuses_the_incident_with_one_line_and_the_hint(db_url):
         "hint: raictl migrate --repair"]
 
 
+@pytest.mark.parametrize("args", [("--json",), ("--dry-run", "--json")])
+def test_migrate_json_refusal_says_where_the_database_stands(sqlite_url, args):
+    the_incident(sqlite_url)
+    done = raictl(sqlite_url, "migrate", *args)
+    document = json.loads(done.stdout)
+    assert done.returncode == 1 and (document["before"], document["after"]) == (UNKNOWN, UNKNOWN)
+    assert document["refused"] == [document["error"]["message"]] and document["error"]["hint"] == "raictl migrate --repair"
+    assert document["dry_run"] == ("--dry-run" in args) and "error: alembic_version holds" in done.stderr
+
+
 def test_repair_without_a_terminal_needs_yes_and_changes_nothing(db_url):
     the_incident(db_url)
     before = dump(db_url)

@@ -59,6 +59,7 @@ def test_backup_is_taken_first_and_holds_the_state_before(db_url, tmp_path):
     _, result = repair(db_url, tmp_path)
     backup = Path(result.backup)
     assert backup.parent == tmp_path / "backups"
+    assert (backup.stat().st_mode & 0o777, backup.parent.stat().st_mode & 0o777) == (0o600, 0o700)
     if db_url.startswith("sqlite"):
         copy = sqlite3.connect(backup)
         assert copy.execute("SELECT version_num FROM alembic_version").fetchall() == [(UNKNOWN,)]
