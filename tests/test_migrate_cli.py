@@ -12,10 +12,8 @@ import pytest
 from alembic import command
 
 from migrations import alembic_config
-from raictl.settings import load_settings
-from services.rai_api.app import create_app
 from tests.migrate_support import UNKNOWN, differences_from_models, dump, rows, sql, the_incident
-from tests.support import ServiceProcess, free_port, service_env, wait_until
+from tests.support import ServiceProcess, free_port, http, service_env, wait_until
 
 HEAD = "0002_remembered_facts"
 RAICTL = str(Path(sys.executable).with_name("raictl"))
@@ -187,35 +185,45 @@ def llm_api(tmp_path_factory):
     service.stop()
 
 
-def _login(url, llm_api, password="correct horse"):
-    app = create_app(load_settings(database_url=url, llm_api_url=llm_api.url("")))
-    try:
-        client = app.test_client()
-        response = client.post("/api/auth/login", json={"username": "before", "password": password})
-        if response.status_code != 200:
-            return response.status_code, response.json
-        headers = {"Authorization": f"Bearer {response.json['access_token']}"}
-        chat = client.post("/api/chat", json={"message": "remember that I like tea"}, headers=headers)
-        return chat.status_code, chat.json
-    finally:
-        app.extensions["rai_db"].dispose()
+def _rai_api(home, url, llm_api):
+    port = free_port()
+    env = service_env(home, RAI_DATABASE_URL=url, RAI_API_PORT=str(port), RAI_API_HOSTS="127.0.0.1",
+                      LLM_API_URL=llm_api.url(""), RAI_SECRET_KEY="migrate-test-secret")
+    return ServiceProcess("services.rai_api", port, env, hosts=("127.0.0.1",), log=home / "rai_api.log").start()
 
 
-def test_after_the_repair_a_user_from_before_logs_in_and_chats(db_url, llm_api):
-    """The log's step 29 end to end: an account made through the API, then the incident, then the repair."""
+def _login_and_chat(rai):
+    status, body = http("POST", rai.url("/api/auth/login"), {"username": "before", "password": "correct horse"})
+    if status != 200:
+        return status, body
+    return http("POST", rai.url("/api/chat"), {"message": "remember that I like tea"}, token=body["access_token"])
+
+
+def test_after_the_repair_a_user_from_before_logs_in_and_chats(db_url, llm_api, tmp_path):
+    """The log's step 29 end to end through the served RAI API: an account made before the incident, the
+    incident, the repair run while the API keeps serving; then the same account logs in and chats."""
     command.upgrade(alembic_config(db_url), "head")
-    app = create_app(load_settings(database_url=db_url, llm_api_url=llm_api.url("")))
-    assert app.test_client().post("/api/auth/register", json={"username": "before",
-                                                              "password": "correct horse"}).status_code == 201
-    app.extensions["rai_db"].dispose()
+    rai = _rai_api(tmp_path, db_url, llm_api)
+    try:
+        status, _ = http("POST", rai.url("/api/auth/register"), {"username": "before", "password": "correct horse"})
+        assert status == 201
+    finally:
+        rai.stop()
     command.downgrade(alembic_config(db_url), "0001_initial")
     sql(db_url, f"UPDATE alembic_version SET version_num = '{UNKNOWN}'")
-    status, body = _login(db_url, llm_api)  # the incident's symptom: every login fails on the missing column
-    assert status == 503 and "remembered_facts" in body["message"], body
+    rai = _rai_api(tmp_path, db_url, llm_api)
+    try:
+        status, body = _login_and_chat(rai)  # the incident's symptom: every login fails on the missing column
+        assert status == 503 and "remembered_facts" in body["message"], body
+        assert http("GET", rai.url("/api/health"))[1]["schema"] == "unknown_revision"
 
-    assert raictl(db_url, "migrate", "--repair", "--yes").returncode == 0
-    status, body = _login(db_url, llm_api)
-    assert status == 200 and body["status"] == "success", body
+        assert raictl(db_url, "migrate", "--repair", "--yes").returncode == 0
+        status, body = _login_and_chat(rai)
+        assert status == 200 and body["status"] == "success", body
+        wait_until(lambda: http("GET", rai.url("/api/health"))[1]["schema"] == "ok", timeout=30,
+                   what="the health's schema state (cached a few seconds) to say ok")
+    finally:
+        rai.stop()
     assert "tea" in str(rows(db_url, "users", "remembered_facts"))  # the repaired column is in use
 
 
