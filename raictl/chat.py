@@ -409,13 +409,19 @@ def _is_number(value: Any) -> bool:
 
 
 def _segment(session_id: str) -> str:
+    """The id as one URL path segment; an id with a '/' is no session (the server would see a path)."""
     from urllib.parse import quote
 
+    if "/" in session_id or not session_id.strip():
+        raise RaictlError(f"no session {session_id!r}: a session id holds no '/' and is not blank",
+                          hint="`raictl sessions` lists your sessions")
     return quote(session_id, safe="")
 
 
 def start_session(client: ChatClient, continue_last: bool, session_id: str | None) -> str | None:
     """The session a chat starts in: the given one, the last one (-c), or None for a new one."""
+    if session_id is not None and not session_id.strip():  # "" must not quietly mean "a new session"
+        raise RaictlError("--session needs a session id", hint="`raictl sessions` lists your sessions", exit_code=2)
     if session_id and continue_last:
         raise RaictlError("give either --continue or --session, not both", exit_code=2)
     return session_id or (client.last_session() if continue_last else None)

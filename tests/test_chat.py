@@ -442,6 +442,9 @@ def test_an_unknown_session_id_is_one_error_and_json_prints_nothing(on_stack, ar
 
 def test_a_session_id_breaking_the_rules_names_the_rule(on_stack):
     assert "session_id must be a session id string of at most 36" in one_error(run("chat", "--session", "x" * 37, "hi"))
+    assert "--session needs a session id" in one_error(run("chat", "--session", "", "hi"), exit_code=2)
+    for args in (["sessions", "show", "a/b"], ["sessions", "delete", "../x"], ["sessions", "show", " "]):
+        assert "a session id holds no '/' and is not blank" in one_error(run(*args))
 
 
 def test_continue_without_an_earlier_session_says_it_starts_a_new_one(on_stack):
