@@ -24,13 +24,16 @@ def migrate_lock(home, wait: float = 0.0):
     from filelock import FileLock, Timeout
 
     path = Path(home) / LOCK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path), timeout=wait)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
-    except Timeout:
+    except Timeout:  # before OSError: filelock's Timeout is one
         raise RaictlError(f"another raictl migrate is changing this database (it holds {path}); nothing was changed",
                           hint="wait for it to finish (it may be asking for confirmation), then run again") from None
+    except OSError as exc:
+        raise RaictlError(f"cannot take the lock {path}: {exc.strerror}; nothing was changed",
+                          hint="RAICTL_HOME must be a folder you can write") from None
     try:
         yield
     finally:
@@ -52,6 +55,10 @@ def resolve_url(url: str) -> str:
     from services.rai_api.db import ensure_sqlite_folder, parse_url
 
     parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite" and (parsed.database in (None, "", ":memory:")
+                                                  or parsed.query.get("mode") == "memory"):
+        raise RaictlError("RAI_DATABASE_URL names an in-memory SQLite database: a migration would vanish with it",
+                          hint="use a file, e.g. sqlite:////path/to/rai.db (the default is <home>/rai.db)")
     ensure_sqlite_folder(parsed)
     return parsed.render_as_string(hide_password=False)
 

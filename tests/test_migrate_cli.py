@@ -278,3 +278,17 @@ def test_a_second_repair_refuses_while_the_first_holds_the_lock(sqlite_url, tmp_
         os.close(master)
     again = raictl(sqlite_url, "migrate", "--repair", "--yes")
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_a_home_that_is_a_file_and_an_in_memory_database_are_one_line(tmp_path):
+    home = tmp_path / "home-is-a-file"
+    home.write_text("not a folder")
+    env = dict(os.environ, RAICTL_HOME=str(home), RAI_DATABASE_URL=f"sqlite:///{tmp_path / 'rai.db'}")
+    done = subprocess.run([RAICTL, "migrate"], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=60)
+    assert "Traceback" not in done.stderr and done.returncode == 1
+    assert done.stderr.splitlines() == [f"error: cannot take the lock {home / 'migrate.lock'}: File exists; "
+                                        "nothing was changed", "hint: RAICTL_HOME must be a folder you can write"]
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        done = raictl(url, "migrate", "--repair", "--yes")
+        assert done.returncode == 1 and "an in-memory SQLite database" in done.stderr, done.stderr
