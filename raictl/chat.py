@@ -286,7 +286,14 @@ class ChatClient:
         body: dict[str, Any] = {"message": message}
         if session_id:
             body["session_id"] = session_id
-        reply = self._call("POST", "/api/chat", body, "chat", timeout=CHAT_TIMEOUT)
+        answer = self._exchange("POST", "/api/chat", body, CHAT_TIMEOUT)
+        if answer.status == 404 and session_id and session_id == self.last_session():
+            self.save_last_session(None)  # gone (deleted elsewhere, another database): -c must not stay stuck on it
+            raise RaictlError(f"chat: {_message(answer)}", hint="it is forgotten: the next `raictl chat -c` "
+                                                                "starts a new session")
+        if answer.status >= 400:
+            raise api_error(answer, "chat")
+        reply = answer.body
         if not isinstance(reply, dict) or "response" not in reply:
             raise RaictlError(f"the RAI API's chat reply has no response: {str(reply)[:200]}",
                               hint="`raictl logs rai_api` shows why")
@@ -329,12 +336,16 @@ class ChatClient:
     # -- transport and tokens
 
     def _call(self, method: str, path: str, body: Any, doing: str, timeout: float = REQUEST_TIMEOUT) -> Any:
-        reply = self._send(method, path, body, self._token(), timeout)
-        if reply.status == 401:  # expired, or signed by a secret that has since changed: renew once
-            reply = self._send(method, path, body, self._token(renew=True), timeout)
+        reply = self._exchange(method, path, body, timeout)
         if reply.status >= 400:
             raise api_error(reply, doing)
         return reply.body
+
+    def _exchange(self, method: str, path: str, body: Any, timeout: float) -> Reply:
+        reply = self._send(method, path, body, self._token(), timeout)
+        if reply.status == 401:  # expired, or signed by a secret that has since changed: renew once
+            reply = self._send(method, path, body, self._token(renew=True), timeout)
+        return reply
 
     def _send(self, method: str, path: str, body: Any, token: str | None, timeout: float) -> Reply:
         url = f"{self.stack.url}{path}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -445,6 +446,18 @@ def test_a_session_id_breaking_the_rules_names_the_rule(on_stack):
     assert "--session needs a session id" in one_error(run("chat", "--session", "", "hi"), exit_code=2)
     for args in (["sessions", "show", "a/b"], ["sessions", "delete", "../x"], ["sessions", "show", " "]):
         assert "a session id holds no '/' and is not blank" in one_error(run(*args))
+
+
+def test_continue_of_a_session_gone_elsewhere_fails_once_then_starts_anew(on_stack, isolated):
+    session_id = json.loads(run("chat", "--json", "hi").stdout)["session_id"]
+    other_home = {**os.environ, "RAICTL_HOME": str(isolated / "elsewhere")}  # same account, another client
+    shutil.copytree(isolated / ".raictl", other_home["RAICTL_HOME"])
+    assert CliRunner().invoke(app, ["sessions", "delete", session_id], env=other_home).exit_code == 0
+    result = run("chat", "-c", "still there?")
+    assert f"no session '{session_id}'" in one_error(result)
+    assert "the next `raictl chat -c` starts a new session" in result.stderr
+    fresh = run("chat", "-c", "then anew")
+    assert fresh.exit_code == 0 and mock(fresh.stdout)["n"] == "1"
 
 
 def test_continue_without_an_earlier_session_says_it_starts_a_new_one(on_stack):
