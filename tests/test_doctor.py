@@ -61,6 +61,8 @@ def test_selection_by_id_prefix_and_unknown_selector(healthy):
     unknown = raictl(healthy, "doctor", "rai")
     assert unknown.returncode == 2 and "no doctor check matches rai" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+    typo = raictl(healthy, "doctor", "db.shema")
+    assert typo.returncode == 2 and "did you mean db.schema?" in typo.stderr, typo.stderr
 
 
 def test_human_output_has_marks_and_a_summary(healthy):
@@ -117,8 +119,12 @@ def test_fix_repairs_a_missing_column_after_asking(tmp_path):
         conn.exec_driver_sql("ALTER TABLE users DROP COLUMN remembered_facts")
     engine.dispose()
     declined = raictl(folder, "doctor", "--fix", "db", input="n\n")
-    assert declined.returncode == 1 and "skipped (not confirmed)" in declined.stderr, declined.stderr
+    assert declined.returncode == 1 and "skipped (not confirmed" in declined.stderr, declined.stderr
     assert doctor(folder, "db.schema")["db.schema"].status == "fail"
+    unanswered = raictl(folder, "doctor", "--fix", "--json", "db", input="")  # stdin closed: a no
+    assert unanswered.returncode == 1 and "skipped (not confirmed" in unanswered.stderr, unanswered.stderr
+    document = json.loads(unanswered.stdout)  # still exactly one JSON document on stdout
+    assert [c["status"] for c in document["checks"] if c["id"] == "db.schema"] == ["fail"]
     accepted = raictl(folder, "doctor", "--fix", "db", input="y\n")
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert "database repaired" in accepted.stderr and "remembered_facts" in accepted.stderr

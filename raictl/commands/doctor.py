@@ -44,11 +44,20 @@ def _fix(core, render, results, context, checks, yes: bool, json_: bool):
     if not planned or context.settings is None:
         return results
     for item in planned:
-        if item.fix.confirm and not yes and not typer.confirm(f"{item.fix.title}?", err=True):
-            render.doctor_fix_outcome(item, "skipped (not confirmed)", ok=False)
+        if item.fix.confirm and not yes and not _confirmed(item.fix.title):
+            render.doctor_fix_outcome(item, "skipped (not confirmed; --yes applies it without asking)", ok=False)
             continue
         try:
             render.doctor_fix_outcome(item, apply_fix(item, context.settings), ok=True)
         except RaictlError as exc:
             render.doctor_fix_outcome(item, f"{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""), ok=False)
     return core.run_checks(checks, core.make_context())
+
+
+def _confirmed(question: str) -> bool:
+    """Ask on stderr; no answer (stdin closed, Ctrl-C) is a no, and doctor still reports."""
+    try:
+        return typer.confirm(f"{question}?", err=True)
+    except typer.Abort:
+        typer.echo("", err=True)
+        return False

@@ -175,8 +175,12 @@ def select(selectors: list[str] | tuple[str, ...] | None,
         return list(checks.values())
     unknown = [s for s in selectors if not any(matches(c, s) for c in checks)]
     if unknown:
+        import difflib
+
         groups = sorted({c.split(".")[0] for c in checks})
+        close = difflib.get_close_matches(unknown[0], list(checks) + groups, n=1)
+        guess = f"did you mean {close[0]}? " if close else ""
         raise RaictlError(f"no doctor check matches {', '.join(unknown)}",
-                          hint=f"check ids start with one of: {', '.join(groups)} (see `raictl doctor --list`)",
+                          hint=f"{guess}check ids start with one of: {', '.join(groups)} (see `raictl doctor --list`)",
                           exit_code=2)
     return [c for cid, c in checks.items() if any(matches(cid, s) for s in selectors)]
