@@ -103,17 +103,23 @@ def run_down(names: list[str]) -> int:
     return 0
 
 
+def on_terminal() -> bool:
+    """The live progress line is drawn (on stderr) only when both streams are a terminal: piped or
+    redirected output, a script's or a CI log's, gets no carriage-return redraws."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
 def progress():
-    """The live progress line, only when stderr is a terminal."""
+    """The live progress line, only on a terminal."""
     from raictl import render
 
-    return render.up_progress if sys.stderr.isatty() else None
+    return render.up_progress if on_terminal() else None
 
 
 def finish_up(result) -> int:
     from raictl import render
 
-    if sys.stderr.isatty():
+    if on_terminal():
         render.up_progress_done()
     render.up_result(result)
     return 0 if result.ok else 1

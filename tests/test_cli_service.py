@@ -59,3 +59,94 @@ def test_bad_service_table_is_one_line_and_a_hint(isolated):
 def test_down_with_nothing_running_is_fine(isolated):
     result = run("-m", "raictl", "down")
     assert result.returncode == 0 and "nothing was running" in result.stdout
+
+
+# -- expected failures: one line and a hint on stderr, the right exit code, never a traceback -------
+
+def _one_error(result: subprocess.CompletedProcess, code: int, *parts: str) -> None:
+    lines = result.stderr.splitlines()
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("hint: "), result.stderr
+    for part in parts:
+        assert part in result.stderr, (part, result.stderr)
+
+
+BAD_TABLES = {
+    "command = 5": ("[services.web]\ncommand = 5\n", "command must be a string or a list"),
+    "port not a number": ("[services.web]\ncommand = 'python -m http.server'\nport = 'abc'\n",
+                          "services.web.port must be a port number"),
+    "unknown dependency": ("[services.web]\ncommand = 'prog'\ndepends_on = ['nope']\n",
+                           "web depends on unknown service 'nope'"),
+    "dependency cycle": ("[services.a]\ncommand = 'prog'\ndepends_on = ['b']\n"
+                         "[services.b]\ncommand = 'prog'\ndepends_on = ['a']\n", "in a cycle through"),
+    "depends_on a string": ("[services.web]\ncommand = 'prog'\ndepends_on = 'rai_api'\n",
+                            "depends_on must be a list of service names"),
+    "env a list": ("[services.web]\ncommand = 'prog'\nenv = ['A']\n", "env must be a table"),
+    "grace a word": ("[services.web]\ncommand = 'prog'\ngrace = 'soon'\n", "grace must be a number of seconds"),
+    "health a number": ("[services.web]\ncommand = 'prog'\nhealth = 5\n", "health must be an HTTP path"),
+    "a typo'd key": ("[services.web]\ncommand = 'prog'\nprot = 5\n", "unknown key 'prot'"),
+    "not a table": ("[services]\nweb = 3\n", "services.web in raictl.toml must be a table"),
+    "unclosed quote": ("[services.web]\ncommand = 'prog \"arg'\n", "command cannot be split"),
+}
+
+
+def test_malformed_service_tables_are_one_line_and_a_hint(isolated):
+    for case, (toml, message) in BAD_TABLES.items():
+        (isolated / "raictl.toml").write_text(toml)
+        for argv in (["status"], ["up"]):
+            result = run("-m", "raictl", *argv)
+            assert "Traceback" not in result.stderr, (case, result.stderr)
+            _one_error(result, 1, message)
+
+
+def test_same_port_for_both_services_is_refused_up_front(isolated, monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("LLM_API_PORT", str(port))
+    monkeypatch.setenv("RAI_API_PORT", str(port))
+    for argv in (["up"], ["up", "rai_api"], ["up", "--foreground"], ["restart"]):
+        _one_error(run("-m", "raictl", *argv), 1, f"llm_api and rai_api are both set to listen on port {port}",
+                   "LLM_API_PORT", "RAI_API_PORT")
+    assert not (isolated / ".raictl" / "state.json").exists()  # nothing was started
+
+
+def test_bad_timeouts_are_usage_errors(isolated, monkeypatch):
+    monkeypatch.setenv("LLM_API_PORT", str(free_port()))
+    monkeypatch.setenv("RAI_API_PORT", str(free_port()))
+    for value in ("-1", "0", "nan"):
+        _one_error(run("-m", "raictl", "up", "--timeout", value), 2, "--timeout must be a positive number")
+    _one_error(run("-m", "raictl", "restart", "--timeout", "0"), 2, "--timeout must be a positive number")
+    typed = run("-m", "raictl", "up", "--timeout", "abc")
+    assert typed.returncode == 2 and "'--timeout'" in typed.stderr and "Traceback" not in typed.stderr
+
+
+def test_damaged_state_file_is_one_line_and_older_formats_still_read(isolated, monkeypatch):
+    monkeypatch.setenv("LLM_API_PORT", str(free_port()))
+    monkeypatch.setenv("RAI_API_PORT", str(free_port()))
+    home = isolated / ".raictl"
+    home.mkdir()
+    state = home / "state.json"
+    for damaged in ('{"services": {"llm_api": {"st', '{"services": {"llm_api": "running"}}',
+                    '{"supervisor": {"pid": "12", "create_time": 1, "marker": "x"}}', '"just a string"'):
+        state.write_text(damaged)
+        for argv in (["status"], ["up"], ["logs"]):
+            _one_error(run("-m", "raictl", *argv), 1, "state.json is damaged", "raictl down")
+    for older in ('{"version": 0, "pids": {"llm_api": 1234}}',  # before services were recorded
+                  '{"services": {"llm_api": {"state": "running", "pid": 1}}}',  # no create time, no marker
+                  '{"services": {"llm_api": {"state": "stopped", "last_exit": {"code": 1, "at": 5, "x": 1}}}}'):
+        state.write_text(older)
+        result = run("-m", "raictl", "status", "--json")
+        assert result.returncode == 3 and not result.stderr, result.stderr
+        llm = {s["name"]: s for s in json.loads(result.stdout)["services"]}["llm_api"]
+        assert llm["state"] == "stopped" and llm["pid"] is None  # pid 1 is never taken on an old file's word
+
+
+def test_a_home_that_is_a_file_or_cannot_be_created(isolated, monkeypatch):
+    monkeypatch.setenv("LLM_API_PORT", str(free_port()))
+    monkeypatch.setenv("RAI_API_PORT", str(free_port()))
+    (isolated / "home").write_text("not a folder")
+    monkeypatch.setenv("RAICTL_HOME", str(isolated / "home"))
+    for argv in (["status"], ["up"], ["down"], ["logs"], ["restart"]):
+        _one_error(run("-m", "raictl", *argv), 1, "is a file, not a folder", "RAICTL_HOME")
+    monkeypatch.setenv("RAICTL_HOME", str(isolated / "home" / "below"))
+    for argv in (["status"], ["up"], ["down"]):
+        _one_error(run("-m", "raictl", *argv), 1, "cannot use the state folder", "RAICTL_HOME")

@@ -147,7 +147,8 @@ def test_grandchild_that_left_the_group_is_not_orphaned(stack, tmp_path):
     assert stack.raictl("up", "parent").returncode == 0
     grandchild = int(wait_until(marker_file.read_text, what="the grandchild's pid"))
     assert _alive(grandchild)
-    assert os.getpgid(grandchild) != os.getpgid(stack.status()["parent"]["pid"])  # it left the group
+    parent = stack.status()["parent"]["pid"]
+    wait_until(lambda: os.getpgid(grandchild) != os.getpgid(parent), what="the grandchild's setsid")  # it left the group
     assert stack.raictl("down").returncode == 0
     assert not _alive(grandchild)
 

@@ -68,12 +68,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON docume
 @app.command()
 def logs(service: Annotated[Optional[str], typer.Argument(help="One service (default: all, by time).")] = None,
          follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
-         lines: Annotated[int, typer.Option("-n", "--lines", help="How many lines to show first.")] = 50) -> None:
+         lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many lines to show first.")] = 50
+         ) -> None:
     """Show a service's log, or all of them interleaved by time."""
     from raictl import render
     from raictl.supervisor import logs as service_logs
 
-    paths = service_logs.log_files(load_settings(), service)
+    paths = service_logs.log_files(load_settings(), service, follow)
     width = max((len(n) for n in paths), default=0)
     index = {name: i for i, name in enumerate(paths)}
     prefixed = service is None

@@ -21,10 +21,10 @@ from typing import Callable
 from raictl.errors import RaictlError
 from raictl.settings import Settings
 from raictl.supervisor import logs, probes, process
-from raictl.supervisor.identity import ExitInfo, lookup, process_marker
-from raictl.supervisor.spec import ServiceSpec, all_specs, select
-from raictl.supervisor.state import (SupervisorState, read_desired, read_state, supervisor_lock,
-                                     write_desired, write_state)
+from raictl.supervisor.identity import ExitInfo, home_processes, lookup, process_marker
+from raictl.supervisor.spec import ServiceSpec, all_specs, check_addresses, select
+from raictl.supervisor.state import (STATE_FILE, DamagedState, SupervisorState, read_desired, read_state,
+                                     supervisor_lock, write_desired, write_state)
 
 POLL = 0.01
 DB_SERVICES = ("rai_api",)  # services that need the database at head before they start
@@ -144,8 +144,20 @@ def _port_hint(spec: ServiceSpec, hosts: bool = False) -> str:
     return f"stop that process, or change {key.lower()} in [services.{spec.name}] of raictl.toml"
 
 
+def folder_problem(spec: ServiceSpec) -> RaictlError | None:
+    """None when the service's working folder (cwd in its table) exists."""
+    if spec.cwd is None or Path(spec.cwd).is_dir():
+        return None
+    return RaictlError(f"{spec.name} cannot start: its folder {spec.cwd} does not exist",
+                       hint=f"fix cwd in [services.{spec.name}] of raictl.toml (relative to its folder)")
+
+
 def preflight(specs: list[ServiceSpec], settings: Settings) -> None:
     """Ports free on every address, entry modules importable: else a RaictlError naming the culprit."""
+    for spec in specs:
+        problem = folder_problem(spec)
+        if problem:
+            raise problem
     checks = start_import_checks(specs, settings)
     try:
         for spec in specs:
@@ -343,7 +355,10 @@ def _want(settings: Settings, specs: list[ServiceSpec], keep: bool) -> None:
 def up(settings: Settings, names: list[str], timeout: float = 60.0,
        progress: Callable[[dict[str, str]], None] | None = None) -> UpResult:
     """Start the named services (all when none) and their dependencies detached; wait until ready."""
-    specs = select(all_specs(settings), names, with_deps=True)
+    check_timeout(timeout)
+    known = all_specs(settings)
+    specs = select(known, names, with_deps=True)
+    check_addresses(known)
     result = UpResult()
     with supervisor_lock(settings.home):
         state = read_state(settings.home)
@@ -370,6 +385,13 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
             _want(settings, late, keep=bool(early) or supervised)
             result.supervisor_pid = _ensure_supervisor(settings, read_state(settings.home))
     return wait_ready(settings, specs, timeout, result, progress)
+
+
+def check_timeout(timeout: float) -> None:
+    """A usage error unless `timeout` is a positive number of seconds (NaN included)."""
+    if not timeout > 0:
+        raise RaictlError(f"--timeout must be a positive number of seconds, got {timeout:g}",
+                          hint="e.g. --timeout 60", exit_code=2)
 
 
 def _migrate(settings: Settings, result: UpResult) -> Failure | None:
@@ -437,7 +459,8 @@ def _not_ready_reason(spec: ServiceSpec, timeout: float) -> str:
     missing = [f"{r.host}:{r.port} {r.detail}" for r in
                (probes.probe_listen(h, p) for h, p in spec.addresses) if not r.ok]
     if not missing and spec.port and spec.health:
-        health = probes.probe_health(probes.health_url(spec.hosts[0], spec.port, spec.health))
+        health = probes.combine_health([(h, probes.probe_health(probes.health_url(h, spec.port, spec.health)))
+                                        for h in spec.hosts])
         missing.append(f"health {health.detail}")
     return f"not ready after {timeout:g}s: " + ("; ".join(missing) or "still starting")
 
@@ -449,7 +472,10 @@ def down(settings: Settings, names: list[str]) -> DownResult:
     known = all_specs(settings)
     result = DownResult()
     with supervisor_lock(settings.home):
-        state = read_state(settings.home)
+        try:
+            state = read_state(settings.home)
+        except DamagedState:
+            return _down_damaged(settings, names)
         recorded = [n for n in state.services if n not in {s.name for s in known}]
         every = [s.name for s in known] + recorded
         if names:
@@ -468,6 +494,33 @@ def down(settings: Settings, names: list[str]) -> DownResult:
         state = read_state(settings.home)
         result.forced = [n for n in result.stopped if _killed(state, n)]
     return result
+
+
+def _down_damaged(settings: Settings, names: list[str]) -> DownResult:
+    """`down` when state.json cannot be read: withdraw everything from desired.json (a live
+    supervisor then stops its children and exits), stop every process carrying this home and a
+    run marker, then set the damaged file aside so the next command starts from a clean state."""
+    if names:
+        raise RaictlError("state.json is damaged: only `raictl down` of every service can repair it",
+                          hint="run `raictl down` with no service names")
+    write_desired(settings.home, {})
+    result = DownResult(supervisor_gone=True)
+    order = [s.name for s in reversed(all_specs(settings))]  # dependents first, as always
+    running = home_processes(str(settings.home))
+    for marker, name in sorted(running.items(), key=lambda item: _rank(order, item[1])):
+        if process.stop(None, marker, 5.0):
+            result.forced.append(name)
+        result.stopped.append(name)
+    try:
+        read_state(settings.home)  # a live supervisor may have rewritten it while stopping
+    except DamagedState:
+        path = settings.home / STATE_FILE
+        path.replace(path.with_name(f"{STATE_FILE}.damaged-{int(time.time())}"))
+    return result
+
+
+def _rank(order: list[str], name: str) -> int:
+    return order.index(name) if name in order else -1
 
 
 def _killed(state: SupervisorState, name: str) -> bool:
@@ -514,6 +567,8 @@ def _down_direct(settings, targets, every, state: SupervisorState, known) -> Non
 def restart(settings: Settings, names: list[str], timeout: float = 60.0,
             progress: Callable[[dict[str, str]], None] | None = None) -> UpResult:
     """down, then up, of the named services (all when none)."""
+    check_timeout(timeout)  # refused before anything is stopped, like a bad configuration:
+    check_addresses(all_specs(settings))  # restart never leaves a service down that it cannot start
     down(settings, names)
     return up(settings, names, timeout, progress)
 
@@ -527,7 +582,9 @@ def run_foreground(settings: Settings, names: list[str], on_line: Callable[[str,
 
     from raictl.supervisor.watch import Watcher
 
-    specs = select(all_specs(settings), names, with_deps=True)
+    known = all_specs(settings)
+    specs = select(known, names, with_deps=True)
+    check_addresses(known)
     with supervisor_lock(settings.home):
         running = lookup(read_state(settings.home).supervisor)
         if running is not None:

@@ -97,3 +97,17 @@ def marked_processes(markers: Iterable[str]) -> list[psutil.Process]:
         if marker in wanted:
             found.append(proc)
     return found
+
+
+def home_processes(home: str) -> dict[str, str]:
+    """run marker -> service name of every live process started by a supervisor of this home
+    (RAICTL_HOME=home and a run marker): what `down` stops when state.json cannot tell it."""
+    found = {}
+    for proc in psutil.process_iter():
+        try:
+            env = proc.environ()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue
+        if env.get(MARKER_VAR) and env.get("RAICTL_HOME") == home:
+            found.setdefault(env[MARKER_VAR], env.get(SERVICE_VAR) or f"pid {proc.pid}")
+    return found

@@ -38,7 +38,9 @@ def rotate(path: Path, max_bytes: int = ROTATE_BYTES, backups: int = BACKUPS) ->
         older = path.with_name(f"{path.name}.{n}")
         if older.exists():
             older.replace(path.with_name(f"{path.name}.{n + 1}"))
-    shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    partial = path.with_name(f".{path.name}.1.partial")  # NAME.log.1 appears whole, never half-copied
+    shutil.copyfile(path, partial)
+    partial.replace(path.with_name(f"{path.name}.1"))
     with open(path, "r+b") as handle:
         handle.truncate(0)
     return True
@@ -119,8 +121,12 @@ def _new_lines(path: Path, offsets: dict[str, int], name: str) -> Iterable[str]:
     return data[:complete].decode("utf-8", errors="replace").splitlines()
 
 
-def log_files(settings, service: str | None) -> dict[str, Path]:
-    """name -> log path: the one service named, or every configured or recorded service."""
+def log_files(settings, service: str | None, follow: bool = False) -> dict[str, Path]:
+    """name -> log path: the one service named, or every configured or recorded service.
+
+    Without `follow`, only logs that exist (a RaictlError when there is none to show); with it,
+    every one, so a log that appears later is followed too."""
+    from raictl.errors import RaictlError
     from raictl.supervisor.spec import all_specs, select
     from raictl.supervisor.state import read_state
 
@@ -129,7 +135,12 @@ def log_files(settings, service: str | None) -> dict[str, Path]:
                                        {s.name for s in specs}]
     if service is not None and service not in names:
         select(specs, [service], with_deps=False)  # raises the usage error naming the known services
-    if service:
-        return {service: log_path(settings.logs_dir, service)}
-    paths = {name: log_path(settings.logs_dir, name) for name in names}
-    return {name: path for name, path in paths.items() if path.exists()}
+    paths = {name: log_path(settings.logs_dir, name) for name in ([service] if service else names)}
+    existing = {name: path for name, path in paths.items() if path.exists()}
+    if not existing and not follow:
+        if service:
+            raise RaictlError(f"{service} has no log yet ({paths[service]})",
+                              hint=f"`raictl up {service}` starts it; `raictl logs -f {service}` waits for its log")
+        raise RaictlError(f"no service has a log yet (in {settings.logs_dir})",
+                          hint="`raictl up` starts the services; `raictl logs -f` waits for their logs")
+    return paths if follow else existing

@@ -8,6 +8,7 @@ network failure (refused, timed out, unreachable): that failure is the result.
 - `port_free(host, port) -> bool | None`                    can we bind it (None: address unusable)
 - `port_owner(host, port) -> PortOwner | None`              pid, name, command line of the listener
 - `port_connections(host, port) -> list[str]`               other sockets holding the port (TIME_WAIT…)
+- `combine_health(answers)`                                 one verdict from each address's health answer
 - `probe_all(jobs)`                                          run many probes in parallel
 """
 
@@ -112,6 +113,23 @@ def probe_health(url: str, timeout: float = HEALTH_TIMEOUT) -> HealthResult:
         return HealthResult(False, latency, "the answer is not HTTP")
     status = int(parts[1])
     return HealthResult(status == 200, latency, f"HTTP {status}" + _body_status(body), status)
+
+
+def combine_health(answers: list[tuple[str, HealthResult]]) -> HealthResult | None:
+    """One health verdict from each address's answer: ok only when every address says 200;
+    otherwise the detail names each address that did not (`::1: HTTP 503 (degraded); ok on 127.0.0.1`)."""
+    if not answers:
+        return None
+    latencies = [r.latency_ms for _, r in answers if r.latency_ms is not None]
+    latency = max(latencies) if latencies else None
+    bad = [(host, r) for host, r in answers if not r.ok]
+    if not bad:
+        return HealthResult(True, latency, answers[0][1].detail, answers[0][1].status)
+    if len(answers) == 1:
+        return bad[0][1]
+    good = [host for host, r in answers if r.ok]
+    detail = "; ".join(f"{host}: {r.detail}" for host, r in bad) + (f"; ok on {', '.join(good)}" if good else "")
+    return HealthResult(False, latency, detail, bad[0][1].status)
 
 
 def _read_reply(sock: socket.socket, limit: int = 16384) -> bytes:

@@ -84,7 +84,14 @@ def builtin_specs(settings: Settings) -> list[ServiceSpec]:
 
 
 def _command(raw: Any, name: str) -> tuple[str, ...]:
-    parts = shlex.split(raw) if isinstance(raw, str) else [str(p) for p in raw or ()]
+    if raw is not None and not isinstance(raw, (str, list)):
+        raise RaictlError(f"[services.{name}] command must be a string or a list of strings, got {raw!r}",
+                          hint='write command = ["prog", "arg"]')
+    try:
+        parts = shlex.split(raw) if isinstance(raw, str) else [str(p) for p in raw or ()]
+    except ValueError as exc:  # shlex: an unclosed quote
+        raise RaictlError(f"[services.{name}] command cannot be split: {exc}",
+                          hint='write it as a list: command = ["prog", "arg"]') from None
     if not parts:
         raise RaictlError(f"[services.{name}] has no command", hint="add command = [\"prog\", \"arg\"]")
     if parts[0] in ("python", "python3"):
@@ -93,6 +100,45 @@ def _command(raw: Any, name: str) -> tuple[str, ...]:
 
 
 _TUNABLES = ("grace", "backoff_initial", "backoff_max", "healthy_reset", "fatal_window")
+KEYS = ("command", "port", "hosts", "health", "cwd", "env", "depends_on", "fatal_starts", *_TUNABLES)
+
+
+def _bad(name: str, key: str, wanted: str, raw: Any) -> RaictlError:
+    return RaictlError(f"[services.{name}] {key} must be {wanted}, got {raw!r}",
+                       hint=f"fix {key} in [services.{name}] of raictl.toml")
+
+
+def _number(table: Mapping[str, Any], name: str, key: str) -> float:
+    raw = table[key]
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw < float("inf"):
+        raise _bad(name, key, "a number of seconds, 0 or more", raw)
+    return float(raw)
+
+
+def _names(table: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    raw = table.get("depends_on", [])
+    if not isinstance(raw, list) or not all(isinstance(d, str) for d in raw):
+        raise _bad(name, "depends_on", 'a list of service names, e.g. ["rai_api"]', raw)
+    return tuple(raw)
+
+
+def _checked(name: str, table: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The table, once its keys and the types a typo or a TOML slip would break are right."""
+    unknown = sorted(set(table) - set(KEYS))
+    if unknown:
+        raise RaictlError(f"[services.{name}] has an unknown key {unknown[0]!r}",
+                          hint=f"known keys: {', '.join(KEYS)}")
+    health = table.get("health")
+    if health is not None and not (isinstance(health, str) and health.startswith("/")):
+        raise _bad(name, "health", 'an HTTP path such as "/api/health"', health)
+    if "env" in table and not isinstance(table["env"], Mapping):
+        raise _bad(name, "env", 'a table such as { NODE_ENV = "development" }', table["env"])
+    if "cwd" in table and not isinstance(table["cwd"], str):
+        raise _bad(name, "cwd", "a folder path", table["cwd"])
+    starts = table.get("fatal_starts", 1)
+    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
+        raise _bad(name, "fatal_starts", "a whole number, 1 or more", starts)
+    return table
 
 
 def extra_spec(name: str, table: Mapping[str, Any], base: Path) -> ServiceSpec:
@@ -100,24 +146,45 @@ def extra_spec(name: str, table: Mapping[str, Any], base: Path) -> ServiceSpec:
     if name in BUILTINS:
         raise RaictlError(f"[services.{name}] reuses a built-in service name",
                           hint=f"configure the built-ins with [{name}] keys; pick another name")
+    table = _checked(name, table)
     where = f"services.{name}"
     port = _port(table["port"], f"{where}.port") if "port" in table else None
     cwd = str((base / table["cwd"]).resolve()) if table.get("cwd") else None
-    tunables = {k: float(table[k]) for k in _TUNABLES if k in table}
+    tunables = {k: _number(table, name, k) for k in _TUNABLES if k in table}
     if "fatal_starts" in table:
-        tunables["fatal_starts"] = int(table["fatal_starts"])
+        tunables["fatal_starts"] = table["fatal_starts"]
     return ServiceSpec(
         name, _command(table.get("command"), name), port,
         _hosts(table.get("hosts", LOOPBACKS), f"{where}.hosts"), table.get("health"),
-        tuple(str(d) for d in table.get("depends_on", ())), cwd,
-        {str(k): str(v) for k, v in (table.get("env") or {}).items()}, **tunables)
+        _names(table, name), cwd, {str(k): str(v) for k, v in (table.get("env") or {}).items()}, **tunables)
 
 
 def all_specs(settings: Settings) -> list[ServiceSpec]:
     """Every service of these settings, dependencies first."""
     base = settings.config_file.parent if settings.config_file else Path.cwd()
-    extras = [extra_spec(n, t, base) for n, t in settings.services.items() if isinstance(t, Mapping)]
+    for name, table in settings.services.items():
+        if not isinstance(table, Mapping):
+            raise RaictlError(f"services.{name} in raictl.toml must be a table, got {table!r}",
+                              hint=f'declare it as [services.{name}] with command = ["prog", "arg"]')
+    extras = [extra_spec(n, t, base) for n, t in settings.services.items()]
     return dependency_order(builtin_specs(settings) + extras)
+
+
+def check_addresses(specs: Iterable[ServiceSpec]) -> None:
+    """Refuse two services set to listen on one address: the second could never bind it, and
+    a probe of it would be answered by the first (`up` would call both ready)."""
+    taken: dict[tuple[str, int], str] = {}
+    for spec in specs:
+        for address in spec.addresses:
+            other = taken.setdefault(address, spec.name)
+            if other != spec.name:
+                raise RaictlError(f"{other} and {spec.name} are both set to listen on port {address[1]}",
+                                  hint=f"give each service its own port ({_port_setting(other)}, "
+                                       f"{_port_setting(spec.name)})")
+
+
+def _port_setting(name: str) -> str:
+    return {"llm_api": "LLM_API_PORT", "rai_api": "RAI_API_PORT"}.get(name, f"port in [services.{name}]")
 
 
 def dependency_order(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:

@@ -30,6 +30,18 @@ LOCK_FILE = "supervisor.lock"
 STATE_VERSION = 1
 
 
+def _identity(d: dict[str, Any]) -> Identity | None:
+    """pid + create time + marker; None when a part is missing (an older file). TypeError when a
+    part has the wrong type: that file is damaged, and nothing may be signalled on its word."""
+    pid, created, marker = d.get("pid"), d.get("create_time"), d.get("marker")
+    if not (pid and created and marker):
+        return None
+    if isinstance(pid, bool) or not isinstance(pid, int) or not isinstance(created, (int, float)) \
+            or not isinstance(marker, str):
+        raise TypeError(f"pid {pid!r}, create_time {created!r}, marker {marker!r}")
+    return Identity(pid, float(created), marker)
+
+
 @dataclass
 class ServiceRecord:
     """What the watch loop knows about one service."""
@@ -57,8 +69,12 @@ class ServiceRecord:
 
     @classmethod
     def from_dict(cls, name: str, d: dict[str, Any]) -> "ServiceRecord":
-        ident = Identity(d["pid"], d["create_time"], d["marker"]) if d.get("pid") else None
-        last = ExitInfo(**d["last_exit"]) if d.get("last_exit") else None
+        """A record as any version wrote it: what an older file lacks (a create time, a marker)
+        leaves no identity, so nothing is trusted or signalled on its word."""
+        ident = _identity(d)
+        exit_doc = d.get("last_exit") or {}
+        last = ExitInfo(exit_doc.get("code"), exit_doc.get("signal"), exit_doc.get("at") or 0.0) \
+            if exit_doc else None
         return cls(name, d.get("state", "stopped"), ident, d.get("started_at"), d.get("ready_at"),
                    d.get("restarts", 0), last, d.get("log_tail"), d.get("reason"), d.get("next_start_at"),
                    d.get("port"), tuple(d.get("hosts") or ()), d.get("health"))
@@ -79,7 +95,7 @@ class SupervisorState:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SupervisorState":
-        sup = Identity(**d["supervisor"]) if d.get("supervisor") else None
+        sup = _identity(d["supervisor"]) if d.get("supervisor") else None
         services = {n: ServiceRecord.from_dict(n, r) for n, r in (d.get("services") or {}).items()}
         return cls(sup, bool(d.get("foreground")), services, d.get("updated_at"))
 
@@ -99,20 +115,55 @@ def write_json_atomic(path: Path, document: Any) -> None:
         raise
 
 
+class DamagedState(RaictlError):
+    """state.json exists but cannot be read as a state: `raictl down` still stops what runs."""
+
+
+DAMAGED_HINT = ("run `raictl down`: it stops every process started from this home (each carries "
+                "RAICTL_HOME and a run marker) and sets the damaged file aside")
+
+
+def home_problem(home: Path, exc: OSError) -> RaictlError:
+    """RAICTL_HOME unusable (a file, a folder we may not write): one line naming it."""
+    if home.exists() and not home.is_dir():
+        return RaictlError(f"the state folder {home} (RAICTL_HOME) is a file, not a folder",
+                           hint="point RAICTL_HOME at a folder, or move the file away")
+    return RaictlError(f"cannot use the state folder {home} (RAICTL_HOME): {exc.strerror or exc}",
+                       hint="point RAICTL_HOME at a folder you may write to")
+
+
+def ensure_home(home: Path) -> None:
+    """Create `<home>` if need be; a RaictlError when it cannot be a folder we write in."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise home_problem(home, exc) from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise RaictlError(f"cannot write in the state folder {home} (RAICTL_HOME)",
+                          hint="point RAICTL_HOME at a folder you may write to, or fix its permissions")
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return None
+    except (NotADirectoryError, PermissionError) as exc:
+        raise home_problem(path.parent, exc) from None
     except ValueError as exc:
-        raise RaictlError(f"{path} is not valid JSON ({exc})",
-                          hint="stop any stray services by hand, then delete the file") from None
+        raise DamagedState(f"{path} is damaged: not valid JSON ({exc})", hint=DAMAGED_HINT) from None
 
 
 def read_state(home: Path) -> SupervisorState:
-    """The last state written; empty when there is none yet."""
-    doc = _read_json(home / STATE_FILE)
-    return SupervisorState.from_dict(doc) if doc else SupervisorState()
+    """The last state written (any version); empty when there is none yet or it predates services."""
+    path = home / STATE_FILE
+    doc = _read_json(path)
+    if not doc:
+        return SupervisorState()
+    try:
+        return SupervisorState.from_dict(doc)
+    except (AttributeError, TypeError, ValueError) as exc:  # a list where a table was, and so on
+        raise DamagedState(f"{path} is damaged: {type(exc).__name__}: {exc}", hint=DAMAGED_HINT) from None
 
 
 def write_state(home: Path, state: SupervisorState) -> None:
@@ -142,5 +193,5 @@ def supervisor_lock(home: Path, timeout: float = 60.0):
     """The lock `up` and `down` hold while they decide (a `filelock.FileLock`, used with `with`)."""
     from filelock import FileLock
 
-    home.mkdir(parents=True, exist_ok=True)
+    ensure_home(home)
     return FileLock(str(home / LOCK_FILE), timeout=timeout)

@@ -80,10 +80,11 @@ def _where(spec: ServiceSpec | None, record: ServiceRecord | None, alive: bool):
 
 
 def _jobs(port, hosts, health, alive: bool) -> list:
+    """A listen probe per address; when it runs, a health probe per address too (one address
+    answering is not enough: the troubleshooting log's client used the other one)."""
     jobs = [lambda h=h: probes.probe_listen(h, port) for h in hosts] if port else []
     if alive and port and health:
-        url = probes.health_url(hosts[0], port, health)
-        jobs.append(lambda: probes.probe_health(url))
+        jobs += [lambda h=h: (h, probes.probe_health(probes.health_url(h, port, health))) for h in hosts]
     return jobs
 
 
@@ -110,7 +111,7 @@ def overview(settings: Settings, state: SupervisorState | None = None) -> Overvi
 def _status(name, record, proc, supervised, results, has_health) -> ServiceStatus:
     alive = proc is not None
     listen = [r for r in results if isinstance(r, probes.ListenResult)]
-    health = next((r for r in results if isinstance(r, probes.HealthResult)), None)
+    health = probes.combine_health([r for r in results if isinstance(r, tuple)])
     if health is None:
         no_check = probes.HealthResult(all(l.ok for l in listen), None, "no health check")
         health = no_check if alive and not has_health else NOT_RUNNING

@@ -163,6 +163,8 @@ class Watcher:
                 logs.event(self._log(child), f"ready ({self._where(child)})")
             elif rec.state == "running" and child.failures and now - (rec.ready_at or now) > child.spec.healthy_reset:
                 child.failures = 0
+                logs.event(self._log(child), f"ready for {child.spec.healthy_reset:g}s: the restart delay "
+                                             f"starts over at {child.spec.backoff_initial:g}s")
 
     def _deps_started(self, child: Child) -> bool:
         """A dependent is spawned once what it depends on has been spawned (not waited for)."""
@@ -218,12 +220,12 @@ class Watcher:
         logs.event(self._log(child), f"restart in {delay:g}s")
 
     def _ready(self, child: Child) -> bool:
-        """Alive (checked by the caller), every address accepts, health answers 200."""
+        """Alive (checked by the caller), every address accepts, health answers 200 on every address."""
         spec = child.spec
         if not all(probes.probe_listen(h, p, 0.2).ok for h, p in spec.addresses):
             return False
         if spec.port and spec.health:
-            return probes.probe_health(probes.health_url(spec.hosts[0], spec.port, spec.health), 1.0).ok
+            return all(probes.probe_health(probes.health_url(h, spec.port, spec.health), 1.0).ok for h in spec.hosts)
         return True
 
     # -- stopping -------------------------------------------------------------------------------
