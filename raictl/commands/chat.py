@@ -17,8 +17,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 @contextmanager
 def _client():
     """The chat client; whatever it noticed on the way (a secret file made 0600 again) is shown at the end."""
-    from rich.markup import escape
-
     from raictl import render
     from raictl.chat import ChatClient
     from raictl.settings import load_settings
@@ -27,8 +25,11 @@ def _client():
     try:
         yield client
     finally:
-        for text in client.notes:
-            render.note(escape(text))  # a path may hold [brackets]: never read it as markup
+        if client.notes:  # rare: only then pay for rich
+            from rich.markup import escape
+
+            for text in client.notes:
+                render.note(escape(text))  # a path may hold [brackets]: never read it as markup
 
 
 @app.command()
