@@ -375,3 +375,20 @@ def test_log_rotation_keeps_the_newest_lines_and_the_writer_appending(tmp_path):
     assert path.with_name("web.log.2").read_text().startswith("round 2")
     assert not path.with_name("web.log.3").exists()
     assert not logs.rotate(path, max_bytes=10_000)
+
+
+def test_down_repairs_a_damaged_state_file_and_stops_what_runs(stack):
+    stack.declare("web", served(), free_port())
+    assert stack.raictl("up", "web").returncode == 0
+    before = stack.state()
+    state_file = Path(os.environ["RAICTL_HOME"]) / "state.json"
+    state_file.write_text(state_file.read_text()[:40])  # truncated, as a full disk would leave it
+    status = stack.raictl("status")
+    assert status.returncode == 1 and "state.json is damaged" in status.stderr and "raictl down" in status.stderr
+    down = stack.raictl("down")
+    assert down.returncode == 0 and "web stopped" in down.stdout, down.stderr
+    assert not _alive(before["services"]["web"]["pid"])
+    wait_until(lambda: not _alive(before["supervisor"]["pid"]), what="the supervisor gone")
+    after = stack.raictl("status", "--json")
+    assert after.returncode == 3 and {s["name"]: s for s in json.loads(after.stdout)["services"]}["web"]["state"] == "stopped"
+    assert stack.raictl("up", "web").returncode == 0  # and it starts again from the repaired state
