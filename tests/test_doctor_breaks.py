@@ -138,7 +138,10 @@ def test_localhost_resolving_to_the_refused_family_first(child, tmp_path, monkey
     assert result.status == "fail", show(r)
     assert result.summary.startswith(f"a client of http://localhost:{port} tries {first} first and gets "
                                      f"ECONNREFUSED {first}:{port}: {words}"), show(r)
-    assert result.hint == "bind both loopbacks: LLM_API_HOSTS=127.0.0.1,::1"
+    assert result.hint.startswith("LLM_API_HOSTS=127.0.0.1,::1 already includes")
+    narrow = doctor(None, "llm_api.localhost", llm_api_port=port, rai_api_port=free_port(),
+                    llm_api_hosts="127.0.0.1" if first == "::1" else "::1")["llm_api.localhost"]
+    assert narrow.hint == "bind both loopbacks: LLM_API_HOSTS=127.0.0.1,::1, then `raictl restart llm_api`"
 
 
 def test_hosts_file_order_matches_the_system_resolver(monkeypatch):

@@ -102,10 +102,18 @@ def test_extra_service_gets_the_per_service_checks_that_apply(tmp_path, child):
     r = doctor(folder, "web", "imports.worker")
     assert r["web.listen.ipv4"].status == "ok", show(r)
     assert r["web.listen.ipv6"].status == "fail" and "it listens only on 127.0.0.1" in r["web.listen.ipv6"].summary
-    assert r["web.listen.ipv6"].hint.startswith('bind both loopbacks explicitly: hosts = ["127.0.0.1", "::1"] in '
-                                                "[services.web]")
+    assert r["web.listen.ipv6"].hint.startswith("[services.web] lists ::1, but its command does not listen there")
     assert r["web.port"].status == "fail" and f"kill {proc.pid}" in r["web.port"].hint
     assert r["web.health"].status == "fail" and f"http://127.0.0.1:{port}/ok answers HTTP 404" in r["web.health"].summary
     assert r["web.running"].status == "fail" and r["web.running"].hint == "raictl up web"
     assert r["imports.worker"].status == "fail" and "no_such_worker_module" in r["imports.worker"].summary
 
+
+
+def test_a_bad_services_table_is_one_finding(tmp_path):
+    folder = write_stack_folder(tmp_path / "s", free_port(), free_port(),
+                                toml="[services.bad]\ncommand = ['python', '-c', 'pass']\nport = 'abc'\n")
+    r = doctor(folder)
+    assert r["config.services"].status == "fail" and "services.bad.port" in r["config.services"].summary, show(r)
+    assert [i for i, x in r.items() if x.status == "fail"] == ["config.services"], show(r)
+    assert r["rai_api.running"].status == "skip" and "see config.services" in r["rai_api.running"].summary

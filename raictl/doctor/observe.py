@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from raictl.errors import RaictlError
+
 HEALTH_TIMEOUT = 1.5  # the RAI API's own health waits up to 1 s for the LLM API's: 0.5 s to spare
 SERVICE_NAMES = {"llm_api": "llm-api", "rai_api": "rai-chat-api"}
 
@@ -42,10 +44,22 @@ class Health:
         return self.doc.get("service") == SERVICE_NAMES[self.name]
 
 
-def specs(ctx) -> dict[str, Any]:
+class ServicesUnreadable(RaictlError):
+    """raictl.toml's services do not load: `config.services` says why; checks that need them skip."""
+
+
+def read_specs(settings) -> dict[str, Any]:
+    """Every service's spec by name; ServicesUnreadable for a bad `[services.NAME]` table."""
     from raictl.supervisor.spec import all_specs
 
-    return ctx.memo("specs", lambda: {s.name: s for s in all_specs(ctx.settings)}, "reading the service specs")
+    try:
+        return {s.name: s for s in all_specs(settings)}
+    except RaictlError as exc:
+        raise ServicesUnreadable(exc.message, exc.hint) from None
+
+
+def specs(ctx) -> dict[str, Any]:
+    return ctx.memo("specs", lambda: read_specs(ctx.settings), "reading the service specs")
 
 
 def spec(ctx, name: str):
@@ -55,6 +69,7 @@ def spec(ctx, name: str):
 def statuses(ctx) -> dict[str, Any]:
     from raictl.supervisor.status import service_statuses
 
+    specs(ctx)  # a bad services table is reported once, by config.services
     return ctx.memo("statuses", lambda: {s.name: s for s in service_statuses(ctx.settings)},
                     "reading the supervisor's state and probing every service")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from raictl.doctor.context import CheckContext, Context
+from raictl.doctor.observe import ServicesUnreadable
 from raictl.doctor.registry import Check, Result, select, with_services
 from raictl.errors import RaictlError
 from raictl.settings import Settings, load_settings
@@ -41,13 +42,14 @@ def make_context(settings: Settings | None = None, loader: Callable[[], Settings
 def extra_specs(context: Context) -> list:
     """The `[services.NAME]` specs of raictl.toml (none when settings or a table do not load: the
     per-service checks of the built-ins then report why)."""
-    from raictl.supervisor.spec import BUILTINS, all_specs
+    from raictl.doctor.observe import read_specs
+    from raictl.supervisor.spec import BUILTINS
 
     if context.settings is None:
         return []
     try:
-        return [s for s in all_specs(context.settings) if s.name not in BUILTINS]
-    except RaictlError:
+        return [s for s in read_specs(context.settings).values() if s.name not in BUILTINS]
+    except ServicesUnreadable:
         return []
 
 
@@ -62,6 +64,8 @@ def _run(job: _Job) -> None:
     job.started = time.monotonic()
     try:
         job.result = job.check.run(job.view)
+    except ServicesUnreadable:
+        job.result = job.view.skip("the services of raictl.toml do not load (see config.services)")
     except RaictlError as exc:  # an understood failure of what the check talks to
         job.result = job.view.fail(f"{exc.message} (while {job.view.step})", hint=exc.hint)
     except Exception as exc:  # noqa: BLE001 - a crashed check is a finding, shown as such

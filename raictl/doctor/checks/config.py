@@ -104,3 +104,17 @@ def secret_key(ctx):
         return ctx.fail(f"{path} has mode {mode:04o}: other users can read the token signing secret",
                         hint=f"chmod 600 {path}")
     return ctx.ok(f"{path} (mode 0600)")
+
+
+@check("config.services", "Services of raictl.toml load")
+def services(ctx):
+    from raictl.doctor.observe import ServicesUnreadable, read_specs
+
+    try:
+        specs = read_specs(ctx.settings)
+    except ServicesUnreadable as exc:
+        return ctx.fail(exc.message, hint=exc.hint)
+    extra = [name for name in specs if name not in ("llm_api", "rai_api")]
+    where = f" + {', '.join(extra)} from {ctx.settings.config_file}" if extra else ""
+    return ctx.ok(f"{len(specs)} services: llm_api, rai_api{where}",
+                  details=[f"{s.name}: {' '.join(s.command)[:120]}" for s in specs.values()])

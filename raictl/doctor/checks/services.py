@@ -117,6 +117,17 @@ def explain_refusal(host: str, bound: list[str]) -> str:
     return f"it listens only on {', '.join(bound)}"
 
 
+def bind_hint(name: str, svc, host: str) -> str:
+    """What makes `host` accept: add it to the service's addresses, or make what listens honour them."""
+    if host not in svc.hosts:
+        return f"bind both loopbacks: {hosts_setting(name)}, then `raictl restart {name}`"
+    if name in HOSTS_VAR:  # raictl binds every configured address itself
+        return (f"{hosts_setting(name, ','.join(svc.hosts))} already includes {host}: what listens was started "
+                f"another way or with older settings (see {name}.port); `raictl restart {name}`")
+    return (f"[services.{name}] lists {host}, but its command does not listen there: make it bind every address "
+            f"in hosts (or drop {host} from hosts)")
+
+
 def not_running(ctx, name: str):
     """A skip Result when the service is stopped and nothing at all listens on its port, else None."""
     svc = observe.spec(ctx, name)
@@ -137,8 +148,7 @@ def listen(ctx, name: str, host: str):
         return ctx.ok(f"{shown} accepts")
     bound = observe.bindings(ctx, svc.port)
     return ctx.fail(f"{shown} refuses ({probe.detail}): {explain_refusal(host, bound)}",
-                    hint=f"bind both loopbacks explicitly: {hosts_setting(name)}, then "
-                         f"`raictl restart {name}`")
+                    hint=bind_hint(name, svc, host))
 
 
 def localhost(ctx, name: str):
@@ -157,7 +167,7 @@ def localhost(ctx, name: str):
                         hint=f"see {name}.running and {name}.listen.*")
     addr = refused[0]
     problem = (f"gets ECONNREFUSED {addr}:{svc.port}: {explain_refusal(addr, bound)}")
-    fix = f"bind both loopbacks: {hosts_setting(name)}"
+    fix = bind_hint(name, svc, refused[0])
     if addr == order[0]:
         return ctx.fail(f"a client of http://localhost:{svc.port} tries {addr} first and {problem}", hint=fix)
     return ctx.warn(f"a client of http://localhost:{svc.port} that picks {addr} {problem}", hint=fix)
