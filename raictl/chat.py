@@ -514,7 +514,8 @@ class Repl:
             except KeyboardInterrupt:  # at the prompt: drop the line, like a shell
                 self.view.note("(Ctrl-C) use /exit or Ctrl-D to leave")
                 continue
-            if text is None:
+            if text is None:  # Ctrl-D: end the prompt's line, so the shell's prompt starts on its own
+                self.view.note("")
                 return 0
             if text.strip() and not self.handle(text):
                 return 0

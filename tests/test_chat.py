@@ -236,6 +236,7 @@ def test_repl_continues_the_last_session_and_ends_at_end_of_input(on_stack):
     assert run("chat", "before the repl").exit_code == 0
     result = run("chat", "-c", input="in the repl\n")  # no /exit: end of input (Ctrl-D) leaves
     assert result.exit_code == 0, result.output
+    assert result.stderr.endswith("/exit leaves\n\n")  # Ctrl-D ends the prompt's line
     assert int(replies(result.stdout)[0]["n"]) > 1
 
 
