@@ -51,27 +51,32 @@ class UpgradeResult:
 
 def resolve_url(url: str) -> str:
     """`url` checked and normalised the way the RAI API reads it (plain mysql:// is pymysql; an unknown
-    scheme is a RaictlError), with the folder of a SQLite file created (a fresh checkout has no <home>)."""
-    from services.rai_api.db import ensure_sqlite_folder, parse_url
+    scheme or an in-memory SQLite database is a RaictlError)."""
+    from services.rai_api.db import parse_url
 
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite" and (parsed.database in (None, "", ":memory:")
                                                   or parsed.query.get("mode") == "memory"):
         raise RaictlError("RAI_DATABASE_URL names an in-memory SQLite database: a migration would vanish with it",
                           hint="use a file, e.g. sqlite:////path/to/rai.db (the default is <home>/rai.db)")
-    ensure_sqlite_folder(parsed)
     return parsed.render_as_string(hide_password=False)
 
 
-def _engine(url: str):
+def _engine(url: str, writing: bool = False):
     """An engine for one command: pooled, so its steps share a connection (each new MariaDB connection
-    costs pymysql a TLS context); the caller disposes it."""
+    costs pymysql a TLS context); the caller disposes it. Writing to SQLite creates the file's folder (a
+    fresh checkout has no <home>); reading a SQLite file that does not exist reads an empty database
+    without creating it (so a plan or `--dry-run` leaves no trace)."""
     import sqlalchemy as sa
 
-    from services.rai_api.db import MYSQL_CONNECT_TIMEOUT_S
+    from services.rai_api.db import MYSQL_CONNECT_TIMEOUT_S, ensure_sqlite_folder
 
     url = sa.make_url(resolve_url(url))
     if url.get_backend_name() == "sqlite":
+        if writing:
+            ensure_sqlite_folder(url)
+        elif not url.query.get("uri") and not Path(url.database).exists():
+            return sa.create_engine("sqlite://")
         return sa.create_engine(url)
     return sa.create_engine(url, connect_args={"connect_timeout": MYSQL_CONNECT_TIMEOUT_S})
 
@@ -465,7 +470,7 @@ def apply_plan(plan: Plan, home) -> MigrateResult:
     """Back up, then run the plan's actions in order on one connection. Nothing to do: no backup, no write."""
     if not plan.actions:
         return dry_run_result(plan, dry_run=False)
-    engine = _engine(plan.url)
+    engine = _engine(plan.url, writing=True)
     try:
         backup = _backup(engine, plan, home)
         _run_actions(engine, plan, backup)

@@ -92,6 +92,11 @@ def test_a_fresh_checkout_migrates_before_its_home_exists(tmp_path):
     """No RAI_DATABASE_URL and no <home> yet (a new user runs `raictl migrate` before `raictl up`)."""
     home = tmp_path / "fresh" / ".raictl"
     env = {k: v for k, v in os.environ.items() if k != "RAI_DATABASE_URL"}
+    for dry in (("--dry-run",), ("--repair", "--dry-run")):  # a plan leaves no trace: no folder, no file
+        done = subprocess.run([RAICTL, "migrate", *dry], env=dict(env, RAICTL_HOME=str(home)),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "upgrade: upgrade " in done.stdout and f"-> {HEAD}" in done.stdout, done.stderr
+        assert not (tmp_path / "fresh").exists()
     done = subprocess.run([RAICTL, "migrate", "--json"], env=dict(env, RAICTL_HOME=str(home)),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
