@@ -118,7 +118,7 @@ def main() -> None:
             subprocess.run(ctl + ["shutdown"], capture_output=True)
     o, t, h = (statistics.median(x) * 1000 for x in (ours, theirs, helps))
     print(f"supervisorctl status: median {t:.0f} ms")
-    print(f"raictl status:        median {o:.0f} ms  (probes 4 listen addresses + 2 health URLs)")
+    print(f"raictl status:        median {o:.0f} ms  (probes 4 listen addresses + 4 health URLs)")
     print(f"ratio raictl/supervisorctl: {o / t:.2f}x  (goal <= 1.0x)")
     print(f"raictl --help:        median {h:.0f} ms  (goal < 150 ms)")
 

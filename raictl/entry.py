@@ -21,7 +21,12 @@ PLAIN_FORMS = {"status": {"--json": bool}, "up": {"--timeout": float}, "down": {
 
 def main() -> None:
     """Console entry point (`raictl`, `python -m raictl`)."""
-    code = fast_path(sys.argv[1:])
+    try:
+        code = fast_path(sys.argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C while `up` waits: one line, not a traceback
+        sys.stderr.write("\ninterrupted\nhint: what was already started keeps running: `raictl status` "
+                         "shows it, `raictl down` stops it\n")
+        raise SystemExit(130) from None
     if code is not None:
         raise SystemExit(code)
     from raictl.cli import main as typer_main

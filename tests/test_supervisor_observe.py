@@ -291,3 +291,17 @@ def test_foreground_prefixes_are_coloured_on_a_terminal(stack):
     assert fg.returncode == 0
     assert "\x1b[36mweb |\x1b[0m serving on" in text  # the first service's prefix in cyan
     assert not _alive(pid)
+
+
+def test_ctrl_c_while_up_waits_is_one_line_and_leaves_the_service_to_down(stack):
+    stack.declare("slow", served("import time; time.sleep(5)"), free_port())
+    up = _raictl_popen(stack, "up", "slow")
+    try:
+        wait_until(lambda: stack.state()["services"]["slow"]["state"] == "starting", timeout=20,
+                   what="slow starting while up waits")
+    finally:
+        out, err = _interrupt(up)
+    assert up.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines() == ["interrupted", "hint: what was already started keeps running: "
+                                        "`raictl status` shows it, `raictl down` stops it"]
+    assert stack.raictl("down").stdout.strip() == "■ slow stopped"
