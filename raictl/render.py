@@ -174,8 +174,27 @@ def _paint(text: str, colour: str | None, tty: bool) -> str:
 def _listen_text(status) -> str:
     if not status.listen:
         return "-"
-    hosts = ", ".join(f"{l.host} {'✓' if l.ok else '✗'}" for l in status.listen)
+    hosts = ", ".join(f"{l.host} {_listen_mark(status, l)}" for l in status.listen)
     return f"{status.listen[0].port}: {hosts}"
+
+
+def _listen_mark(status, listen) -> str:
+    """✓ accepts, ✗ refuses; `taken` when it accepts though the service is not running (another
+    process holds the port: the troubleshooting log's stale server)."""
+    if not listen.ok:
+        return "✗"
+    return "✓" if status.pid else "taken"
+
+
+def _taken_notes(view) -> list[str]:
+    notes = []
+    for s in view.services:
+        taken = [l for l in s.listen if l.ok and not s.pid]
+        if taken:
+            where = ", ".join(f"[{l.host}]:{l.port}" if ":" in l.host else f"{l.host}:{l.port}" for l in taken)
+            notes.append(f"{s.name} is not running, yet {where} accepts connections: another process holds "
+                         f"the port (`raictl up {s.name}` names it)")
+    return notes
 
 
 def _health_text(status) -> str:
@@ -222,6 +241,7 @@ def service_status(view, as_json: bool) -> None:
     lines = ["  ".join(_paint(h.ljust(w), "dim", tty) for h, w in zip(STATUS_COLUMNS, widths)).rstrip()]
     for cells, colours in rows:
         lines.append("  ".join(_paint(c.ljust(w), k, tty) for c, w, k in zip(cells, widths, colours)).rstrip())
+    lines += [_paint(note, "yellow", tty) for note in _taken_notes(view)]
     if view.supervisor_pid is None and any(s.pid for s in view.services):
         lines.append(_paint("the supervisor process is gone: nothing restarts these; `raictl up` adopts them",
                             "yellow", tty))

@@ -172,6 +172,8 @@ def test_port_squatted_on_one_loopback_is_refused_and_named(stack, host):
         assert f"pid {squatter.pid}" in result.stderr and "squatting" in result.stderr  # its command line
         assert "Traceback" not in result.stderr
         assert stack.status()["web"]["state"] == "stopped"
+        table = stack.raictl("status").stdout  # a stopped service whose port accepts: not a ✓
+        assert f"{host} taken" in table and f"web is not running, yet {where} accepts connections" in table
     finally:
         squatter.kill()
         squatter.wait()
