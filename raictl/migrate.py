@@ -78,6 +78,7 @@ def _engine(url: str, writing: bool = False):
         elif not url.query.get("uri") and not Path(url.database).exists():
             return sa.create_engine("sqlite://")
         return sa.create_engine(url)
+    url = url.update_query_dict({"charset": "utf8mb4"})  # as the RAI API connects
     return sa.create_engine(url, connect_args={"connect_timeout": MYSQL_CONNECT_TIMEOUT_S})
 
 

@@ -105,7 +105,9 @@ def test_a_fresh_checkout_migrates_before_its_home_exists(tmp_path):
 
 
 @pytest.mark.parametrize("url", ["postgresql://rai:s3cret-pw@127.0.0.1/rai", "foo://rai:s3cret-pw@127.0.0.1/rai",
-                                 "not a url at all"])
+                                 "not a url at all", "mysql+pymysql://rai:s3cret-pw@127.0.0.1:notaport/rai",
+                                 "mysql+pymysql://rai:s3cret-pw@[::1/rai", "mysql+mysqldb://rai:s3cret-pw@127.0.0.1/rai",
+                                 "mysql+nosuchdriver://rai:s3cret-pw@127.0.0.1/rai", "sqlite+pysqlcipher:///rai.db"])
 @pytest.mark.parametrize("args", [("migrate",), ("migrate", "--repair", "--dry-run"), ("migrate", "--repair", "--yes")])
 def test_an_unsupported_database_url_is_one_line(url, args):
     done = raictl(url, *args)
@@ -297,3 +299,12 @@ def test_a_home_that_is_a_file_and_an_in_memory_database_are_one_line(tmp_path):
     for url in ("sqlite://", "sqlite:///:memory:"):
         done = raictl(url, "migrate", "--repair", "--yes")
         assert done.returncode == 1 and "an in-memory SQLite database" in done.stderr, done.stderr
+
+
+@pytest.mark.mysql
+def test_mysql_urls_connect_as_the_rai_api_does(mysql_url):
+    """mariadb+pymysql:// is the same dialect; a charset in the URL yields to utf8mb4 (the RAI API's)."""
+    done = raictl(mysql_url.replace("mysql+pymysql://", "mariadb+pymysql://") + "?charset=bogus", "migrate")
+    assert done.returncode == 0 and f"after: {HEAD}" in done.stdout, done.stderr
+    again = raictl(mysql_url, "migrate", "--repair", "--dry-run", "--json")
+    assert json.loads(again.stdout)["actions"] == []

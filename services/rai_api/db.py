@@ -21,6 +21,7 @@ from raictl.errors import RaictlError
 from raictl.settings import mask_url
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+SHIPPED_DRIVERS = ("sqlite", "sqlite+pysqlite", "mysql+pymysql")
 MYSQL_CONNECT_TIMEOUT_S = 5  # an unreachable server: health and requests answer 503 within this
 
 
@@ -38,14 +39,17 @@ def parse_url(url: str) -> sa.URL:
     """`url` as a SQLAlchemy URL; plain `mysql://` means pymysql, the driver we ship."""
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise RaictlError(f"RAI_DATABASE_URL is not a database URL: {mask_url(url)!r}",
                           hint="e.g. sqlite:////path/rai.db or mysql+pymysql://user:pw@127.0.0.1/rai") from None
-    if parsed.drivername in ("mysql", "mariadb"):
+    if parsed.drivername in ("mysql", "mariadb", "mariadb+pymysql"):  # one dialect: it detects MariaDB itself
         parsed = parsed.set(drivername="mysql+pymysql")
     if parsed.get_backend_name() not in ("sqlite", "mysql", "mariadb"):
         raise RaictlError(f"RAI_DATABASE_URL names an unsupported database: {parsed.get_backend_name()}",
                           hint="use SQLite (the default) or MariaDB/MySQL through mysql+pymysql://")
+    if parsed.drivername not in SHIPPED_DRIVERS:  # another driver is not installed, or not tested with us
+        raise RaictlError(f"RAI_DATABASE_URL names the driver {parsed.drivername!r}, which raictl does not ship",
+                          hint="use mysql+pymysql:// (or plain mysql://) for MariaDB/MySQL, sqlite:/// for SQLite")
     return parsed
 
 
