@@ -38,10 +38,16 @@ def run_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
+    from alembic.util import CommandError
+
+    from raictl.errors import RaictlError
     from services.rai_api.db import ensure_sqlite_folder, parse_url
 
-    url = parse_url(_url())
-    ensure_sqlite_folder(url)
+    try:
+        url = parse_url(_url())
+        ensure_sqlite_folder(url)
+    except RaictlError as exc:  # the alembic CLI prints a CommandError as one `FAILED:` line
+        raise CommandError(str(exc)) from None
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         _configure(connection=connection)

@@ -88,3 +88,14 @@ def test_alembic_cli_with_an_absolute_ini_from_another_folder(sqlite_url, tmp_pa
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert _inspect(sqlite_url, read_state).state == "ok"
+
+
+def test_alembic_cli_with_a_bad_database_url_is_one_failed_line(tmp_path):
+    alembic = Path(sys.executable).with_name("alembic")
+    env = {"PATH": str(alembic.parent), "RAI_DATABASE_URL": "postgresql://rai:s3cret-pw@127.0.0.1/rai",
+           "RAICTL_HOME": str(tmp_path / "home")}
+    done = subprocess.run([str(alembic), "-c", str(REPO / "alembic.ini"), "upgrade", "head"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "Traceback" not in done.stderr and "s3cret-pw" not in done.stderr
+    assert done.stderr.strip() == ("FAILED: RAI_DATABASE_URL names an unsupported database: postgresql "
+                                   "(hint: use SQLite (the default) or MariaDB/MySQL through mysql+pymysql://)")
