@@ -394,3 +394,14 @@ def test_down_repairs_a_damaged_state_file_and_stops_what_runs(stack):
     after = stack.raictl("status", "--json")
     assert after.returncode == 3 and {s["name"]: s for s in json.loads(after.stdout)["services"]}["web"]["state"] == "stopped"
     assert stack.raictl("up", "web").returncode == 0  # and it starts again from the repaired state
+
+
+def test_port_held_by_a_service_of_another_home_names_that_home(stack, tmp_path):
+    port = stack.declare("web", served(), free_port())
+    assert stack.raictl("up", "web").returncode == 0
+    other_home = tmp_path / "other-home"
+    result = subprocess.run([sys.executable, "-m", "raictl", "up", "web"], capture_output=True, text=True,
+                            timeout=60, cwd=stack.folder, env={**os.environ, "RAICTL_HOME": str(other_home)})
+    assert result.returncode == 1 and f"web cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert f"hint: a service of another raictl home: `RAICTL_HOME={os.environ['RAICTL_HOME']} raictl down`" \
+        in result.stderr  # not "run `raictl down`", which in this home would stop nothing

@@ -21,7 +21,7 @@ from typing import Callable
 from raictl.errors import RaictlError
 from raictl.settings import Settings
 from raictl.supervisor import logs, probes, process
-from raictl.supervisor.identity import ExitInfo, home_processes, lookup, process_marker
+from raictl.supervisor.identity import ExitInfo, home_processes, lookup
 from raictl.supervisor.spec import ServiceSpec, all_specs, check_addresses, select
 from raictl.supervisor.state import (STATE_FILE, DamagedState, SupervisorState, read_desired, read_state,
                                      supervisor_lock, write_desired, write_state)
@@ -106,7 +106,7 @@ def import_problem(check: ImportCheck) -> RaictlError | None:
     return None
 
 
-def port_problem(spec: ServiceSpec, host: str, port: int) -> RaictlError | None:
+def port_problem(spec: ServiceSpec, host: str, port: int, settings: Settings) -> RaictlError | None:
     """None when host:port is free; else who holds it, by pid, name and command line."""
     free = probes.port_free(host, port)
     if free:
@@ -121,18 +121,25 @@ def port_problem(spec: ServiceSpec, host: str, port: int) -> RaictlError | None:
         held = f"a connection using it as its local port: {users[0]}" if users else "a socket that closed as we looked"
         return RaictlError(f"{spec.name} cannot listen on {where}: in use by {held}",
                            hint="a TIME_WAIT socket frees itself within a minute; " + _port_hint(spec))
-    leftover = owner.pid and _is_ours(owner.pid)
-    hint = "a leftover raictl process: run `raictl down`" if leftover else _port_hint(spec)
+    home = _raictl_home_of(owner.pid) if owner.pid else None
+    if home is None:
+        hint = _port_hint(spec)
+    elif home == str(settings.home):
+        hint = "a leftover raictl process: run `raictl down`"
+    else:
+        hint = f"a service of another raictl home: `RAICTL_HOME={home} raictl down` stops it; or {_port_hint(spec)}"
     return RaictlError(f"{spec.name} cannot listen on {where}: taken by {owner.describe()}", hint=hint)
 
 
-def _is_ours(pid: int) -> bool:
+def _raictl_home_of(pid: int) -> str | None:
+    """The RAICTL_HOME of a process a raictl supervisor started (it carries a run marker); else None."""
     import psutil
 
     try:
-        return process_marker(psutil.Process(pid)) is not None
-    except psutil.NoSuchProcess:
-        return False
+        env = psutil.Process(pid).environ()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return None
+    return env.get("RAICTL_HOME", "") if env.get("RAICTL_RUN") else None
 
 
 def _port_hint(spec: ServiceSpec, hosts: bool = False) -> str:
@@ -162,7 +169,7 @@ def preflight(specs: list[ServiceSpec], settings: Settings) -> None:
     try:
         for spec in specs:
             for host, port in spec.addresses:
-                problem = port_problem(spec, host, port)
+                problem = port_problem(spec, host, port, settings)
                 if problem:
                     raise problem
         for check in checks:
