@@ -97,5 +97,5 @@ def test_alembic_cli_with_a_bad_database_url_is_one_failed_line(tmp_path):
     done = subprocess.run([str(alembic), "-c", str(REPO / "alembic.ini"), "upgrade", "head"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "Traceback" not in done.stderr and "s3cret-pw" not in done.stderr
-    assert done.stderr.strip() == ("FAILED: RAI_DATABASE_URL names an unsupported database: postgresql "
+    assert (done.stdout + done.stderr).strip() == ("FAILED: RAI_DATABASE_URL names an unsupported database: postgresql "
                                    "(hint: use SQLite (the default) or MariaDB/MySQL through mysql+pymysql://)")
