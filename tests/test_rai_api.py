@@ -273,6 +273,20 @@ def test_facts_and_recall_belong_to_their_user(client):
     assert (report["facts"], report["recalled"]) == ("0", "0")
 
 
+def test_recall_searches_only_the_newest_messages_of_the_database(app, client):
+    from services.rai_api import memory
+    from services.rai_api.models import Message
+
+    alice, bob = login(client, "alice"), login(client, "bob")
+    chat(client, alice, "my parrot Kiwi whistles")
+    assert int(mock_report(chat(client, alice, "what does Kiwi do?"))["recalled"]) > 0
+    bobs_session = chat(client, bob, "filler").json["session_id"]
+    filler = [{"session_id": bobs_session, "role": "user", "content": "filler"}] * memory.RECALL_WINDOW
+    with app.extensions["rai_db"].transaction(write=True) as connection:
+        connection.execute(Message.__table__.insert(), filler)
+    assert mock_report(chat(client, alice, "what does Kiwi do?"))["recalled"] == "0"
+
+
 # --- bad input --------------------------------------------------------------------------------
 
 BAD_CHAT_BODIES = [

@@ -50,12 +50,18 @@ SESSION_MESSAGES = (sa.select(_messages.c.id, _messages.c.role, _messages.c.cont
                     .where(_messages.c.session_id == _SID).order_by(_messages.c.id))
 
 
+# Both databases seek this id range on the primary key or (session_id, id): at most RECALL_WINDOW rows.
+_NEWEST = _messages.alias("newest")
+_RECALL_FLOOR = sa.select(sa.func.max(_NEWEST.c.id)).scalar_subquery() - memory.RECALL_WINDOW
+
+
 @lru_cache(maxsize=2 * memory.RECALL_QUERY_WORDS)
 def earlier_query(words: int, other_than_session: bool) -> sa.Select:
-    """Newest messages of the user's sessions containing one of `words` keywords (:w0, :w1, …)."""
+    """Newest messages of the user's sessions, among the newest RECALL_WINDOW, containing one of
+    `words` keywords (:w0, :w1, …)."""
     query = (sa.select(_messages.c.role, _messages.c.content)
              .join(_sessions, _sessions.c.id == _messages.c.session_id)
-             .where(_sessions.c.user_id == _UID,
+             .where(_sessions.c.user_id == _UID, _messages.c.id > _RECALL_FLOOR,
                     sa.or_(*(_messages.c.content.ilike(sa.bindparam(f"w{i}")) for i in range(words))))
              .order_by(_messages.c.id.desc()).limit(memory.RECALL_SCAN_LIMIT))
     return query.where(_sessions.c.id != _SID) if other_than_session else query

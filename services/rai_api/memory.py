@@ -18,6 +18,10 @@ FACTS_HEADING = "Remembered facts about the user:"
 RECALL_HEADING = "Relevant earlier conversations:"
 RECENT_LIMIT = 20          # messages of the current session sent as context
 RECALL_SCAN_LIMIT = 50     # newest messages of earlier sessions sharing a keyword, scored for recall
+# Recall searches the newest RECALL_WINDOW messages of the database (the user's among them): a LIKE
+# cannot use an index, so without a bound a rare word scanned all history (measured: 150 ms on
+# SQLite and 160 ms on MariaDB per chat turn at 60k/40k messages; bounded: 2 ms and 1.3 ms).
+RECALL_WINDOW = 1000
 RECALL_QUERY_WORDS = 8     # the longest keywords of the message the database prefilters on
 RECALL_LIMIT = 3
 RECALL_LINE_CHARS = 200
