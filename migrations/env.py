@@ -12,7 +12,8 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    url = config.get_main_option("sqlalchemy.url")
+    """`-x url=...` on the alembic command line, else sqlalchemy.url (our code sets it), else Settings."""
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if url:
         return url
     from raictl.settings import load_settings

@@ -99,3 +99,13 @@ def test_alembic_cli_with_a_bad_database_url_is_one_failed_line(tmp_path):
     assert done.returncode != 0 and "Traceback" not in done.stderr and "s3cret-pw" not in done.stderr
     assert (done.stdout + done.stderr).strip() == ("FAILED: RAI_DATABASE_URL names an unsupported database: postgresql "
                                    "(hint: use SQLite (the default) or MariaDB/MySQL through mysql+pymysql://)")
+
+
+def test_alembic_cli_x_url_names_the_database(sqlite_url, tmp_path):
+    """`alembic -x url=...` migrates that database, not the one the settings would pick."""
+    alembic = Path(sys.executable).with_name("alembic")
+    env = {"PATH": str(alembic.parent), "RAICTL_HOME": str(tmp_path / "home")}
+    done = subprocess.run([str(alembic), "-c", str(REPO / "alembic.ini"), "-x", f"url={sqlite_url}", "upgrade",
+                           "head"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _inspect(sqlite_url, read_state).state == "ok" and not (tmp_path / "home").exists()
