@@ -234,7 +234,7 @@ def test_after_the_repair_a_user_from_before_logs_in_and_chats(db_url, llm_api, 
     assert "tea" in str(rows(db_url, "users", "remembered_facts"))  # the repaired column is in use
 
 
-@pytest.mark.parametrize("answer, code", [("n", 1), ("y", 0)])
+@pytest.mark.parametrize("answer, code", [("n\n", 1), ("y\n", 0), ("\x04", 1)])  # \x04: Ctrl-D
 def test_on_a_terminal_the_repair_shows_the_plan_and_asks(sqlite_url, answer, code):
     """stdin is a real pseudo-terminal here: the plan goes to stderr, then the question."""
     import pty
@@ -243,15 +243,16 @@ def test_on_a_terminal_the_repair_shows_the_plan_and_asks(sqlite_url, answer, co
     before = dump(sqlite_url)
     master, slave = pty.openpty()
     try:
-        os.write(master, f"{answer}\n".encode())
+        os.write(master, answer.encode())
         done = raictl(sqlite_url, "migrate", "--repair", stdin=slave)
     finally:
         os.close(slave)
         os.close(master)
     assert done.returncode == code, done.stderr
     assert "stamp: stamp 0001_initial, replacing 3f2724846ff9" in done.stderr and "Apply these changes" in done.stderr
-    if answer == "n":
+    if code == 1:
         assert "repair cancelled: nothing was changed" in done.stderr and dump(sqlite_url) == before
+        assert "Aborted" not in done.stderr
     else:
         assert f"after: {HEAD}" in done.stdout and differences_from_models(sqlite_url) == []
 
