@@ -55,10 +55,15 @@ class Result:
     errors: int
     seconds: float
     cpu_s: float = 0.0  # CPU time the servers involved spent during the window
+    client_cpu_s: float = 0.0  # CPU time the client processes spent during the window
 
     @property
     def cpu_ms_per_request(self) -> float:
         return self.cpu_s * 1000 / len(self.latencies) if self.latencies else float("nan")
+
+    @property
+    def client_cpu_ms_per_request(self) -> float:
+        return self.client_cpu_s * 1000 / len(self.latencies) if self.latencies else float("nan")
 
     @property
     def rate(self) -> float:
@@ -94,9 +99,11 @@ def _client_process(port, load, indexes, start_at, stop_at, queue) -> None:
                for i in indexes]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, start_at - time.perf_counter()))
+    cpu_start = time.process_time()  # the client's own cost: is it the bottleneck?
     for thread in threads:
         thread.join()
-    queue.put((latencies, len(errors)))
+    queue.put((latencies, len(errors), time.process_time() - cpu_start))
 
 
 def _cpu_seconds(servers: tuple[ServiceProcess, ...]) -> float:
@@ -120,7 +127,8 @@ def measure(name: str, port: int, load: Load, connections: int, seconds: float,
     cpu = _cpu_seconds(servers) - cpu_before
     for proc in procs:
         proc.join()
-    return Result(name, [x for lat, _ in parts for x in lat], sum(e for _, e in parts), seconds, cpu)
+    return Result(name, [x for lat, _, _ in parts for x in lat], sum(e for _, e, _ in parts), seconds, cpu,
+                  sum(c for _, _, c in parts))
 
 
 def chat_load(rai: ServiceProcess, connections: int) -> Load:
@@ -170,7 +178,7 @@ def bench_database(label: str, url: str, root: Path, llm: ServiceProcess, args) 
 
 def report(results: list[Result], baseline: float) -> bool:
     print(f"{'target':<18} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'cpu ms/req':>10} {'ratio':>6}  goal")
+          f"{'cpu ms/req':>10} {'client ms':>9} {'ratio':>6}  goal")
     met = True
     for r in results:
         kind = r.name.split()[0]
@@ -180,7 +188,8 @@ def report(results: list[Result], baseline: float) -> bool:
         met &= ok
         verdict = "" if goal is None else f">= {goal}x {'met' if ok else 'MISSED'}"
         print(f"{r.name:<18} {len(r.latencies):>9} {r.errors:>6} {r.rate:>8.0f} {r.percentile(50):>7.1f} "
-              f"{r.percentile(99):>7.1f} {r.cpu_ms_per_request:>10.2f} {ratio:>6.2f}  {verdict}")
+              f"{r.percentile(99):>7.1f} {r.cpu_ms_per_request:>10.2f} {r.client_cpu_ms_per_request:>9.2f} "
+              f"{ratio:>6.2f}  {verdict}")
     return met
 
 
@@ -214,7 +223,8 @@ def main() -> int:
           f"baseline = mean of the two hello-world runs = {baseline:.0f} req/s; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
     print("cpu ms/req: CPU time of the servers serving the target (chat: RAI API + LLM API) per request; "
-          "'llm generate' is the LLM API alone, the hop every chat turn includes")
+          "'llm generate' is the LLM API alone, the hop every chat turn includes; client ms: the load generator's "
+          "own CPU per request (it shares the machine's cores with the servers)")
     return 0 if report(results, baseline) else 1
 
 
