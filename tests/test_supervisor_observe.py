@@ -305,3 +305,14 @@ def test_ctrl_c_while_up_waits_is_one_line_and_leaves_the_service_to_down(stack)
     assert err.strip().splitlines() == ["interrupted", "hint: what was already started keeps running: "
                                         "`raictl status` shows it, `raictl down` stops it"]
     assert stack.raictl("down").stdout.strip() == "■ slow stopped"
+
+
+def test_not_ready_by_the_timeout_names_what_is_missing_with_the_log_tail(stack):
+    port = free_port()
+    (stack.folder / "raictl.toml").write_text(
+        f"[services.web]\ncommand = ['python', '-c', '''{served()}''']\nport = {port}\nhealth = '/not-here'\n")
+    result = stack.raictl("up", "web", "--timeout", "2")
+    assert result.returncode == 1, result.stderr
+    assert "✗ web: not ready after 2s: health 127.0.0.1: HTTP 404 (ok); ::1: HTTP 404 (ok)" in result.stderr
+    assert f"serving on {port}" in result.stderr  # the log tail is on screen
+    assert "hint: full log: raictl logs web" in result.stderr
