@@ -259,9 +259,10 @@ def test_progress_line_only_on_a_terminal(stack):
     assert "waiting:" not in err and "\r" not in err  # piped output: no redraws anywhere
 
 
-def test_up_when_already_running_says_so(stack):
+def test_restart_of_a_stopped_service_starts_it_and_up_when_running_says_so(stack):
     stack.declare("web", served(), free_port())
-    assert stack.raictl("up", "web").returncode == 0
+    restart = stack.raictl("restart", "web")
+    assert restart.returncode == 0 and restart.stdout.strip() == "✓ web ready", restart.stderr
     pid = stack.status()["web"]["pid"]
     again = stack.raictl("up", "web")
     assert again.returncode == 0 and again.stdout.strip() == "✓ web already running"
