@@ -150,3 +150,16 @@ def test_a_home_that_is_a_file_or_cannot_be_created(isolated, monkeypatch):
     monkeypatch.setenv("RAICTL_HOME", str(isolated / "home" / "below"))
     for argv in (["status"], ["up"], ["down"]):
         _one_error(run("-m", "raictl", *argv), 1, "cannot use the state folder", "RAICTL_HOME")
+
+
+def test_a_program_that_is_not_there_is_refused_before_starting(isolated, monkeypatch):
+    monkeypatch.setenv("LLM_API_PORT", str(free_port()))
+    monkeypatch.setenv("RAI_API_PORT", str(free_port()))
+    for command, message in (("no-such-program-xyz --serve", "no-such-program-xyz is not found or not executable "
+                                                             "on its PATH"),
+                             ("./bin/dev-server", "./bin/dev-server is not found or not executable"),
+                             ("prog", "its folder")):
+        cwd = "cwd = 'frontend'\n" if command == "prog" else ""
+        (isolated / "raictl.toml").write_text(f"[services.web]\ncommand = '{command}'\n{cwd}")
+        _one_error(run("-m", "raictl", "up", "web"), 1, "web cannot start: " + message, "[services.web]")
+    assert not (isolated / ".raictl" / "state.json").exists()  # nothing was started

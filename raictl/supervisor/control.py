@@ -151,18 +151,30 @@ def _port_hint(spec: ServiceSpec, hosts: bool = False) -> str:
     return f"stop that process, or change {key.lower()} in [services.{spec.name}] of raictl.toml"
 
 
-def folder_problem(spec: ServiceSpec) -> RaictlError | None:
-    """None when the service's working folder (cwd in its table) exists."""
-    if spec.cwd is None or Path(spec.cwd).is_dir():
+def start_problem(spec: ServiceSpec, settings: Settings) -> RaictlError | None:
+    """None when the service's folder (cwd in its table) exists and its program can be run: else
+    `up` would only learn it from five failed starts and a `fatal`."""
+    import shutil
+
+    if spec.cwd is not None and not Path(spec.cwd).is_dir():
+        return RaictlError(f"{spec.name} cannot start: its folder {spec.cwd} does not exist",
+                           hint=f"fix cwd in [services.{spec.name}] of raictl.toml (relative to its folder)")
+    program, cwd = spec.command[0], spec.cwd or _base(settings)
+    if "/" in program:
+        found = os.access(Path(cwd, program), os.X_OK) and Path(cwd, program).is_file()
+    else:
+        found = shutil.which(program, path=process.launch_env(spec, settings).get("PATH")) is not None
+    if found:
         return None
-    return RaictlError(f"{spec.name} cannot start: its folder {spec.cwd} does not exist",
-                       hint=f"fix cwd in [services.{spec.name}] of raictl.toml (relative to its folder)")
+    return RaictlError(f"{spec.name} cannot start: {program} is not found or not executable"
+                       + ("" if "/" in program else " on its PATH"),
+                       hint=f"install it, or give its full path in command of [services.{spec.name}]")
 
 
 def preflight(specs: list[ServiceSpec], settings: Settings) -> None:
     """Ports free on every address, entry modules importable: else a RaictlError naming the culprit."""
     for spec in specs:
-        problem = folder_problem(spec)
+        problem = start_problem(spec, settings)
         if problem:
             raise problem
     checks = start_import_checks(specs, settings)
