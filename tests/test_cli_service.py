@@ -138,6 +138,10 @@ def test_damaged_state_file_is_one_line_and_older_formats_still_read(isolated, m
         assert result.returncode == 3 and not result.stderr, result.stderr
         llm = {s["name"]: s for s in json.loads(result.stdout)["services"]}["llm_api"]
         assert llm["state"] == "stopped" and llm["pid"] is None  # pid 1 is never taken on an old file's word
+    state.unlink()
+    state.mkdir()  # a folder where the file should be
+    _one_error(run("-m", "raictl", "status"), 1, "state.json is a folder, not a file")
+    assert run("-m", "raictl", "down").returncode == 0 and not state.exists()  # set aside by down
 
 
 def test_a_home_that_is_a_file_or_cannot_be_created(isolated, monkeypatch):

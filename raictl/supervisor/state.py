@@ -150,6 +150,8 @@ def _read_json(path: Path) -> Any:
         return None
     except (NotADirectoryError, PermissionError) as exc:
         raise home_problem(path.parent, exc) from None
+    except IsADirectoryError:
+        raise DamagedState(f"{path} is a folder, not a file", hint="move that folder out of the way") from None
     except ValueError as exc:
         raise DamagedState(f"{path} is damaged: not valid JSON ({exc})", hint=DAMAGED_HINT) from None
 
