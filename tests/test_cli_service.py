@@ -154,6 +154,9 @@ def test_a_home_that_is_a_file_or_cannot_be_created(isolated, monkeypatch):
     monkeypatch.setenv("RAICTL_HOME", str(isolated / "home" / "below"))
     for argv in (["status"], ["up"], ["down"]):
         _one_error(run("-m", "raictl", *argv), 1, "cannot use the state folder", "RAICTL_HOME")
+    monkeypatch.setenv("RAICTL_HOME", "/sys/kernel")  # a folder nobody may create files in, root included
+    for argv in (["up"], ["down"]):
+        _one_error(run("-m", "raictl", *argv), 1, "cannot use the state folder /sys/kernel", "RAICTL_HOME")
 
 
 def test_a_program_that_is_not_there_is_refused_before_starting(isolated, monkeypatch):
