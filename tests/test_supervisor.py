@@ -391,6 +391,7 @@ def test_down_repairs_a_damaged_state_file_and_stops_what_runs(stack):
     assert down.returncode == 0 and "web stopped" in down.stdout, down.stderr
     assert not _alive(before["services"]["web"]["pid"])
     wait_until(lambda: not _alive(before["supervisor"]["pid"]), what="the supervisor gone")
+    assert stack.state()["services"]["web"]["last_exit"]["signal"] == "SIGTERM"  # recorded, not "unknown"
     after = stack.raictl("status", "--json")
     assert after.returncode == 3 and {s["name"]: s for s in json.loads(after.stdout)["services"]}["web"]["state"] == "stopped"
     assert stack.raictl("up", "web").returncode == 0  # and it starts again from the repaired state

@@ -234,7 +234,7 @@ class Watcher:
         if rec.identity is not None:
             waiter = self._popen_waiter(child.popen) if child.popen else None
             forced = process.stop(rec.identity, rec.identity.marker, child.spec.grace, waiter)
-            code = child.popen.returncode if child.popen else None
+            code = child.popen.poll() if child.popen else None  # reaps one that died just before
             rec.last_exit = decode_exit(code)
             logs.event(self._log(child), "stopped" + (" (SIGKILL after the grace period)" if forced else ""))
         child.popen = child.adopted = None
