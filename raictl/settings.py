@@ -305,6 +305,9 @@ def load_settings(cwd: Path | str | None = None, environ: Mapping[str, str] | No
         sources["llm_api_url"] = "derived from LLM_API_HOSTS and LLM_API_PORT"
     secret = values.pop("secret_key")
     values["home"] = home
-    services = doc.get("services", {}) if isinstance(doc.get("services", {}), Mapping) else {}
+    services = doc.get("services", {})
+    if not isinstance(services, Mapping):
+        raise RaictlError(f"{config}: `services` must be tables like [services.web], got {services!r}",
+                          hint="declare each extra service as a [services.NAME] table")
     return Settings(**values, secret_key_value=secret, config_file=config, env_file=env_file,
                     services=services, sources=sources)

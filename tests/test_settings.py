@@ -80,3 +80,17 @@ def test_secrets_never_shown(isolated):
     assert mask_secret(KEY) == f"AIza…jklm ({len(KEY)} chars)"
     assert mask_url("mysql+pymysql://u:pw@h/db") == "mysql+pymysql://u:***@h/db"
     assert s.to_env()["GEMINI_API_KEY"] == KEY
+
+
+def test_services_that_is_not_a_table_is_named(isolated):
+    (isolated / "raictl.toml").write_text("services = 3\n")
+    with pytest.raises(RaictlError) as err:
+        load_settings(environ={})
+    assert "[services.NAME]" in err.value.hint and "raictl.toml" in err.value.message
+
+
+def test_bad_toml_is_one_error(isolated):
+    (isolated / "raictl.toml").write_text("[rai_api\nport = 1\n")
+    with pytest.raises(RaictlError) as err:
+        load_settings(environ={})
+    assert "not valid TOML" in err.value.message
