@@ -183,6 +183,17 @@ def test_tokens_missing_malformed_forged_or_expired_are_401(lite_client):
         assert_error(response, 401, code)
 
 
+def test_a_signed_token_whose_uid_is_not_a_user_id_is_401(client):
+    """A uid past SQLite's 64-bit INTEGER was a 500 (OverflowError); `true` (a bool is an int) was user 1."""
+    headers = login(client)
+    assert client.get("/api/sessions", headers=headers).status_code == 200
+    secret = client.application.config["SECRET_KEY"]
+    for uid in [10**30, 2**63, True, 0, -1, 1.0, None]:
+        token = {"Authorization": f"Bearer {_signed(secret, {'uid': uid})}"}
+        assert_error(client.get("/api/sessions", headers=token), 401, "invalid_token")
+        assert_error(client.post("/api/chat", json={"message": "hi"}, headers=token), 401, "invalid_token")
+
+
 def test_token_of_a_user_that_is_gone_is_401(app, client):
     import sqlalchemy as sa
 

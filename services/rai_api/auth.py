@@ -20,6 +20,9 @@ from services.rai_api.errors import ApiError
 from services.rai_api.models import User
 
 TOKEN_TTL_S = 24 * 3600
+# A user id is a positive integer that fits a signed 64-bit column (SQLite's INTEGER; MySQL's INT is smaller).
+USER_ID_LIMIT = 2**63
+INVALID_TOKEN = "the access token is not valid: log in again"
 TOKEN_SALT = "rai-api.access-token"
 LOGIN_FAILED = "invalid username or password"
 _USERS = User.__table__
@@ -62,10 +65,12 @@ def token_user_id(secret: str, token: str, max_age: int = TOKEN_TTL_S) -> int:
     except SignatureExpired:
         raise ApiError(401, "token_expired", "the access token has expired: log in again") from None
     except BadSignature:
-        raise ApiError(401, "invalid_token", "the access token is not valid: log in again") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("uid"), int):
-        raise ApiError(401, "invalid_token", "the access token is not valid: log in again")
-    return payload["uid"]
+        raise ApiError(401, "invalid_token", INVALID_TOKEN) from None
+    uid = payload.get("uid") if isinstance(payload, dict) else None
+    # `type(...) is int`: a bool is an int (`true` would be user 1); too large a uid made SQLite raise.
+    if type(uid) is not int or not 0 < uid < USER_ID_LIMIT:
+        raise ApiError(401, "invalid_token", INVALID_TOKEN)
+    return uid
 
 
 def _bearer_token() -> str:
