@@ -183,6 +183,23 @@ def test_tokens_missing_malformed_forged_or_expired_are_401(lite_client):
         assert_error(response, 401, code)
 
 
+def _signed_at(timestamp: int):
+    class Signer(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return timestamp
+    return Signer
+
+
+def test_a_token_signed_in_the_future_is_invalid_not_expired(lite_client):
+    """A token dated ahead would outlive its 24 h; one dated past what datetime holds was a 500."""
+    headers = login(lite_client)
+    assert lite_client.get("/api/sessions", headers=headers).status_code == 200
+    secret = lite_client.application.config["SECRET_KEY"]
+    for timestamp in [int(time.time()) + 3600, int(time.time()) + auth.TOKEN_TTL_S * 365, 2**62]:
+        token = {"Authorization": f"Bearer {_signed(secret, {'uid': 1}, _signed_at(timestamp))}"}
+        assert "not valid" in assert_error(lite_client.get("/api/sessions", headers=token), 401, "invalid_token")
+
+
 def test_a_signed_token_whose_uid_is_not_a_user_id_is_401(client):
     """A uid past SQLite's 64-bit INTEGER was a 500 (OverflowError); `true` (a bool is an int) was user 1."""
     headers = login(client)

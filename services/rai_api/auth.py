@@ -8,6 +8,7 @@ database session and keeps only plain values (`CurrentUser`), never the ORM obje
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from functools import lru_cache
 
 import sqlalchemy as sa
@@ -62,9 +63,15 @@ def token_user_id(secret: str, token: str, max_age: int = TOKEN_TTL_S) -> int:
     """The user id a token was issued for; 401 when it is malformed, forged or expired."""
     try:
         payload = serializer(secret).loads(token, max_age=max_age)
-    except SignatureExpired:
+    except SignatureExpired as exc:
+        # itsdangerous refuses a token dated ahead of the clock as "expired": it is not, it was
+        # signed wrongly (it would outlive its TTL), so it is invalid.
+        if exc.date_signed is not None and exc.date_signed > datetime.now(timezone.utc):
+            raise ApiError(401, "invalid_token", INVALID_TOKEN) from None
         raise ApiError(401, "token_expired", "the access token has expired: log in again") from None
     except BadSignature:
+        raise ApiError(401, "invalid_token", INVALID_TOKEN) from None
+    except (OverflowError, OSError, ValueError):  # a signed date past what datetime holds (year > 9999)
         raise ApiError(401, "invalid_token", INVALID_TOKEN) from None
     uid = payload.get("uid") if isinstance(payload, dict) else None
     # `type(...) is int`: a bool is an int (`true` would be user 1); too large a uid made SQLite raise.
