@@ -357,6 +357,23 @@ def test_body_too_large_is_413(lite_client):
     assert_error(client.post("/api/auth/register", data=b"x" * 300_000), 413, "body_too_large")
 
 
+def test_a_body_not_sent_as_json_is_415_so_no_web_page_can_post_it(lite_client):
+    """text/plain and forms are what a web page may POST to 127.0.0.1 without a CORS preflight."""
+    client = lite_client
+    headers = login(client)
+    credentials = b'{"username": "mallory", "password": "correct horse"}'
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None]:
+        for path, body in [("/api/auth/register", credentials), ("/api/auth/login", credentials),
+                           ("/api/chat", b'{"message": "hi"}')]:
+            response = client.post(path, data=body, headers=headers, content_type=content_type)
+            message = assert_error(response, 415, "unsupported_media_type")
+            assert "Content-Type: application/json" in message and f"(got {content_type or 'none'})" in message
+    assert_error(client.post("/api/auth/login", json={"username": "mallory", "password": "correct horse"}), 401)
+    assert client.get("/api/sessions", headers=headers).json == {"sessions": []}
+    json_utf8 = "application/json; charset=utf-8"
+    assert client.post("/api/auth/register", data=credentials, content_type=json_utf8).status_code == 201
+
+
 def test_unknown_endpoint_and_wrong_method_are_json(lite_client):
     assert "/api/nope" in assert_error(lite_client.get("/api/nope"), 404, "not_found")
     response = lite_client.get("/api/chat")

@@ -36,6 +36,10 @@ def test_served_on_both_loopbacks(db_url, tmp_path):
         assert (status, body["error"]) == (413, "body_too_large")
         status, body = http("POST", service.url("/api/chat", v6), raw=b"{oops", token=token)
         assert (status, body["error"]) == (400, "malformed_json")
+        form_post = b'{"username": "eve", "password": "12345678"}'  # what any web page may send
+        status, body = http("POST", service.url("/api/auth/register", v6), raw=form_post,
+                            headers={"Content-Type": "text/plain"})
+        assert (status, body["error"]) == (415, "unsupported_media_type")
     finally:
         service.stop()
 

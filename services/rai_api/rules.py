@@ -28,9 +28,17 @@ def _invalid(message: str) -> ApiError:
 
 
 def json_body() -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 saying why it is not one."""
+    """The request body as a JSON object: 415 unless sent as application/json, else 400 saying why it
+    is not one."""
+    data = request.get_data(cache=True)  # first, so a body over MAX_BODY_BYTES is a 413 whatever its type
+    # A web page may POST text/plain or a form to 127.0.0.1 without asking the browser first (a
+    # "simple" request); application/json needs a CORS preflight, which this API never grants.
+    # So no open web page can create accounts, try passwords or chat (the LLM API does the same).
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body with Content-Type: application/json "
+                                                      f"(got {request.mimetype or 'none'})")
     try:
-        body = json.loads(request.get_data(cache=True))
+        body = json.loads(data)
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
         reason = "nested too deeply" if isinstance(exc, RecursionError) else "malformed JSON"
         raise ApiError(400, "malformed_json", f"the request body must be a JSON object ({reason})") from None
