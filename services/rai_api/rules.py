@@ -43,8 +43,18 @@ def json_body() -> dict[str, Any]:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else "malformed JSON"
         raise ApiError(400, "malformed_json", f"the request body must be a JSON object ({reason})") from None
     if not isinstance(body, dict):
-        raise ApiError(400, "malformed_json", f"the request body must be a JSON object, not {type(body).__name__}")
+        raise ApiError(400, "malformed_json", f"the request body must be a JSON object, not {json_kind(body)}")
     return body
+
+
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value other than an object is, in JSON's words ("null", "an array"), not
+    Python's ("NoneType")."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)  # null, true, false
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else "a number"
 
 
 def _string(body: dict[str, Any], name: str) -> str:
