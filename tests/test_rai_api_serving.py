@@ -86,6 +86,27 @@ def test_concurrent_writers_lose_nothing(db_url, tmp_path):
         service.stop()
 
 
+def _mode(path) -> str:
+    return oct(path.stat().st_mode & 0o777)
+
+
+def test_a_new_sqlite_database_is_private_to_its_owner(tmp_path):
+    """It holds password hashes and every message: its folder is created 0700, the file 0600, and
+    SQLite gives -wal and -shm the file's mode. Checked after a real first start (the RAI API creates
+    it) and after a first migration (`raictl up` migrates before it starts the RAI API)."""
+    served, migrated = tmp_path / "served" / "db" / "rai.db", tmp_path / "migrated" / "rai.db"
+    service = _rai_api(tmp_path, f"sqlite:///{served}", f"http://127.0.0.1:{free_port()}").start()
+    try:
+        assert http("POST", service.url("/api/auth/login"), {"username": "alice", "password": PASSWORD})[0] == 503
+        command.upgrade(alembic_config(f"sqlite:///{migrated}"), "head")
+        # The RAI API holds its pooled connection open in WAL mode, so its -wal and -shm exist now.
+        files = [served, served.with_name("rai.db-wal"), served.with_name("rai.db-shm"), migrated]
+        assert [_mode(p) for p in files] == ["0o600"] * 4
+        assert (_mode(served.parent), _mode(migrated.parent)) == ("0o700", "0o700")
+    finally:
+        service.stop()
+
+
 def test_a_bad_database_url_is_one_line_and_exit_1(tmp_path):
     import subprocess
     import sys

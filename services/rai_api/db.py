@@ -9,6 +9,7 @@ MySQL/MariaDB gets pymysql with utf8mb4 and pre-ping (a restarted server is not 
 
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -54,17 +55,32 @@ def parse_url(url: str) -> sa.URL:
 
 
 def ensure_sqlite_folder(parsed: sa.URL) -> None:
-    """Create the folder of a SQLite file database: SQLite creates the file but not its folder, and a
-    fresh checkout has no <home> yet. The one place for this (the RAI API, `raictl migrate`, Alembic's env)."""
+    """Create the folder (0700) and the empty file (0600) of a SQLite file database when missing:
+    SQLite creates the file but not its folder (a fresh checkout has no <home> yet), and it would
+    create it 0644, readable by every local user, though it holds password hashes and every message.
+    The one place for this (the RAI API, `raictl migrate`, Alembic's env)."""
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return
     if parsed.query.get("uri"):  # a `file:` URI names its own path and mode (mode=ro must create nothing)
         return
-    folder = Path(parsed.database).parent
+    path = Path(parsed.database)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise RaictlError(f"cannot create {folder}, the folder of the SQLite database: {exc.strerror}",
+        raise RaictlError(f"cannot create {path.parent}, the folder of the SQLite database: {exc.strerror}",
+                          hint="point RAICTL_HOME or RAI_DATABASE_URL at a writable place") from None
+    _create_private_file(path)
+
+
+def _create_private_file(path: Path) -> None:
+    """An empty file, mode 0600, at `path` unless something is there. SQLite opens an empty file as an
+    empty database, and creates its -wal and -shm with the database file's mode: 0600 as well."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return  # an existing database (or whatever is there: SQLite will say) keeps its mode
+    except OSError as exc:
+        raise RaictlError(f"cannot create the SQLite database {path}: {exc.strerror}",
                           hint="point RAICTL_HOME or RAI_DATABASE_URL at a writable place") from None
 
 
