@@ -17,7 +17,7 @@ from migrations import alembic_config
 from raictl.settings import load_settings
 from services.rai_api import auth
 from services.rai_api.app import create_app
-from tests.support import ServiceProcess, free_port, service_env
+from tests.support import ServiceProcess, free_port, service_env, wait_until
 
 PASSWORD = "correct horse"
 MOCK_REPLY = re.compile(r'\[mock\] reply to "(?P<text>.*)" \(messages: (?P<messages>\d+), earlier: \d+, '
@@ -460,6 +460,23 @@ def test_schema_behind_is_reported_not_hidden(db_url, llm_api, caplog):
         assert "scrypt" not in caplog.text and PASSWORD not in caplog.text and "this fails" not in caplog.text
     finally:
         app.extensions["rai_db"].dispose()
+
+
+def test_health_notices_a_column_dropped_while_it_runs(app, client, db_url):
+    """The schema state is cached for health.DATABASE_TTL_S (5 s), not for the process's lifetime."""
+    import sqlalchemy as sa
+
+    from services.rai_api import health
+
+    assert client.get("/api/health").json["schema"] == "ok"
+    other = sa.create_engine(db_url, poolclass=sa.pool.NullPool)  # as `raictl` or a DBA would, from outside
+    with other.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE users DROP COLUMN remembered_facts")
+    other.dispose()
+    assert health.DATABASE_TTL_S <= 5
+    wait_until(lambda: client.get("/api/health").json["schema"] == "drift", timeout=15, interval=0.25,
+               what="health to report the dropped column as drift")
+    assert client.get("/api/health").json["status"] == "degraded"
 
 
 def test_database_server_down_is_503_not_500(llm_api):
