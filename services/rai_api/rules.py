@@ -1,6 +1,7 @@
 """The RAI API's input rules: what a request body must hold, checked before anything touches the DB.
 
-Each rule failure is a 400 whose message states the rule, so a client can fix its request.
+Each rule failure is a 400 whose message states the rule, so a client can fix its request; a body
+not sent as application/json is a 415.
 """
 
 from __future__ import annotations
