@@ -12,16 +12,9 @@ from alembic.migration import MigrationContext
 
 from migrations import SCRIPT_LOCATION, alembic_config
 from services.rai_api.models import Base
+from tests.support import run_sql as sql
 
 UNKNOWN = "3f2724846ff9"  # the revision alembic_version held in the troubleshooting log
-
-
-def sql(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.exec_driver_sql(statement)
-    engine.dispose()
 
 
 def seed_rows(url: str) -> None:

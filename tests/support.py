@@ -77,6 +77,31 @@ def http(method: str, url: str, body: Any = None, token: str | None = None,
         return status, payload.decode(errors="replace")
 
 
+def run_sql(db_url: str, *statements: str) -> None:
+    """Run raw SQL statements in one transaction on a database of its own engine."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+
+
+def with_connection(db_url: str, read: Callable[[Any], Any]) -> Any:
+    """`read(connection)` on a short-lived engine: what a test sees of a database."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return read(connection)
+    finally:
+        engine.dispose()
+
+
 def url(host: str, port: int, path: str) -> str:
     return f"http://[{host}]:{port}{path}" if ":" in host else f"http://{host}:{port}{path}"
 

@@ -13,7 +13,6 @@ import textwrap
 import threading
 
 import pytest
-import sqlalchemy as sa
 from alembic import command
 
 from migrations import alembic_config
@@ -24,7 +23,7 @@ from raictl.doctor.runner import make_context, run_checks
 from raictl.settings import load_settings
 from raictl.supervisor.probes import probe_listen
 from tests.doctor_support import doctor, show
-from tests.support import ServiceProcess, free_port, service_env, wait_until
+from tests.support import ServiceProcess, free_port, run_sql, service_env, wait_until, with_connection
 
 BIND = """
 import http.server, socket, sys
@@ -116,7 +115,6 @@ def test_service_bound_to_one_family(child, bind, refused, words):
     assert r["llm_api.localhost"].status == expected, show(r)
     if expected == "fail":
         assert f"gets ECONNREFUSED {first}:{port}" in r["llm_api.localhost"].summary
-
 
 
 @pytest.mark.parametrize("hosts,bind,first,words", [
@@ -219,7 +217,6 @@ def test_key_set_but_the_real_call_fails(tmp_path, fake_gemini):
         assert key not in result.summary
 
 
-
 def test_no_network_is_a_reason_not_a_hang():
     """Without a network Gemini cannot be reached: llm.gemini says so; everything else runs locally, no check hangs."""
     key, closed = "AIzaSyD-OFFLINE-0123456789abcdefghijkl", free_port()
@@ -243,18 +240,11 @@ def test_a_service_that_accepts_and_never_answers(child):
 
 # ------------------------------------------------------------------ database
 
-def _sql(url: str, *statements: str) -> None:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.exec_driver_sql(statement)
-    engine.dispose()
-
 
 def test_unknown_alembic_revision(db_url):
     """Log step 29: `Can't locate revision 3f2724846ff9`, and the column it never added."""
     command.upgrade(alembic_config(db_url), "0001_initial")
-    _sql(db_url, "UPDATE alembic_version SET version_num = '3f2724846ff9'")
+    run_sql(db_url, "UPDATE alembic_version SET version_num = '3f2724846ff9'")
     r = doctor(None, "db", database_url=db_url)
     assert r["db.reachable"].status == "ok", show(r)
     assert r["db.revision"].status == "fail" and "3f2724846ff9" in r["db.revision"].summary
@@ -264,7 +254,7 @@ def test_unknown_alembic_revision(db_url):
 
 def test_missing_column(db_url):
     command.upgrade(alembic_config(db_url), "head")
-    _sql(db_url, "ALTER TABLE users DROP COLUMN remembered_facts")
+    run_sql(db_url, "ALTER TABLE users DROP COLUMN remembered_facts")
     r = doctor(None, "db", database_url=db_url)
     assert r["db.revision"].status == "ok", show(r)
     assert r["db.schema"].status == "fail" and r["db.schema"].hint == "raictl migrate --repair"
@@ -276,7 +266,6 @@ def test_unreachable_database_is_a_finding():
     r = doctor(None, "db", database_url=f"mysql+pymysql://root@127.0.0.1:{port}/rai")
     assert r["db.reachable"].status == "fail" and "127.0.0.1" in r["db.reachable"].summary, show(r)
     assert {r["db.revision"].status, r["db.schema"].status} == {"skip"}
-
 
 
 def test_database_urls_the_rai_api_accepts_or_refuses(child):
@@ -352,7 +341,6 @@ def test_log_findings_before_the_last_start_only_warn(isolated):
     assert result.status == "warn" and "earlier run" in result.summary and "llm_Engine" in result.summary
 
 
-
 def test_log_finding_whose_cause_is_gone_only_warns(tmp_path):
     """After `doctor --fix` repaired the schema, the RAI API's `no such column` from before is no failure."""
     logs, url = tmp_path / "home" / "logs", database_at_head(tmp_path)
@@ -364,7 +352,7 @@ def test_log_finding_whose_cause_is_gone_only_warns(tmp_path):
     assert result["db.schema"].status == "ok", show(result)
     assert result["logs.rai_api"].status == "warn" and "fixed since (db.schema passes now)" in \
         result["logs.rai_api"].summary, show(result)
-    _sql(url, "ALTER TABLE users DROP COLUMN remembered_facts")
+    run_sql(url, "ALTER TABLE users DROP COLUMN remembered_facts")
     again = doctor(None, "logs.rai_api", home=str(tmp_path / "home"), database_url=url)["logs.rai_api"]
     assert again.status == "fail" and "users.remembered_facts" in again.summary
 
@@ -436,7 +424,6 @@ def test_entry_module_that_cannot_be_imported(tmp_path):
     assert not missing["ok"] and "No module named 'no_such_entry'" in missing["problems"][0][2]
 
 
-
 def test_import_probe_in_a_site_packages_layout(tmp_path):
     """Installed with `pip install .`, the project sits in site-packages beside its dependencies: the probe
     walks only the project's packages, and a dependency's namespace subpackage is no crash."""
@@ -478,14 +465,12 @@ def test_throw_away_user_is_removed_with_its_rows(db_url):
     from raictl.doctor.checks.e2e import delete_user
 
     command.upgrade(alembic_config(db_url), "head")
-    _sql(db_url, "INSERT INTO users (username, password_hash) VALUES ('doctor-abc', 'x'), ('alice', 'y')",
-         "INSERT INTO chat_sessions (id, user_id) SELECT 's1', id FROM users WHERE username = 'doctor-abc'",
-         "INSERT INTO messages (session_id, role, content) VALUES ('s1', 'user', 'hi')")
+    run_sql(db_url, "INSERT INTO users (username, password_hash) VALUES ('doctor-abc', 'x'), ('alice', 'y')",
+            "INSERT INTO chat_sessions (id, user_id) SELECT 's1', id FROM users WHERE username = 'doctor-abc'",
+            "INSERT INTO messages (session_id, role, content) VALUES ('s1', 'user', 'hi')")
     assert delete_user(db_url, "doctor-abc") == 1
-    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        left = [conn.exec_driver_sql(f"SELECT COUNT(*) FROM {t}").scalar() for t in ("users", "chat_sessions", "messages")]
-    engine.dispose()
+    left = with_connection(db_url, lambda conn: [conn.exec_driver_sql(f"SELECT COUNT(*) FROM {t}").scalar()
+                                                 for t in ("users", "chat_sessions", "messages")])
     assert left == [1, 0, 0]
 
 
@@ -506,7 +491,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_f
 def test_end_to_end_names_the_failing_endpoint(child, tmp_path):
     """Log steps 29-30: the API answers, but a request fails on a column the database lacks."""
     db, llm_port, rai_port = database_at_head(tmp_path), free_port(), free_port()
-    _sql(db, "ALTER TABLE users DROP COLUMN remembered_facts")
+    run_sql(db, "ALTER TABLE users DROP COLUMN remembered_facts")
     child(FAKE_LLM_API, llm_port, port=llm_port)
     home = tmp_path / "rai"
     rai = start_service("services.rai_api", home, rai_port, RAI_DATABASE_URL=db, RAI_API_PORT=str(rai_port),

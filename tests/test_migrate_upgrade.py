@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 from alembic import command
 
 from migrations import alembic_config
 from raictl.errors import RaictlError
 from raictl.migrate import upgrade_to_head
 from raictl.settings import load_settings
-
-
-def _sql(url, *statements):
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.begin() as conn:
-        for statement in statements:
-            conn.exec_driver_sql(statement)
-    engine.dispose()
+from tests.support import run_sql
 
 
 @pytest.fixture
@@ -46,7 +38,7 @@ def test_behind_upgrades(settings):
 ])
 def test_refuses_with_the_repair_hint(settings, setup, words):
     command.upgrade(alembic_config(settings.database_url), "0001_initial")
-    _sql(settings.database_url, setup)
+    run_sql(settings.database_url, setup)
     with pytest.raises(RaictlError) as caught:
         upgrade_to_head(settings)
     assert words in caught.value.message and caught.value.hint == "raictl migrate --repair"

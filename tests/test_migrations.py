@@ -17,16 +17,7 @@ from alembic.migration import MigrationContext
 from migrations import alembic_config
 from services.rai_api.models import Base
 from services.rai_api.schema import read_state
-from tests.support import REPO
-
-
-def _inspect(url, read):
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            return read(connection)
-    finally:
-        engine.dispose()
+from tests.support import REPO, with_connection
 
 
 def _differences(connection):
@@ -40,8 +31,8 @@ def _tables(connection):
 
 def test_empty_to_head_is_exactly_the_models(db_url):
     command.upgrade(alembic_config(db_url), "head")
-    assert _inspect(db_url, _differences) == []
-    state = _inspect(db_url, read_state)
+    assert with_connection(db_url, _differences) == []
+    state = with_connection(db_url, read_state)
     assert (state.state, state.missing, state.extras) == ("ok", (), ())
 
 
@@ -49,11 +40,11 @@ def test_down_to_base_and_up_again(db_url):
     config = alembic_config(db_url)
     command.upgrade(config, "head")
     command.downgrade(config, "0001_initial")
-    assert "column users.remembered_facts" in _inspect(db_url, read_state).missing
+    assert "column users.remembered_facts" in with_connection(db_url, read_state).missing
     command.downgrade(config, "base")
-    assert _inspect(db_url, _tables) == {"alembic_version"}
+    assert with_connection(db_url, _tables) == {"alembic_version"}
     command.upgrade(config, "head")
-    assert _inspect(db_url, _differences) == []
+    assert with_connection(db_url, _differences) == []
 
 
 def test_alembic_cli_upgrade_head_from_the_repository_root(db_url, tmp_path):
@@ -62,7 +53,7 @@ def test_alembic_cli_upgrade_head_from_the_repository_root(db_url, tmp_path):
     done = subprocess.run([str(alembic), "upgrade", "head"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert _inspect(db_url, read_state).state == "ok"
+    assert with_connection(db_url, read_state).state == "ok"
     current = subprocess.run([str(alembic), "current"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert "0002_remembered_facts (head)" in current.stdout
 
@@ -75,7 +66,7 @@ def test_alembic_cli_with_default_settings_creates_the_sqlite_database(tmp_path)
     done = subprocess.run([str(alembic), "upgrade", "head"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert _inspect(f"sqlite:///{home / 'rai.db'}", read_state).state == "ok"
+    assert with_connection(f"sqlite:///{home / 'rai.db'}", read_state).state == "ok"
 
 
 def test_alembic_cli_with_an_absolute_ini_from_another_folder(sqlite_url, tmp_path):
@@ -87,7 +78,7 @@ def test_alembic_cli_with_an_absolute_ini_from_another_folder(sqlite_url, tmp_pa
     done = subprocess.run([str(alembic), "-c", str(REPO / "alembic.ini"), "upgrade", "head"], cwd=elsewhere,
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert _inspect(sqlite_url, read_state).state == "ok"
+    assert with_connection(sqlite_url, read_state).state == "ok"
 
 
 def test_alembic_cli_with_a_bad_database_url_is_one_failed_line(tmp_path):
@@ -108,4 +99,4 @@ def test_alembic_cli_x_url_names_the_database(sqlite_url, tmp_path):
     done = subprocess.run([str(alembic), "-c", str(REPO / "alembic.ini"), "-x", f"url={sqlite_url}", "upgrade",
                            "head"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert _inspect(sqlite_url, read_state).state == "ok" and not (tmp_path / "home").exists()
+    assert with_connection(sqlite_url, read_state).state == "ok" and not (tmp_path / "home").exists()
