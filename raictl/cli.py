@@ -14,15 +14,8 @@ import pkgutil
 import typer
 from typer.core import TyperGroup
 
-from raictl import commands
+from raictl import commands, render
 from raictl.errors import RaictlError
-
-
-def render_error(exc: RaictlError) -> None:
-    """One line for the failure and one for the hint, on stderr; never a traceback."""
-    typer.echo(f"error: {exc.message}", err=True)
-    if exc.hint:
-        typer.echo(f"hint: {exc.hint}", err=True)
 
 
 class _Group(TyperGroup):
@@ -34,7 +27,7 @@ class _Group(TyperGroup):
         except RaictlError as exc:
             if os.environ.get("RAICTL_DEBUG"):
                 raise
-            render_error(exc)
+            render.error(exc)
             raise typer.Exit(exc.exit_code) from None
 
 

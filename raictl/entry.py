@@ -70,7 +70,9 @@ def fast_path(argv: list[str]) -> int | None:
     except RaictlError as exc:
         if os.environ.get("RAICTL_DEBUG"):
             raise
-        sys.stderr.write(f"error: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
+        from raictl import render
+
+        render.error(exc)
         return exc.exit_code
 
 

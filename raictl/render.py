@@ -25,6 +25,13 @@ def print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
+def error(exc) -> None:
+    """A RaictlError as the CLI shows it everywhere: `error: MESSAGE` and `hint: HINT` on stderr, no
+    traceback. Plain writes, no rich: every command's failure path passes here."""
+    sys.stderr.write(f"error: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
+    sys.stderr.flush()
+
+
 def note(message: str) -> None:
     """A dim note on stderr (progress, advice): never mixed into stdout."""
     console(stderr=True).print(f"[dim]{message}[/]")
@@ -47,12 +54,6 @@ def chat_engine_note(engine: str | None, chosen: bool = False) -> None:
             "(set GEMINI_API_KEY and run `raictl restart`)")
     # Plain ANSI rather than rich: a one-shot `raictl chat "hi"` should not pay rich's import for one line.
     sys.stderr.write(f"\x1b[2m{text}\x1b[0m\n" if sys.stderr.isatty() else text + "\n")
-    sys.stderr.flush()
-
-
-def chat_error(exc) -> None:
-    """A failed exchange inside the REPL: the same two stderr lines as the CLI's, and the REPL goes on."""
-    sys.stderr.write(f"error: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
     sys.stderr.flush()
 
 
@@ -108,8 +109,8 @@ class ChatView:
 
         note(escape(message))  # a note may quote what was typed: never read it as markup
 
-    def error(self, exc) -> None:
-        chat_error(exc)
+    def error(self, exc) -> None:  # a failed exchange: the CLI's two lines, and the REPL goes on
+        error(exc)
 
     def sessions(self, sessions: list[dict[str, Any]], current: str | None) -> None:
         chat_sessions(sessions, current)
