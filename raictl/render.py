@@ -10,6 +10,8 @@ import json
 import sys
 from typing import Any
 
+from raictl.settings import host_port
+
 MARKS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]", "skip": "[dim]-[/]"}
 
 
@@ -192,7 +194,7 @@ def _taken_notes(view) -> list[str]:
     for s in view.services:
         taken = [l for l in s.listen if l.ok and not s.pid]
         if taken:
-            where = ", ".join(f"[{l.host}]:{l.port}" if ":" in l.host else f"{l.host}:{l.port}" for l in taken)
+            where = ", ".join(host_port(l.host, l.port) for l in taken)
             notes.append(f"{s.name} is not running, yet {where} accepts connections: another process holds "
                          f"the port (`raictl up {s.name}` names it)")
     return notes

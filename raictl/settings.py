@@ -186,10 +186,14 @@ class Settings:
         return env
 
 
+def host_port(host: str, port: int) -> str:
+    """HOST:PORT with an IPv6 literal bracketed: `127.0.0.1:6102`, `[::1]:6102`."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def base_url(host: str, port: int) -> str:
     """http://HOST:PORT with an IPv6 literal bracketed; a wildcard becomes the matching loopback."""
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return "http://" + host_port({"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host), port)
 
 
 def mask_secret(value: str | None) -> str:

@@ -11,12 +11,14 @@ import logging
 import sys
 from typing import Iterable
 
+from raictl.settings import host_port
+
 log = logging.getLogger(__name__)
 
 
 def listen_spec(hosts: Iterable[str], port: int) -> str:
     """waitress' `listen` value: `127.0.0.1:6102 [::1]:6102`."""
-    return " ".join(f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in hosts)
+    return " ".join(host_port(h, port) for h in hosts)
 
 
 def configure_logging() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from raictl.errors import RaictlError
-from raictl.settings import Settings
+from raictl.settings import Settings, host_port
 from raictl.supervisor import logs, probes, process
 from raictl.supervisor.identity import ExitInfo, home_processes, lookup
 from raictl.supervisor.spec import ServiceSpec, all_specs, check_addresses, select
@@ -111,7 +111,7 @@ def port_problem(spec: ServiceSpec, host: str, port: int, settings: Settings) ->
     free = probes.port_free(host, port)
     if free:
         return None
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = host_port(host, port)
     if free is None:
         return RaictlError(f"{spec.name} cannot listen on {where}: the address does not exist here",
                            hint=_port_hint(spec, hosts=True))

@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterable
 
 import psutil
 
+from raictl.settings import base_url
+
 LISTEN_TIMEOUT = 0.5
 HEALTH_TIMEOUT = 1.0
 
@@ -80,8 +82,7 @@ def probe_listen(host: str, port: int, timeout: float = LISTEN_TIMEOUT) -> Liste
 
 
 def health_url(host: str, port: int, path: str) -> str:
-    shown = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    return f"http://[{shown}]:{port}{path}" if ":" in shown else f"http://{shown}:{port}{path}"
+    return base_url(host, port) + path
 
 
 def _split_url(url: str) -> tuple[str, int, str]:

@@ -15,6 +15,7 @@ import psutil
 from raictl.doctor import observe
 from raictl.doctor.checks.host import localhost_addresses
 from raictl.doctor.registry import ServiceCheck, service_checks
+from raictl.settings import host_port
 from raictl.supervisor.spec import BUILTINS
 
 HOSTS_VAR = {"llm_api": "LLM_API_HOSTS", "rai_api": "RAI_API_HOSTS"}
@@ -143,7 +144,7 @@ def listen(ctx, name: str, host: str):
     if host not in svc.hosts:
         return ctx.skip(f"{host} is not in {hosts_setting(name, ','.join(svc.hosts))}")
     probe = observe.listen(ctx, host, svc.port)
-    shown = f"[{host}]:{svc.port}" if ":" in host else f"{host}:{svc.port}"
+    shown = host_port(host, svc.port)
     if probe.ok:
         return ctx.ok(f"{shown} accepts")
     bound = observe.bindings(ctx, svc.port)
