@@ -104,11 +104,10 @@ def bindings(ctx, port: int) -> list[str]:
 
 def owner(ctx, host: str, port: int):
     """The supervisor's PortOwner of the socket that takes connections for host:port, or None."""
-    from raictl.supervisor.probes import describe_pid
+    from raictl.supervisor.probes import covers, describe_pid
 
-    wildcards = ("::",) if ":" in host else ("0.0.0.0", "::")
     for ip, p, pid in listening(ctx):
-        if p == port and (ip == host or ip in wildcards or ip == f"::ffff:{host}"):
+        if p == port and covers(ip, host):
             return describe_pid(pid)
     return None
 

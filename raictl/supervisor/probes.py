@@ -180,7 +180,7 @@ def port_free(host: str, port: int) -> bool | None:
     return True
 
 
-def _covers(listen_ip: str, host: str) -> bool:
+def covers(listen_ip: str, host: str) -> bool:
     """Whether a socket listening on `listen_ip` takes connections meant for `host`."""
     if listen_ip == host:
         return True
@@ -197,7 +197,7 @@ def port_owner(host: str, port: int) -> PortOwner | None:
         return PortOwner(None, None, None)
     for conn in conns:
         if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port \
-                and _covers(conn.laddr.ip, host):
+                and covers(conn.laddr.ip, host):
             return describe_pid(conn.pid)
     return None
 
@@ -212,7 +212,7 @@ def port_connections(host: str, port: int) -> list[str]:
     found = []
     for conn in conns:
         if conn.status != psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port \
-                and _covers(conn.laddr.ip, host):
+                and covers(conn.laddr.ip, host):
             peer = f" -> {conn.raddr.ip}:{conn.raddr.port}" if conn.raddr else ""
             who = f" (pid {conn.pid})" if conn.pid else ""
             found.append(f"{conn.status} {conn.laddr.ip}:{port}{peer}{who}")
