@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import secrets
-import stat
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 from raictl.errors import RaictlError
+from raictl.private_files import create_private, keep_private, write_json_atomic
 from raictl.settings import Settings, base_url
 
 CREDENTIALS_FILE = "credentials.json"
@@ -44,28 +44,6 @@ FINGERPRINT_ROUNDS = 20_000  # a few ms per chat; makes guessing RAI_PASSWORD fr
 
 # ---------------------------------------------------------------- private files
 
-def write_private(path: Path, document: Mapping[str, Any]) -> None:
-    """Replace `path` with JSON, the file born 0600 (a temp file made with O_EXCL, then renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle)
-    os.replace(temp, path)
-
-
-def create_private(path: Path, document: Mapping[str, Any]) -> bool:
-    """Create `path` with JSON and mode 0600 unless it exists; False when another writer was first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle)
-    return True
-
-
 def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in `path`, or None when it is missing or not a JSON object."""
     try:
@@ -76,27 +54,6 @@ def read_json(path: Path) -> dict[str, Any] | None:
         raise RaictlError(f"cannot read {path}: {exc.strerror or exc}",
                           hint=f"fix or remove {path}; raictl recreates it") from None
     return document if isinstance(document, dict) else None
-
-
-def keep_private(path: Path) -> str | None:
-    """Make a secret-holding file 0600 again when group or others may read it; returns a note saying
-    so (None when it already was, or is missing). Refuses a file that cannot be tightened.
-
-    Fixing rather than refusing (as ssh does): whatever was readable has been, refusing protects
-    nothing more, and the next run would meet the same file.
-    """
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        return None
-    if not mode & 0o077:
-        return None
-    try:
-        os.chmod(path, 0o600)
-    except OSError as exc:  # e.g. another user's file
-        raise RaictlError(f"{path} is readable by others (mode {mode:04o}) and cannot be made 0600: "
-                          f"{exc.strerror or exc}", hint=f"chmod 600 {path}, or remove it") from None
-    return f"{path} was mode {mode:04o}; made it 0600 (it holds a secret)"
 
 
 # ---------------------------------------------------------------- credentials
@@ -124,7 +81,7 @@ def load_credentials(home: Path, environ: Mapping[str, str], notes: list[str] | 
         return Credentials(user, password, "RAI_USER")
     path = home / CREDENTIALS_FILE
     fresh = {"username": f"raictl-{secrets.token_hex(6)}", "password": secrets.token_urlsafe(24)}
-    create_private(path, fresh)  # first writer wins; everyone then reads the same account
+    create_private(path, json.dumps(fresh))  # first writer wins; everyone then reads the same account
     if (note := keep_private(path)) is not None and notes is not None:
         notes.append(note)
     stored = read_json(path) or {}
@@ -331,7 +288,7 @@ class ChatClient:
         path = self.home / LAST_SESSION_FILE
         stored = read_json(path) or {}
         stored[self.credentials.username] = session_id
-        write_private(path, stored)
+        write_json_atomic(path, stored)
 
     # -- transport and tokens
 
@@ -369,7 +326,7 @@ class ChatClient:
         expires_in = login.get("expires_in")
         expires_at = time.time() + (expires_in if _is_number(expires_in) else 0) - TOKEN_MARGIN_S
         salt = secrets.token_hex(8)
-        write_private(path, {"username": self.credentials.username, "url": self.stack.url,
+        write_json_atomic(path, {"username": self.credentials.username, "url": self.stack.url,
                              "access_token": login["access_token"], "expires_at": expires_at,
                              "salt": salt, "password_fingerprint": self._fingerprint(salt)})
         return login["access_token"]
@@ -474,10 +431,7 @@ def enable_line_editing(home: Path) -> Callable[[], None]:
     except ImportError:  # e.g. a Python built without it: plain input still works
         return lambda: None
     path = home / HISTORY_FILE
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # what you typed stays yours
-    except FileExistsError:
-        pass
+    create_private(path, "")  # what you typed stays yours
     try:
         readline.read_history_file(path)
     except OSError:

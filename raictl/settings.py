@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from raictl.errors import RaictlError
+from raictl.private_files import create_private
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -217,18 +218,13 @@ def mask_url(url: str | None) -> str:
 
 def read_or_create_secret(path: Path) -> str:
     """Read the secret at `path`, or create it atomically with mode 0600 (first writer wins)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        secret = path.read_text().strip()
-        if secret:
-            return secret
-        raise RaictlError(f"the secret file {path} is empty",
-                          hint="delete it to have a new one generated (existing tokens become invalid)") from None
     secret = secrets.token_urlsafe(48)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
+    if create_private(path, secret + "\n"):
+        return secret
+    secret = path.read_text().strip()
+    if not secret:
+        raise RaictlError(f"the secret file {path} is empty",
+                          hint="delete it to have a new one generated (existing tokens become invalid)")
     return secret
 
 

@@ -8,11 +8,11 @@ A fix returns one line saying what it did, or raises RaictlError.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from raictl.doctor.registry import Fix, Result, fix, fix_for, service_fix
 from raictl.errors import RaictlError
+from raictl.private_files import create_private
 from raictl.settings import DOTENV_NAME, Settings
 from raictl.supervisor.spec import BUILTINS
 
@@ -97,12 +97,8 @@ def write_env_template(settings: Settings, result: Result) -> str:
     from raictl.doctor.checks.config import dotenv_base
 
     path = dotenv_base(settings) / DOTENV_NAME
-    try:  # 0600 and never over an existing file: it is where a key will go
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise RaictlError(f"{path} already exists; not overwritten") from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(ENV_TEMPLATE)
+    if not create_private(path, ENV_TEMPLATE):  # 0600 and never over an existing file: a key will go there
+        raise RaictlError(f"{path} already exists; not overwritten")
     return f"wrote a commented template to {path} (mode 0600)"
 
 

@@ -15,13 +15,13 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from raictl.errors import RaictlError
+from raictl.private_files import write_json_atomic
 from raictl.supervisor.identity import ExitInfo, Identity
 
 STATE_FILE = "state.json"
@@ -98,21 +98,6 @@ class SupervisorState:
         sup = _identity(d["supervisor"]) if d.get("supervisor") else None
         services = {n: ServiceRecord.from_dict(n, r) for n, r in (d.get("services") or {}).items()}
         return cls(sup, bool(d.get("foreground")), services, d.get("updated_at"))
-
-
-def write_json_atomic(path: Path, document: Any) -> None:
-    """Write `document` to `path` so a reader sees the old file or the new one, never half (0600)."""
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp creates it 0600
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(document, handle, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class DamagedState(RaictlError):
