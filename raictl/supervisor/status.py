@@ -99,10 +99,10 @@ def overview(settings: Settings, state: SupervisorState | None = None) -> Overvi
         record = state.services.get(name)
         proc = lookup(record.identity) if record else None
         port, hosts, health = _where(specs.get(name), record, proc is not None)
-        rows.append((name, record, proc, port, hosts, health, _jobs(port, hosts, health, proc is not None)))
+        rows.append((name, record, proc, health, _jobs(port, hosts, health, proc is not None)))
     results = probes.probe_all([job for row in rows for job in row[-1]])
     statuses = []
-    for name, record, proc, port, hosts, health, jobs in rows:
+    for name, record, proc, health, jobs in rows:
         mine, results = results[:len(jobs)], results[len(jobs):]
         statuses.append(_status(name, record, proc, supervisor is not None, mine, bool(health)))
     return Overview(supervisor.pid if supervisor else None, statuses)
