@@ -192,9 +192,14 @@ def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def connect_host(host: str) -> str:
+    """The address a client connects to for a listening `host`: a wildcard becomes the matching loopback."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
 def base_url(host: str, port: int) -> str:
     """http://HOST:PORT with an IPv6 literal bracketed; a wildcard becomes the matching loopback."""
-    return "http://" + host_port({"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host), port)
+    return "http://" + host_port(connect_host(host), port)
 
 
 def mask_secret(value: str | None) -> str:

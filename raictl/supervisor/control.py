@@ -478,7 +478,7 @@ def _not_ready_reason(spec: ServiceSpec, timeout: float) -> str:
     missing = [f"{r.host}:{r.port} {r.detail}" for r in
                (probes.probe_listen(h, p) for h, p in spec.addresses) if not r.ok]
     if not missing and spec.port and spec.health:
-        health = probes.combine_health([(h, probes.probe_health(probes.health_url(h, spec.port, spec.health)))
+        health = probes.combine_health([(h, probes.probe_health(h, spec.port, spec.health))
                                         for h in spec.hosts])
         missing.append(f"health {health.detail}")
     return f"not ready after {timeout:g}s: " + ("; ".join(missing) or "still starting")

@@ -4,7 +4,7 @@ Reused by `raictl doctor`. Every function returns a value and never raises for a
 network failure (refused, timed out, unreachable): that failure is the result.
 
 - `probe_listen(host, port, timeout) -> ListenResult`      a TCP connect
-- `probe_health(url, timeout) -> HealthResult`              a GET that must answer 200
+- `probe_health(host, port, path, timeout) -> HealthResult` a GET that must answer 200
 - `port_free(host, port) -> bool | None`                    can we bind it (None: address unusable)
 - `port_owner(host, port) -> PortOwner | None`              pid, name, command line of the listener
 - `port_connections(host, port) -> list[str]`               other sockets holding the port (TIME_WAIT…)
@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 import psutil
 
-from raictl.settings import base_url
+from raictl.settings import connect_host
 
 LISTEN_TIMEOUT = 0.5
 HEALTH_TIMEOUT = 1.0
@@ -81,25 +81,12 @@ def probe_listen(host: str, port: int, timeout: float = LISTEN_TIMEOUT) -> Liste
     return ListenResult(host, port, True, "accepts")
 
 
-def health_url(host: str, port: int, path: str) -> str:
-    return base_url(host, port) + path
-
-
-def _split_url(url: str) -> tuple[str, int, str]:
-    rest = url.split("://", 1)[1]
-    hostport, _, path = rest.partition("/")
-    if hostport.startswith("["):
-        host, _, port = hostport[1:].partition("]:")
-    else:
-        host, _, port = hostport.partition(":")
-    return host, int(port or 80), "/" + path
-
-
-def probe_health(url: str, timeout: float = HEALTH_TIMEOUT) -> HealthResult:
-    """GET `url`: ok only for status 200; detail is the status (and body's "status") or the error.
+def probe_health(host: str, port: int, path: str, timeout: float = HEALTH_TIMEOUT) -> HealthResult:
+    """GET `path` on host:port (a wildcard host: its loopback): ok only for status 200; detail is the
+    status (and body's "status") or the error.
 
     A plain HTTP/1.0 exchange on a socket: http.client would add ~15 ms of imports to `status`."""
-    host, port, path = _split_url(url)
+    host = connect_host(host)
     start = time.perf_counter()
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:

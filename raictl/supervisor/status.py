@@ -84,7 +84,7 @@ def _jobs(port, hosts, health, alive: bool) -> list:
     answering is not enough: the troubleshooting log's client used the other one)."""
     jobs = [lambda h=h: probes.probe_listen(h, port) for h in hosts] if port else []
     if alive and port and health:
-        jobs += [lambda h=h: (h, probes.probe_health(probes.health_url(h, port, health))) for h in hosts]
+        jobs += [lambda h=h: (h, probes.probe_health(h, port, health)) for h in hosts]
     return jobs
 
 

@@ -225,7 +225,7 @@ class Watcher:
         if not all(probes.probe_listen(h, p, 0.2).ok for h, p in spec.addresses):
             return False
         if spec.port and spec.health:
-            return all(probes.probe_health(probes.health_url(h, spec.port, spec.health), 1.0).ok for h in spec.hosts)
+            return all(probes.probe_health(h, spec.port, spec.health, 1.0).ok for h in spec.hosts)
         return True
 
     # -- stopping -------------------------------------------------------------------------------
