@@ -202,6 +202,15 @@ def base_url(host: str, port: int) -> str:
     return "http://" + host_port(connect_host(host), port)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite database URL (None for other databases or an in-memory one), read without
+    SQLAlchemy: `raictl up` and doctor ask before anything heavier is imported."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
+    return Path(path) if path and path != ":memory:" else None
+
+
 def mask_secret(value: str | None) -> str:
     """`AIza…f3x9 (39 chars)`: enough to recognise a key, never enough to use it."""
     if not value:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from raictl.errors import RaictlError
-from raictl.settings import Settings, host_port
+from raictl.settings import Settings, host_port, sqlite_file
 from raictl.supervisor import logs, probes, process
 from raictl.supervisor.identity import ExitInfo, home_processes, lookup
 from raictl.supervisor.spec import ServiceSpec, all_specs, check_addresses, select
@@ -236,7 +236,8 @@ def sqlite_at_head(url: str) -> str | None:
     The common `up` on a database already at head then costs a stdlib sqlite3 read instead of
     importing Alembic and SQLAlchemy (~0.5 s before the RAI API could start). Anything else
     (another database, not at head, several heads) returns None: `upgrade_to_head` decides."""
-    if not url.startswith("sqlite:///") or not Path(url[len("sqlite:///"):]).is_file():
+    path = sqlite_file(url)
+    if path is None or not path.is_file():
         return None
     heads = _script_heads()
     if not heads or len(heads) != 1:
@@ -244,7 +245,7 @@ def sqlite_at_head(url: str) -> str | None:
     import sqlite3
 
     try:
-        with closing(sqlite3.connect(f"file:{url[len('sqlite:///'):]}?mode=ro", uri=True)) as conn:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
             rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
     except sqlite3.Error:
         return None

@@ -9,11 +9,9 @@ not exist yet is not created by doctor.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from raictl.doctor.registry import check
 from raictl.errors import RaictlError
-from raictl.settings import mask_url
+from raictl.settings import mask_url, sqlite_file
 
 CONNECT_TIMEOUT = 2
 READ_TIMEOUT = 2  # pymysql drops connect_timeout once connected: a server that never greets would hang
@@ -24,14 +22,6 @@ REACH_HINTS = (  # (words in the driver's error, what to do)
     ("Unknown database", "create that database (CREATE DATABASE ...), or fix its name in RAI_DATABASE_URL"),
     ("timed out", "the server takes connections but does not answer: check the host and port in RAI_DATABASE_URL"),
 )
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of an SQLite URL (None for other databases or an in-memory one)."""
-    if not url.startswith("sqlite"):
-        return None
-    path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
-    return Path(path) if path and path != ":memory:" else None
 
 
 def _read(url: str):
@@ -59,7 +49,7 @@ def database(ctx) -> tuple[str, object]:
     url = ctx.settings.database_url
 
     def probe():
-        path = sqlite_path(url)
+        path = sqlite_file(url)
         if path is not None and not path.exists():
             return "missing", f"{path} does not exist yet"
         try:
