@@ -509,8 +509,7 @@ def down(settings: Settings, names: list[str]) -> DownResult:
         result.supervisor_gone = lookup(state.supervisor) is None
         if result.supervisor_gone:
             _down_direct(settings, targets, every, state, known)
-            desired = read_desired(settings.home)
-            write_desired(settings.home, {n: e for n, e in desired.items() if n not in targets})
+            _withdraw(settings.home, targets)
         state = read_state(settings.home)
         result.forced = [n for n in result.stopped if _killed(state, n)]
     return result
@@ -548,10 +547,16 @@ def _killed(state: SupervisorState, name: str) -> bool:
     return bool(record and record.last_exit and record.last_exit.signal == "SIGKILL")
 
 
+def _withdraw(home: Path, targets: list[str]) -> dict[str, dict]:
+    """Remove the targets from desired.json; returns what it held before."""
+    desired = read_desired(home)
+    write_desired(home, {n: e for n, e in desired.items() if n not in targets})
+    return desired
+
+
 def _down_supervised(settings: Settings, targets: list[str], state: SupervisorState) -> None:
     """Withdraw the targets from desired.json and wait for the watch loop to stop them."""
-    desired = read_desired(settings.home)
-    write_desired(settings.home, {n: e for n, e in desired.items() if n not in targets})
+    desired = _withdraw(settings.home, targets)
     graces = [ServiceSpec.from_dict(e["spec"]).grace for n, e in desired.items() if n in targets]
     deadline = time.monotonic() + sum(graces) + 15
     while time.monotonic() < deadline:
