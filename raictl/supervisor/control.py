@@ -399,7 +399,7 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
             if failure:  # refused: what this `up` started meanwhile is stopped again
                 started = [s.name for s in early if s.name not in alive]
                 if started:
-                    _down_supervised(settings, started, read_state(settings.home))
+                    _down_supervised(settings, started)
                 result.failures.append(failure)
                 return result
             _want(settings, late, keep=bool(early) or supervised)
@@ -504,7 +504,7 @@ def down(settings: Settings, names: list[str]) -> DownResult:
         result.stopped = [n for n in reversed(every)  # in the order they are stopped
                           if n in targets and n in state.services and lookup(state.services[n].identity)]
         if lookup(state.supervisor) is not None:
-            _down_supervised(settings, targets, state)
+            _down_supervised(settings, targets)
         state = read_state(settings.home)
         result.supervisor_gone = lookup(state.supervisor) is None
         if result.supervisor_gone:
@@ -554,7 +554,7 @@ def _withdraw(home: Path, targets: list[str]) -> dict[str, dict]:
     return desired
 
 
-def _down_supervised(settings: Settings, targets: list[str], state: SupervisorState) -> None:
+def _down_supervised(settings: Settings, targets: list[str]) -> None:
     """Withdraw the targets from desired.json and wait for the watch loop to stop them."""
     desired = _withdraw(settings.home, targets)
     graces = [ServiceSpec.from_dict(e["spec"]).grace for n, e in desired.items() if n in targets]
