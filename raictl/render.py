@@ -39,6 +39,13 @@ def note(message: str) -> None:
     console(stderr=True).print(f"[dim]{message}[/]")
 
 
+def plain_note(text: str) -> None:
+    """A note whose text is never read as markup: it may quote a path or what was typed ([brackets])."""
+    from rich.markup import escape
+
+    note(escape(text))
+
+
 # ---------------------------------------------------------------- chat: `raictl chat`, `raictl sessions`
 
 def chat_reply(response: dict[str, Any]) -> None:
@@ -107,9 +114,7 @@ class ChatView:
         chat_reply(response)
 
     def note(self, message: str) -> None:
-        from rich.markup import escape
-
-        note(escape(message))  # a note may quote what was typed: never read it as markup
+        plain_note(message)
 
     def error(self, exc) -> None:  # a failed exchange: the CLI's two lines, and the REPL goes on
         error(exc)

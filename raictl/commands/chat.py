@@ -25,11 +25,8 @@ def _client():
     try:
         yield client
     finally:
-        if client.notes:  # rare: only then pay for rich
-            from rich.markup import escape
-
-            for text in client.notes:
-                render.note(escape(text))  # a path may hold [brackets]: never read it as markup
+        for text in client.notes:  # rare: only then is rich imported
+            render.plain_note(text)
 
 
 @app.command()
