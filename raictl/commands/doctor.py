@@ -50,7 +50,7 @@ def _fix(core, render, results, context, checks, yes: bool, json_: bool):
         try:
             render.doctor_fix_outcome(item, apply_fix(item, context.settings), ok=True)
         except RaictlError as exc:
-            render.doctor_fix_outcome(item, f"{exc.message}" + (f" (hint: {exc.hint})" if exc.hint else ""), ok=False)
+            render.doctor_fix_outcome(item, str(exc), ok=False)  # "MESSAGE (hint: HINT)"
     return core.run_checks(checks, core.make_context())
 
 
