@@ -148,6 +148,12 @@ class Settings:
         return base_url(self.rai_api_hosts[0], self.rai_api_port)
 
     @property
+    def base_dir(self) -> Path:
+        """raictl.toml's folder, else the current directory: where `.env` is read, where the services
+        run, and what a relative `cwd` in `[services.NAME]` is relative to."""
+        return self.config_file.parent if self.config_file else Path.cwd()
+
+    @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
 

@@ -94,9 +94,7 @@ ENV_TEMPLATE = """\
 
 
 def write_env_template(settings: Settings, result: Result) -> str:
-    from raictl.doctor.checks.config import dotenv_base
-
-    path = dotenv_base(settings) / DOTENV_NAME
+    path = settings.base_dir / DOTENV_NAME
     if not create_private(path, ENV_TEMPLATE):  # 0600 and never over an existing file: a key will go there
         raise RaictlError(f"{path} already exists; not overwritten")
     return f"wrote a commented template to {path} (mode 0600)"

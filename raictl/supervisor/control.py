@@ -79,7 +79,7 @@ def start_import_checks(specs: list[ServiceSpec], settings: Settings) -> list[Im
     groups: dict[tuple, tuple[list[ServiceSpec], dict, str]] = {}
     for spec in specs:
         if spec.entry_module:
-            env, cwd = process.launch_env(spec, settings), spec.cwd or _base(settings)
+            env, cwd = process.launch_env(spec, settings), spec.cwd or str(settings.base_dir)
             key = (spec.command[0], cwd, *(env.get(k) for k in _IMPORT_KEYS))
             groups.setdefault(key, ([], env, cwd))[0].append(spec)
     return [(group, subprocess.Popen([group[0].command[0], "-c", _FIND_SPECS, *(s.entry_module for s in group)],
@@ -159,7 +159,7 @@ def start_problem(spec: ServiceSpec, settings: Settings) -> RaictlError | None:
     if spec.cwd is not None and not Path(spec.cwd).is_dir():
         return RaictlError(f"{spec.name} cannot start: its folder {spec.cwd} does not exist",
                            hint=f"fix cwd in [services.{spec.name}] of raictl.toml (relative to its folder)")
-    program, cwd = spec.command[0], spec.cwd or _base(settings)
+    program, cwd = spec.command[0], spec.cwd or str(settings.base_dir)
     if "/" in program:
         found = os.access(Path(cwd, program), os.X_OK) and Path(cwd, program).is_file()
     else:
@@ -254,13 +254,9 @@ def sqlite_at_head(url: str) -> str | None:
 
 # -- up -----------------------------------------------------------------------------------------
 
-def _base(settings: Settings) -> str:
-    return str(settings.config_file.parent if settings.config_file else Path.cwd())
-
-
 def launch_entry(spec: ServiceSpec, settings: Settings) -> dict:
     """What desired.json holds for one service: its spec, full environment, cwd, when asked."""
-    return {"spec": spec.to_dict(), "env": process.launch_env(spec, settings), "cwd": _base(settings),
+    return {"spec": spec.to_dict(), "env": process.launch_env(spec, settings), "cwd": str(settings.base_dir),
             "requested_at": time.time()}
 
 

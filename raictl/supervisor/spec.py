@@ -161,7 +161,7 @@ def extra_spec(name: str, table: Mapping[str, Any], base: Path) -> ServiceSpec:
 
 def all_specs(settings: Settings) -> list[ServiceSpec]:
     """Every service of these settings, dependencies first."""
-    base = settings.config_file.parent if settings.config_file else Path.cwd()
+    base = settings.base_dir
     for name, table in settings.services.items():
         if not isinstance(table, Mapping):
             raise RaictlError(f"services.{name} in raictl.toml must be a table, got {table!r}",

@@ -32,11 +32,6 @@ def settings_resolved(ctx):
     return ctx.ok(f"{counts}; {where}; home {s.home} (secrets masked, -v lists them)", details=rows)
 
 
-def dotenv_base(settings) -> Path:
-    """The folder whose `.env` raictl reads: raictl.toml's folder, else the cwd."""
-    return settings.config_file.parent if settings.config_file else Path.cwd()
-
-
 def stray_env_files(base: Path, depth: int = 2) -> list[Path]:
     """`.env` files below `base` (not `base/.env` itself) that raictl does not read."""
     found, frontier = [], [base]
@@ -69,7 +64,7 @@ def _dotenv_notes(path: Path) -> tuple[list[str], list[str]]:
 @check("config.env_file", ".env file found and loaded")
 def env_file(ctx):
     s = ctx.settings
-    base = dotenv_base(s)
+    base = s.base_dir
     ctx.doing(f"looking for .env files under {base}")
     strays = stray_env_files(base)
     if s.env_file is None:
