@@ -179,11 +179,12 @@ def check_addresses(specs: Iterable[ServiceSpec]) -> None:
             other = taken.setdefault(address, spec.name)
             if other != spec.name:
                 raise RaictlError(f"{other} and {spec.name} are both set to listen on port {address[1]}",
-                                  hint=f"give each service its own port ({_port_setting(other)}, "
-                                       f"{_port_setting(spec.name)})")
+                                  hint=f"give each service its own port ({port_setting(other)}, "
+                                       f"{port_setting(spec.name)})")
 
 
-def _port_setting(name: str) -> str:
+def port_setting(name: str) -> str:
+    """Where a service's port is set: `LLM_API_PORT`, or `port in [services.NAME]`."""
     return {"llm_api": "LLM_API_PORT", "rai_api": "RAI_API_PORT"}.get(name, f"port in [services.{name}]")
 
 

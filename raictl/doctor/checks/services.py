@@ -16,10 +16,9 @@ from raictl.doctor import observe
 from raictl.doctor.checks.host import localhost_addresses
 from raictl.doctor.registry import ServiceCheck, service_checks
 from raictl.settings import host_port
-from raictl.supervisor.spec import BUILTINS
+from raictl.supervisor.spec import BUILTINS, port_setting
 
 HOSTS_VAR = {"llm_api": "LLM_API_HOSTS", "rai_api": "RAI_API_HOSTS"}
-PORT_VAR = {"llm_api": "LLM_API_PORT", "rai_api": "RAI_API_PORT"}
 
 
 def hosts_setting(name: str, value: str = "127.0.0.1,::1") -> str:
@@ -27,10 +26,6 @@ def hosts_setting(name: str, value: str = "127.0.0.1,::1") -> str:
     if name in HOSTS_VAR:
         return f"{HOSTS_VAR[name]}={value}"
     return f"hosts = {[h for h in value.split(',')]} in [services.{name}]".replace("'", '"')
-
-
-def port_setting(name: str) -> str:
-    return PORT_VAR.get(name, f"port in [services.{name}]")
 
 
 STOP_SIGNALS = ("SIGTERM", "SIGINT")  # how `raictl down` and Ctrl-C end a service: not a crash
