@@ -24,7 +24,7 @@ from raictl.supervisor import logs, probes, process
 from raictl.supervisor.identity import ExitInfo, home_processes, lookup
 from raictl.supervisor.spec import ServiceSpec, all_specs, check_addresses, select
 from raictl.supervisor.state import (STATE_FILE, DamagedState, SupervisorState, read_desired, read_state,
-                                     supervisor_lock, write_desired, write_state)
+                                     service_names, supervisor_lock, write_desired, write_state)
 
 POLL = 0.01
 DB_SERVICES = ("rai_api",)  # services that need the database at head before they start
@@ -492,8 +492,8 @@ def down(settings: Settings, names: list[str]) -> DownResult:
             state = read_state(settings.home)
         except DamagedState:
             return _down_damaged(settings, names)
-        recorded = [n for n in state.services if n not in {s.name for s in known}]
-        every = [s.name for s in known] + recorded
+        every = service_names([s.name for s in known], state)
+        recorded = every[len(known):]
         if names:
             select(known, [n for n in names if n not in recorded], with_deps=False)  # unknown -> error
         targets = names or every

@@ -151,6 +151,12 @@ def read_state(home: Path) -> SupervisorState:
         raise DamagedState(f"{path} is damaged: {type(exc).__name__}: {exc}", hint=DAMAGED_HINT) from None
 
 
+def service_names(configured: list[str], state: SupervisorState) -> list[str]:
+    """The configured services, then any that only state.json still records (removed from raictl.toml
+    while running): `status` shows them, `logs` reads them, `down` stops them."""
+    return list(configured) + [n for n in state.services if n not in configured]
+
+
 def write_state(home: Path, state: SupervisorState) -> None:
     write_json_atomic(home / STATE_FILE, state.to_dict())
 

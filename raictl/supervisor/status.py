@@ -16,7 +16,7 @@ from raictl.settings import Settings
 from raictl.supervisor import probes
 from raictl.supervisor.identity import ExitInfo, lookup
 from raictl.supervisor.spec import ServiceSpec, all_specs
-from raictl.supervisor.state import ServiceRecord, SupervisorState, read_state
+from raictl.supervisor.state import ServiceRecord, SupervisorState, read_state, service_names
 
 STATES = ("running", "starting", "backoff", "stopped", "fatal")
 NOT_RUNNING = probes.HealthResult(False, None, "not running")
@@ -93,7 +93,7 @@ def overview(settings: Settings, state: SupervisorState | None = None) -> Overvi
     state = read_state(settings.home) if state is None else state
     supervisor = lookup(state.supervisor)
     specs = {s.name: s for s in all_specs(settings)}
-    names = list(specs) + [n for n in state.services if n not in specs]
+    names = service_names(list(specs), state)
     rows = []
     for name in names:
         record = state.services.get(name)
