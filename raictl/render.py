@@ -62,7 +62,7 @@ def chat_engine_note(engine: str | None, chosen: bool = False) -> None:
             "note: replies come from the mock engine because no Gemini key is set "
             "(set GEMINI_API_KEY and run `raictl restart`)")
     # Plain ANSI rather than rich: a one-shot `raictl chat "hi"` should not pay rich's import for one line.
-    sys.stderr.write(f"\x1b[2m{text}\x1b[0m\n" if sys.stderr.isatty() else text + "\n")
+    sys.stderr.write(_paint(text, "dim", sys.stderr.isatty()) + "\n")
     sys.stderr.flush()
 
 
@@ -146,7 +146,7 @@ def up_progress_done() -> None:
 
 def up_result(result) -> None:
     """What `up` did: ready services on stdout; each failure with its reason and log tail on stderr.
-    Plain text (typer.style colours on a terminal): importing rich would delay `up` by ~0.1 s."""
+    Plain text (ANSI colours on a terminal): importing rich would delay `up` by ~0.1 s."""
     tty_out, tty_err = sys.stdout.isatty(), sys.stderr.isatty()
     if result.migration:
         sys.stderr.write(_paint(result.migration, "dim", tty_err) + "\n")
@@ -171,12 +171,15 @@ def down_result(result) -> None:
         sys.stdout.write(f"{_paint('■', 'dim', tty)} {name} stopped{forced}\n")
 
 
+ANSI = {"dim": "2", "red": "31", "green": "32", "yellow": "33", "blue": "34", "magenta": "35", "cyan": "36"}
+
+
 def _paint(text: str, colour: str | None, tty: bool) -> str:
+    """`text` in `colour` on a terminal (the codes typer.style writes, without importing Typer:
+    `raictl status` and `up` answer without it)."""
     if not tty or not colour:
         return text
-    import typer
-
-    return typer.style(text, dim=True) if colour == "dim" else typer.style(text, fg=colour)
+    return f"\x1b[{ANSI[colour]}m{text}\x1b[0m"
 
 
 def _listen_text(status) -> str:
@@ -274,10 +277,8 @@ def log_line(name: str, line: str, width: int, colour_index: int, prefixed: bool
     if not prefixed:
         sys.stdout.write(line + "\n")
     else:
-        import typer
-
-        prefix = typer.style(f"{name:<{width}} |", fg=PREFIX_COLOURS[colour_index % len(PREFIX_COLOURS)])
-        sys.stdout.write(f"{prefix} {line}\n" if sys.stdout.isatty() else f"{name:<{width}} | {line}\n")
+        colour = PREFIX_COLOURS[colour_index % len(PREFIX_COLOURS)]
+        sys.stdout.write(f"{_paint(f'{name:<{width}} |', colour, sys.stdout.isatty())} {line}\n")
     sys.stdout.flush()
 
 
