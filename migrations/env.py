@@ -26,6 +26,12 @@ def _configure(**kwargs) -> None:
                       render_as_batch=True, **kwargs)
 
 
+def _run_on(connection) -> None:
+    _configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 def run_offline() -> None:
     _configure(url=_url(), literal_binds=True, dialect_opts={"paramstyle": "named"})
     with context.begin_transaction():
@@ -34,10 +40,8 @@ def run_offline() -> None:
 
 def run_online() -> None:
     connection = config.attributes.get("connection")
-    if connection is not None:
-        _configure(connection=connection)
-        with context.begin_transaction():
-            context.run_migrations()
+    if connection is not None:  # our code's: raictl migrate and the fingerprint's scratch database
+        _run_on(connection)
         return
     from alembic.util import CommandError
 
@@ -51,9 +55,7 @@ def run_online() -> None:
         raise CommandError(str(exc)) from None
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
-        _configure(connection=connection)
-        with context.begin_transaction():
-            context.run_migrations()
+        _run_on(connection)
     engine.dispose()
 
 
