@@ -21,7 +21,7 @@ from typing import Callable
 from raictl.errors import RaictlError
 from raictl.settings import Settings, host_port, sqlite_file
 from raictl.supervisor import logs, probes, process
-from raictl.supervisor.identity import ExitInfo, home_processes, lookup
+from raictl.supervisor.identity import MARKER_VAR, ExitInfo, environ_of, home_processes, lookup
 from raictl.supervisor.spec import ServiceSpec, all_specs, check_addresses, select
 from raictl.supervisor.state import (STATE_FILE, DamagedState, SupervisorState, read_desired, read_state,
                                      service_names, supervisor_lock, write_desired, write_state)
@@ -133,13 +133,8 @@ def port_problem(spec: ServiceSpec, host: str, port: int, settings: Settings) ->
 
 def _raictl_home_of(pid: int) -> str | None:
     """The RAICTL_HOME of a process a raictl supervisor started (it carries a run marker); else None."""
-    import psutil
-
-    try:
-        env = psutil.Process(pid).environ()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-        return None
-    return env.get("RAICTL_HOME", "") if env.get("RAICTL_RUN") else None
+    env = environ_of(pid)
+    return env.get("RAICTL_HOME", "") if env.get(MARKER_VAR) else None
 
 
 def _port_hint(spec: ServiceSpec, hosts: bool = False) -> str:

@@ -78,12 +78,17 @@ def lookup(identity: Identity | None) -> psutil.Process | None:
     return proc
 
 
+def environ_of(proc: psutil.Process | int) -> dict[str, str]:
+    """A process's environment (by Process or pid); empty when it is gone or we may not read it."""
+    try:
+        return (proc if isinstance(proc, psutil.Process) else psutil.Process(proc)).environ()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return {}
+
+
 def process_marker(proc: psutil.Process) -> str | None:
     """The run marker in a process's environment, or None when it has none or we may not read it."""
-    try:
-        return proc.environ().get(MARKER_VAR)
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-        return None
+    return environ_of(proc).get(MARKER_VAR)
 
 
 def marked_processes(markers: Iterable[str]) -> list[psutil.Process]:
@@ -104,10 +109,7 @@ def home_processes(home: str) -> dict[str, str]:
     (RAICTL_HOME=home and a run marker): what `down` stops when state.json cannot tell it."""
     found = {}
     for proc in psutil.process_iter():
-        try:
-            env = proc.environ()
-        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-            continue
+        env = environ_of(proc)
         if env.get(MARKER_VAR) and env.get("RAICTL_HOME") == home:
             found.setdefault(env[MARKER_VAR], env.get(SERVICE_VAR) or f"pid {proc.pid}")
     return found

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import psutil
-
 from raictl.doctor import observe
 from raictl.doctor.registry import check
+from raictl.supervisor.identity import environ_of
 
 _LOOPBACK_NAMES = {"127.0.0.1", "::1", "localhost", "0.0.0.0", "::"}
 
@@ -45,10 +44,7 @@ def rai_llm_url(ctx) -> tuple[str | None, str]:
         return reported, "its health"
     st = observe.status(ctx, "rai_api")
     if st and st.pid:
-        try:
-            url = psutil.Process(st.pid).environ().get("LLM_API_URL")
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            url = None
+        url = environ_of(st.pid).get("LLM_API_URL")
         if url:
             return url, f"its environment (pid {st.pid})"
     return None, ""
