@@ -33,6 +33,11 @@ class Health:
         return self.status is not None
 
     @property
+    def base(self) -> str | None:
+        """http://HOST:PORT of the address that answered (a built-in's health is under /api/)."""
+        return self.url.rsplit("/api/", 1)[0] if self.url else None
+
+    @property
     def doc(self) -> dict[str, Any]:
         return self.body if isinstance(self.body, dict) else {}
 

@@ -82,7 +82,7 @@ def chat(ctx):
         return ctx.skip("the RAI API is not answering (see rai_api.health)")
     if h.doc.get("llm_status") == "unreachable":  # chat would only wait for the LLM API's timeout
         return ctx.skip("the RAI API cannot reach the LLM API, so chat cannot work (see wiring.live)")
-    base = h.url.rsplit("/api/", 1)[0]
+    base = h.base
     username, password = f"{USER_PREFIX}{secrets.token_hex(6)}", secrets.token_urlsafe(18)
     failure = None
     try:

@@ -72,7 +72,7 @@ def live(ctx):
     ctx.doing(f"GET {url}/api/health")
     answer = who_answers(url)
     llm = observe.health(ctx, "llm_api")
-    running_at = llm.url.rsplit("/api/", 1)[0] if llm.service_matches else None
+    running_at = llm.base if llm.service_matches else None
     if answer != "llm-api":
         there = (f"; the LLM API runs at {running_at}" if running_at
                  else "; no LLM API answers where raictl's settings say either (see llm_api.*)")
