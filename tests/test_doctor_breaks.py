@@ -217,6 +217,34 @@ def test_key_set_but_the_real_call_fails(tmp_path, fake_gemini):
         assert key not in result.summary
 
 
+# Answers the plain health as a Gemini-serving LLM API, and the deep one (a real call) with a proxy's text page.
+TEXT_DEEP_HEALTH = """
+import http.server, json, sys
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        deep = self.path.endswith("deep=1")
+        body = b"502 Bad Gateway: upstream timed out" if deep else json.dumps(
+            {"status": "ok", "service": "llm-api", "engine": "gemini", "model": "gemini-x"}).encode()
+        self.send_response(502 if deep else 200)
+        self.send_header("Content-Type", "text/plain" if deep else "application/json")
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Health).serve_forever()
+"""
+
+
+def test_deep_health_that_is_not_json_is_a_clear_fail(child):
+    """The LLM API's port answers the real call with text/plain: llm.gemini names the status and the text."""
+    key, port = "AIzaSyD-TEXTPLAIN-0123456789abcdefghij", free_port()
+    child(TEXT_DEEP_HEALTH, port, port=port)
+    result = doctor(None, "llm.gemini", llm_api_port=port, llm_api_hosts="127.0.0.1", rai_api_port=free_port(),
+                    environ={"GEMINI_API_KEY": key})["llm.gemini"]
+    assert result.status == "fail", result
+    assert "HTTP 502" in result.summary and "502 Bad Gateway: upstream timed out" in result.summary, result
+    assert "not JSON" in result.summary and key not in result.summary
+
+
 def test_no_network_is_a_reason_not_a_hang():
     """Without a network Gemini cannot be reached: llm.gemini says so; everything else runs locally, no check hangs."""
     key, closed = "AIzaSyD-OFFLINE-0123456789abcdefghijkl", free_port()

@@ -13,6 +13,7 @@ from raictl.doctor.registry import check
 from raictl.settings import mask_secret
 
 CALL_TIMEOUT = 6.0
+FIRST_BYTES = 120  # of a reply that is not JSON, shown in the finding
 
 
 def _key_text(s) -> str:
@@ -67,18 +68,30 @@ def _direct_call(s) -> str | None:
     return None
 
 
-@check("llm.gemini", "Gemini answers a minimal call", timeout=CALL_TIMEOUT + 2)
-def gemini(ctx):
+def _deep_health(ctx, url: str):
+    """The JSON document of the LLM API's deep health (one real Gemini call), or the failed Result."""
     from raictl.chat import request
 
+    ctx.doing(f"GET {url} (one real Gemini call)")
+    try:
+        reply = request("GET", url, timeout=CALL_TIMEOUT)
+    except OSError as exc:
+        return ctx.fail(f"the LLM API did not finish a real call: {exc.strerror or exc}", hint=_hint(str(exc)))
+    if not isinstance(reply.body, dict):  # e.g. a proxy's or another program's text page on that port
+        shown = str(reply.body).strip()[:FIRST_BYTES] or "an empty body"
+        return ctx.fail(f"GET {url} answered HTTP {reply.status} with a body that is not JSON: {shown!r}",
+                        hint="is the LLM API what listens there? `raictl status`, `raictl logs llm_api`")
+    return reply.body
+
+
+@check("llm.gemini", "Gemini answers a minimal call", timeout=CALL_TIMEOUT + 2)
+def gemini(ctx):
     s = ctx.settings
     h = observe.health(ctx, "llm_api")
     if h.service_matches and h.doc.get("engine") == "gemini":
-        ctx.doing(f"GET {h.url}?deep=1 (one real Gemini call)")
-        try:
-            doc = request("GET", h.url + "?deep=1", timeout=CALL_TIMEOUT).body
-        except OSError as exc:
-            return ctx.fail(f"the LLM API did not finish a real call: {exc.strerror or exc}", hint=_hint(str(exc)))
+        doc = _deep_health(ctx, h.url + "?deep=1")
+        if not isinstance(doc, dict):
+            return doc
         via, error = f"through the LLM API ({doc.get('model')})", doc.get("last_error")
     elif s.gemini_api_key and not h.service_matches:
         ctx.doing(f"calling Gemini model {s.gemini_model} directly")
