@@ -346,7 +346,7 @@ def test_a_body_that_is_not_an_object_is_named_in_json_words(lite_client):
     for body, name in [(b"null", "null"), (b"[1]", "an array"), (b'"x"', "a string"), (b"1.5", "a number"),
                        (b"7", "a number"), (b"true", "true")]:
         response = lite_client.post("/api/auth/login", data=body, content_type="application/json")
-        assert assert_error(response, 400, "malformed_json") == f"the request body must be a JSON object, not {name}"
+        assert assert_error(response, 400, "malformed_json") == f"the body must be a JSON object, not {name}"
 
 
 def test_chat_message_length_limits(lite_client):

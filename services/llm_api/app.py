@@ -13,7 +13,8 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from raictl.settings import Settings, load_settings
-from services.llm_api.engines import DEFAULT_TIMEOUT_S, EngineError, choose_engine
+from services.http_json import JsonError, request_object
+from services.llm_api.engines import DEFAULT_TIMEOUT_S, choose_engine
 from services.llm_api.state import EngineState
 from services.llm_api.validation import parse_generate
 
@@ -44,13 +45,7 @@ def _add_routes(app: Flask, state: EngineState) -> None:
 
     @app.post("/api/generate")
     def generate():
-        # A web page may POST text/plain or a form to 127.0.0.1 without asking the browser first (a
-        # "simple" request); application/json needs a CORS preflight, which this API never grants.
-        # So requiring it keeps any open web page from spending the user's Gemini quota.
-        if request.mimetype != "application/json":
-            raise EngineError(415, "unsupported_media_type", "send the body with Content-Type: application/json "
-                                                             f"(got {request.mimetype or 'none'})")
-        prompt = parse_generate(request.get_data(cache=False))
+        prompt = parse_generate(request_object(syntax_code="invalid_json", kind_code="invalid_request"))
         reply = state.generate(prompt)
         return jsonify(text=reply.text, engine=state.engine.name, model=state.engine.model,
                        usage=reply.usage)
@@ -61,8 +56,8 @@ def _error(status: int, code: str, message: str):
 
 
 def _add_error_handlers(app: Flask) -> None:
-    @app.errorhandler(EngineError)
-    def engine_error(exc: EngineError):
+    @app.errorhandler(JsonError)  # EngineError and the shared body checks'
+    def engine_error(exc: JsonError):
         return _error(exc.status, exc.code, exc.message)
 
     @app.errorhandler(RequestEntityTooLarge)

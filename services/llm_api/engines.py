@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from raictl.settings import mask_secret
+from services.http_json import JsonError
 
 MOCK_MODEL = "mock"
 FACTS_HEADER = "Remembered facts about the user:"
@@ -43,12 +44,8 @@ class Reply:
     usage: dict[str, int] = field(default_factory=dict)
 
 
-class EngineError(Exception):
-    """A failure the API reports as `{"error": code, "message": message}` with HTTP `status`."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class EngineError(JsonError):
+    """A failure the LLM API reports as `{"error": code, "message": message}` with HTTP `status`."""
 
 
 class Engine(Protocol):

@@ -11,6 +11,8 @@ import logging
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from services.http_json import JsonError
+
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
@@ -21,12 +23,8 @@ MESSAGES = {404: "no such endpoint: {path}", 405: "{method} is not allowed on {p
             500: "unexpected error in the RAI API on {method} {path}: its log has the traceback"}
 
 
-class ApiError(Exception):
-    """An expected failure with its HTTP status, a stable code and a reason for the client."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class ApiError(JsonError):
+    """An expected failure of the RAI API with its HTTP status, a stable code and a reason for the client."""
 
 
 def error_response(status: int, code: str, message: str):
@@ -37,7 +35,7 @@ def error_response(status: int, code: str, message: str):
     return response
 
 
-def _api_error(exc: ApiError):
+def _api_error(exc: JsonError):
     return error_response(exc.status, exc.code, exc.message)
 
 
@@ -68,7 +66,7 @@ def register_error_handlers(app: Flask) -> None:
     """Install the JSON error handlers on `app`."""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
-    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(JsonError, _api_error)  # ApiError and the shared body checks'
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(OperationalError, _database_error)
     app.register_error_handler(DBAPIError, _database_error)

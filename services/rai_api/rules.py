@@ -6,13 +6,11 @@ not sent as application/json is a 415.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from flask import request
-
+from services.http_json import request_object
 from services.rai_api.errors import ApiError
 
 USERNAME_RULE = "username must be 3-32 characters: ASCII letters, digits, '_', '.' or '-'"
@@ -29,33 +27,8 @@ def _invalid(message: str) -> ApiError:
 
 
 def json_body() -> dict[str, Any]:
-    """The request body as a JSON object: 415 unless sent as application/json, else 400 saying why it
-    is not one."""
-    data = request.get_data(cache=True)  # first, so a body over MAX_BODY_BYTES is a 413 whatever its type
-    # A web page may POST text/plain or a form to 127.0.0.1 without asking the browser first (a
-    # "simple" request); application/json needs a CORS preflight, which this API never grants.
-    # So no open web page can create accounts, try passwords or chat (the LLM API does the same).
-    if request.mimetype != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body with Content-Type: application/json "
-                                                      f"(got {request.mimetype or 'none'})")
-    try:
-        body = json.loads(data)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else "malformed JSON"
-        raise ApiError(400, "malformed_json", f"the request body must be a JSON object ({reason})") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "malformed_json", f"the request body must be a JSON object, not {json_kind(body)}")
-    return body
-
-
-def json_kind(value: Any) -> str:
-    """What a parsed JSON value other than an object is, in JSON's words ("null", "an array"), not
-    Python's ("NoneType")."""
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)  # null, true, false
-    if isinstance(value, list):
-        return "an array"
-    return "a string" if isinstance(value, str) else "a number"
+    """The request body as a JSON object (413, 415 or 400 `malformed_json` otherwise)."""
+    return request_object(syntax_code="malformed_json", kind_code="malformed_json")
 
 
 def _string(body: dict[str, Any], name: str) -> str:
