@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from raictl.supervisor.probes import probe_listen
-from tests.doctor_support import doctor, raictl, show, write_stack_folder
+from tests.doctor_support import doctor, doctor_json, raictl, show, write_stack_folder
 from tests.support import free_port, wait_until
 
 # Exits at once (code 3) until its READY_FILE exists; then serves GET /ok on both loopbacks at $PORT.
@@ -117,3 +117,20 @@ def test_a_bad_services_table_is_one_finding(tmp_path):
     assert r["config.services"].status == "fail" and "services.bad.port" in r["config.services"].summary, show(r)
     assert [i for i, x in r.items() if x.status == "fail"] == ["config.services"], show(r)
     assert r["rai_api.running"].status == "skip" and "see config.services" in r["rai_api.running"].summary
+
+
+def test_imports_are_resolved_where_up_runs_the_service_not_in_the_current_folder(tmp_path):
+    """Doctor run from a subfolder of the project resolves a service's entry module in raictl.toml's
+    folder, where `raictl up` starts it (`python -m` looks in its cwd first)."""
+    folder = write_stack_folder(tmp_path / "s", free_port(), free_port(),
+                                toml="[services.worker]\ncommand = ['python', '-m', 'localworker']\n")
+    (folder / "localworker").mkdir()
+    (folder / "localworker" / "__init__.py").write_text("")
+    (folder / "localworker" / "__main__.py").write_text("from localworker import jobs\n")
+    (folder / "localworker" / "jobs.py").write_text("import json\n")
+    sub = folder / "docs" / "notes"
+    sub.mkdir(parents=True)
+    code, document = doctor_json(sub, "imports.worker")
+    worker = {c["id"]: c for c in document["checks"]}["imports.worker"]
+    assert code == 0 and worker["status"] == "ok", worker
+    assert "localworker" in worker["summary"]

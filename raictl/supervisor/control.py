@@ -79,7 +79,7 @@ def start_import_checks(specs: list[ServiceSpec], settings: Settings) -> list[Im
     groups: dict[tuple, tuple[list[ServiceSpec], dict, str]] = {}
     for spec in specs:
         if spec.entry_module:
-            env, cwd = process.launch_env(spec, settings), spec.cwd or str(settings.base_dir)
+            env, cwd = process.launch_env(spec, settings), process.launch_cwd(spec, settings)
             key = (spec.command[0], cwd, *(env.get(k) for k in _IMPORT_KEYS))
             groups.setdefault(key, ([], env, cwd))[0].append(spec)
     return [(group, subprocess.Popen([group[0].command[0], "-c", _FIND_SPECS, *(s.entry_module for s in group)],
@@ -154,7 +154,7 @@ def start_problem(spec: ServiceSpec, settings: Settings) -> RaictlError | None:
     if spec.cwd is not None and not Path(spec.cwd).is_dir():
         return RaictlError(f"{spec.name} cannot start: its folder {spec.cwd} does not exist",
                            hint=f"fix cwd in [services.{spec.name}] of raictl.toml (relative to its folder)")
-    program, cwd = spec.command[0], spec.cwd or str(settings.base_dir)
+    program, cwd = spec.command[0], process.launch_cwd(spec, settings)
     if "/" in program:
         found = os.access(Path(cwd, program), os.X_OK) and Path(cwd, program).is_file()
     else:

@@ -52,6 +52,11 @@ def launch_env(spec: ServiceSpec, settings: Settings) -> dict[str, str]:
     return env
 
 
+def launch_cwd(spec: ServiceSpec, settings: Settings) -> str:
+    """The folder `spec`'s child runs in: its own `cwd`, else raictl.toml's folder (never the caller's)."""
+    return spec.cwd or str(settings.base_dir)
+
+
 def spawn(spec: ServiceSpec, env: dict[str, str], cwd: str, log_path: Path) -> tuple[subprocess.Popen, str]:
     """Start `spec` in its own session; returns the Popen and its new run marker. OSError if it cannot run."""
     marker = uuid.uuid4().hex

@@ -10,7 +10,6 @@ A service the supervisor records as running (ready: health answered) proved its 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -24,12 +23,12 @@ PROJECT_PACKAGES = ("services", "raictl")  # followed module by module; other pa
 
 
 def import_entry(spec, settings) -> dict:
-    """The probe's verdict on `spec`'s entry module, in the service's own interpreter, environment and cwd."""
-    from raictl.supervisor.process import launch_env
+    """The probe's verdict on `spec`'s entry module, in the interpreter, environment and folder `raictl up` uses."""
+    from raictl.supervisor.process import launch_cwd, launch_env
 
     # -c with the file's text, not the path: running a file puts its folder first on sys.path
     done = subprocess.run([spec.command[0], "-c", PROBE.read_text(), spec.entry_module, *PROJECT_PACKAGES],
-                          env=launch_env(spec, settings), cwd=spec.cwd or os.getcwd(),
+                          env=launch_env(spec, settings), cwd=launch_cwd(spec, settings),
                           capture_output=True, text=True, timeout=IMPORT_TIMEOUT)
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])
