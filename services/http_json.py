@@ -1,13 +1,23 @@
 """JSON over HTTP as both services speak it: a POST body comes as application/json and holds a JSON
-object, and a value that is not one is named in JSON's words.
+object, a value that is not one is named in JSON's words, and every failure is answered as
+`{"error": code, "message": str}` with its status (never Flask's HTML page).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from functools import partial
 from typing import Any
 
-from flask import request
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+# Werkzeug's own names, snake-cased, except where HTTP's name reads better than Werkzeug's
+# ("Request Entity Too Large") or "internal_error" was already the contract.
+HTTP_CODES = {413: "payload_too_large", 500: "internal_error"}
 
 
 class JsonError(Exception):
@@ -60,3 +70,56 @@ def json_kind(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return "a string" if isinstance(value, str) else "a number"
+
+
+def error_response(status: int, code: str, message: str):
+    response = jsonify(error=code, message=message)
+    response.status_code = status
+    return response
+
+
+def register_json_errors(app: Flask, service: str, endpoints: str = "") -> None:
+    """Answer JsonError, every HTTP error (404, 405, 413, 415, ...) and any unexpected exception of
+    `app` as JSON; `service` names it in a 500, `endpoints` (if given) is listed in a 404."""
+    app.register_error_handler(JsonError, _json_error)
+    app.register_error_handler(HTTPException, partial(_http_error, endpoints=endpoints))
+    app.register_error_handler(Exception, partial(_unexpected, service=service))
+
+
+def _json_error(exc: JsonError):
+    return error_response(exc.status, exc.code, exc.message)
+
+
+def _http_error(exc: HTTPException, endpoints: str):
+    status = exc.code or 500
+    code = HTTP_CODES.get(status, (exc.name or "error").lower().replace(" ", "_"))
+    response = error_response(status, code, _http_message(exc, status, endpoints))
+    if status == 405 and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def _http_message(exc: HTTPException, status: int, endpoints: str) -> str:
+    if status == 404:
+        return f"no endpoint {request.path}" + (f" (endpoints: {endpoints})" if endpoints else "")
+    if status == 405:
+        allowed = ", ".join(m for m in exc.valid_methods or () if m not in ("HEAD", "OPTIONS"))
+        return f"{request.method} is not allowed on {request.path} (allowed: {allowed})"
+    if status == 413:
+        return f"the body is larger than {_size(current_app.config['MAX_CONTENT_LENGTH'])}"
+    return f"{request.method} {request.path}: {exc.description or exc.name}"
+
+
+def _size(limit: int) -> str:
+    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if limit % factor == 0:
+            return f"{limit // factor} {unit}"
+    return f"{limit} bytes"
+
+
+def _unexpected(exc: Exception, service: str):
+    # A bug, not an input (every expected failure has its own code): the traceback goes to the
+    # service's log, the client gets where it happened.
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return error_response(500, "internal_error", f"unexpected {type(exc).__name__} in the {service} on "
+                                                 f"{request.method} {request.path}: its log has the traceback")

@@ -360,8 +360,8 @@ def test_body_too_large_is_413(lite_client):
     headers = login(client)
     response = client.post("/api/chat", data=b'{"message": "' + b"x" * 300_000 + b'"}', headers=headers,
                            content_type="application/json")
-    assert "larger than" in assert_error(response, 413, "body_too_large")
-    assert_error(client.post("/api/auth/register", data=b"x" * 300_000), 413, "body_too_large")
+    assert "larger than" in assert_error(response, 413, "payload_too_large")
+    assert_error(client.post("/api/auth/register", data=b"x" * 300_000), 413, "payload_too_large")
 
 
 def test_a_body_not_sent_as_json_is_415_so_no_web_page_can_post_it(lite_client):

@@ -33,7 +33,7 @@ def test_served_on_both_loopbacks(db_url, tmp_path):
         assert status == 200 and "I use IPv6" in body["response"]
         assert http("GET", service.url("/api/sessions", v6), token=token)[1]["sessions"][0]["message_count"] == 2
         status, body = http("POST", service.url("/api/chat", v4), raw=b"{" + b" " * 300_000, token=token)
-        assert (status, body["error"]) == (413, "body_too_large")
+        assert (status, body["error"]) == (413, "payload_too_large")
         status, body = http("POST", service.url("/api/chat", v6), raw=b"{oops", token=token)
         assert (status, body["error"]) == (400, "malformed_json")
         form_post = b'{"username": "eve", "password": "12345678"}'  # what any web page may send
