@@ -20,7 +20,7 @@ from raictl.doctor.checks.host import localhost_addresses
 from raictl.doctor.context import Context
 from raictl.doctor.registry import Check
 from raictl.doctor.runner import make_context, run_checks
-from raictl.settings import load_settings
+from raictl.settings import host_port, load_settings
 from raictl.supervisor.probes import probe_listen
 from tests.doctor_support import doctor, show
 from tests.support import ServiceProcess, free_port, run_sql, service_env, wait_until, with_connection
@@ -114,7 +114,7 @@ def test_service_bound_to_one_family(child, bind, refused, words):
     expected = "fail" if first_family == refused else ("ok" if len(localhost_addresses(port)) == 1 else "warn")
     assert r["llm_api.localhost"].status == expected, show(r)
     if expected == "fail":
-        assert f"gets ECONNREFUSED {first}:{port}" in r["llm_api.localhost"].summary
+        assert f"gets ECONNREFUSED {host_port(first, port)}" in r["llm_api.localhost"].summary
 
 
 @pytest.mark.parametrize("hosts,bind,first,words", [
@@ -135,7 +135,7 @@ def test_localhost_resolving_to_the_refused_family_first(child, tmp_path, monkey
     result = r["llm_api.localhost"]
     assert result.status == "fail", show(r)
     assert result.summary.startswith(f"a client of http://localhost:{port} tries {first} first and gets "
-                                     f"ECONNREFUSED {first}:{port}: {words}"), show(r)
+                                     f"ECONNREFUSED {host_port(first, port)}: {words}"), show(r)
     assert result.hint.startswith("LLM_API_HOSTS=127.0.0.1,::1 already includes")
     narrow = doctor(None, "llm_api.localhost", llm_api_port=port, rai_api_port=free_port(),
                     llm_api_hosts="127.0.0.1" if first == "::1" else "::1")["llm_api.localhost"]

@@ -163,6 +163,8 @@ def test_logs_n_lines_unknown_service_and_no_log_yet(stack):
 def test_health_failing_on_one_address_is_named_and_status_exits_3(stack):
     port = stack.declare("split", SPLIT_BRAIN, free_port())
     assert stack.raictl("up", "split").returncode == 0
+    log = Path(os.environ["RAICTL_HOME"]) / "logs" / "split.log"
+    assert f"ready (127.0.0.1:{port}, [::1]:{port})" in log.read_text()  # an IPv6 literal in brackets
     pid = stack.status()["split"]["pid"]
     one_bad = json.loads(stack.raictl("status", "--json").stdout)  # the built-ins are stopped: look at split
     assert {s["name"]: s for s in one_bad["services"]}["split"]["health"]["ok"]
@@ -320,3 +322,13 @@ def test_not_ready_by_the_timeout_names_what_is_missing_with_the_log_tail(stack)
     assert "✗ web: not ready after 2s: health 127.0.0.1: HTTP 404 (ok); ::1: HTTP 404 (ok)" in result.stderr
     assert f"serving on {port}" in result.stderr  # the log tail is on screen
     assert "hint: full log: raictl logs web" in result.stderr
+
+
+def test_not_ready_names_each_refusing_address_ipv6_in_brackets(stack):
+    port = free_port()
+    (stack.folder / "raictl.toml").write_text(
+        f"[services.mute]\ncommand = ['python', '-c', 'import time; time.sleep(30)']\nport = {port}\n")
+    result = stack.raictl("up", "mute", "--timeout", "1")
+    assert result.returncode == 1, result.stderr
+    assert f"✗ mute: not ready after 1s: 127.0.0.1:{port} " in result.stderr
+    assert f"; [::1]:{port} " in result.stderr

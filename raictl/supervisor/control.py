@@ -467,7 +467,7 @@ def _failure(settings: Settings, name: str, reason: str, prefix: str = "") -> Fa
 
 def _not_ready_reason(spec: ServiceSpec, timeout: float) -> str:
     """What was still missing at the timeout: each address that refuses, or the health answer."""
-    missing = [f"{r.host}:{r.port} {r.detail}" for r in
+    missing = [f"{host_port(r.host, r.port)} {r.detail}" for r in
                (probes.probe_listen(h, p) for h, p in spec.addresses) if not r.ok]
     if not missing and spec.port and spec.health:
         health = probes.combine_health([(h, probes.probe_health(h, spec.port, spec.health))

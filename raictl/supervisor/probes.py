@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 import psutil
 
-from raictl.settings import connect_host
+from raictl.settings import connect_host, host_port
 
 LISTEN_TIMEOUT = 0.5
 HEALTH_TIMEOUT = 1.0
@@ -200,9 +200,9 @@ def port_connections(host: str, port: int) -> list[str]:
     for conn in conns:
         if conn.status != psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port \
                 and covers(conn.laddr.ip, host):
-            peer = f" -> {conn.raddr.ip}:{conn.raddr.port}" if conn.raddr else ""
+            peer = f" -> {host_port(conn.raddr.ip, conn.raddr.port)}" if conn.raddr else ""
             who = f" (pid {conn.pid})" if conn.pid else ""
-            found.append(f"{conn.status} {conn.laddr.ip}:{port}{peer}{who}")
+            found.append(f"{conn.status} {host_port(conn.laddr.ip, port)}{peer}{who}")
     return found
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from raictl.settings import host_port
 from raictl.supervisor import logs, probes, process
 from raictl.supervisor.identity import ExitInfo, Identity, decode_exit, identify, lookup
 from raictl.supervisor.spec import ServiceSpec, dependency_order
@@ -265,7 +266,7 @@ class Watcher:
         return logs.log_path(self.logs_dir, child.spec.name)
 
     def _where(self, child: Child) -> str:
-        return ", ".join(f"{h}:{p}" for h, p in child.spec.addresses) or "no port"
+        return ", ".join(host_port(h, p) for h, p in child.spec.addresses) or "no port"
 
     def _save(self) -> None:
         if self.dirty:

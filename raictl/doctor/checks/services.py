@@ -162,7 +162,7 @@ def localhost(ctx, name: str):
         return ctx.fail(f"http://localhost:{svc.port} is refused on every address ({', '.join(order)})",
                         hint=f"see {name}.running and {name}.listen.*")
     addr = refused[0]
-    problem = (f"gets ECONNREFUSED {addr}:{svc.port}: {explain_refusal(addr, bound)}")
+    problem = f"gets ECONNREFUSED {host_port(addr, svc.port)}: {explain_refusal(addr, bound)}"
     fix = bind_hint(name, svc, refused[0])
     if addr == order[0]:
         return ctx.fail(f"a client of http://localhost:{svc.port} tries {addr} first and {problem}", hint=fix)
