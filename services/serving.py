@@ -1,4 +1,5 @@
-"""Serving a service's Flask app with waitress on every configured address, shared by both services.
+"""Starting and serving a service's Flask app with waitress on every configured address, shared by both
+services.
 
 Both loopbacks are listed explicitly (`127.0.0.1:P [::1]:P`): `0.0.0.0` would refuse IPv6 clients
 (the troubleshooting log's `ECONNREFUSED ::1:6102`) and `::` under waitress refuses IPv4 ones.
@@ -9,9 +10,10 @@ from __future__ import annotations
 import errno
 import logging
 import sys
-from typing import Iterable
+from typing import Callable, Iterable
 
-from raictl.settings import host_port
+from raictl.errors import RaictlError
+from raictl.settings import Settings, host_port, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -43,3 +45,19 @@ def serve(app, hosts: Iterable[str], port: int, name: str, threads: int = 8) -> 
             log.error("%s cannot listen on %s: %s", name, spec, exc.strerror)
             sys.exit(1)
         raise
+
+
+def run_service(create_app: Callable[[Settings], object], name: str, settings_key: str, threads: int = 8) -> int:
+    """`python -m services.X`: log to stderr, load the settings and build the app with `create_app` (a bad
+    setting is one line in the log and exit code 1, not a traceback), then serve it on the addresses
+    `<settings_key>_hosts` and port `<settings_key>_port` of the settings until stopped."""
+    configure_logging()
+    try:
+        settings = load_settings()
+        app = create_app(settings)
+    except RaictlError as exc:
+        log.error("%s cannot start: %s", name, exc)
+        return 1
+    serve(app, getattr(settings, f"{settings_key}_hosts"), getattr(settings, f"{settings_key}_port"), name,
+          threads=threads)
+    return 0

@@ -5,20 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 
-from raictl.errors import RaictlError
-from raictl.settings import load_settings
-from services.serving import configure_logging, serve
+from services.serving import run_service
 
 log = logging.getLogger("services.llm_api")
 
 
-def main() -> None:
-    configure_logging()
-    try:
-        settings = load_settings()
-    except RaictlError as exc:  # a bad setting: one clear line in the log, not a traceback
-        log.error("llm-api cannot start: %s", exc)
-        sys.exit(1)
+def build_app(settings):
+    """The app, its engine named in the log (and why it is degraded, if it is)."""
     from services.llm_api.app import create_app
 
     app = create_app(settings)
@@ -27,8 +20,12 @@ def main() -> None:
              f" ({state.fallback_reason})" if state.fallback_reason else "")
     if state.last_error:
         log.warning("llm-api is degraded: %s", state.last_error)
-    serve(app, settings.llm_api_hosts, settings.llm_api_port, "llm-api")
+    return app
+
+
+def main() -> int:
+    return run_service(build_app, "llm-api", "llm_api")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

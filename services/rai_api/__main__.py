@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from raictl.errors import RaictlError
-from raictl.settings import load_settings
-from services.serving import configure_logging, serve
+from services.serving import run_service
 
 log = logging.getLogger("services.rai_api")
 
@@ -15,23 +13,21 @@ log = logging.getLogger("services.rai_api")
 THREADS = 8
 
 
-def main() -> int:
-    configure_logging()
+def build_app(settings):
+    """The app, with the schema state (when not at head), the database and the LLM API in the log."""
     logging.getLogger("alembic").setLevel(logging.WARNING)  # reading the schema state is not news
     from services.rai_api.app import create_app, schema_state_line
 
-    try:
-        settings = load_settings()
-        app = create_app(settings)
-    except RaictlError as exc:  # a bad setting or database URL: one clear line, no traceback
-        log.error("rai-api cannot start: %s", exc)
-        return 1
+    app = create_app(settings)
     warning = schema_state_line(app)
     if warning:
         log.warning("%s", warning)
     log.info("database %s; LLM API %s", settings.display("database_url"), settings.llm_api_url)
-    serve(app, settings.rai_api_hosts, settings.rai_api_port, "rai-api", threads=THREADS)
-    return 0
+    return app
+
+
+def main() -> int:
+    return run_service(build_app, "rai-api", "rai_api", threads=THREADS)
 
 
 if __name__ == "__main__":
