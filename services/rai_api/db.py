@@ -9,7 +9,6 @@ MySQL/MariaDB gets pymysql with utf8mb4 and pre-ping (a restarted server is not 
 
 from __future__ import annotations
 
-import os
 import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from raictl.errors import RaictlError
+from raictl.private_files import create_private
 from raictl.settings import mask_url
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -69,16 +69,10 @@ def ensure_sqlite_folder(parsed: sa.URL) -> None:
     except OSError as exc:
         raise RaictlError(f"cannot create {path.parent}, the folder of the SQLite database: {exc.strerror}",
                           hint="point RAICTL_HOME or RAI_DATABASE_URL at a writable place") from None
-    _create_private_file(path)
-
-
-def _create_private_file(path: Path) -> None:
-    """An empty file, mode 0600, at `path` unless something is there. SQLite opens an empty file as an
-    empty database, and creates its -wal and -shm with the database file's mode: 0600 as well."""
+    # An empty file opens as an empty database, and SQLite gives its -wal and -shm the file's mode.
+    # An existing database (or whatever is there: SQLite will say) keeps its mode.
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        return  # an existing database (or whatever is there: SQLite will say) keeps its mode
+        create_private(path, "")
     except OSError as exc:
         raise RaictlError(f"cannot create the SQLite database {path}: {exc.strerror}",
                           hint="point RAICTL_HOME or RAI_DATABASE_URL at a writable place") from None
