@@ -105,15 +105,8 @@ class Database:
     @contextmanager
     def session_scope(self) -> Iterator[Session]:
         """A session committed on success, rolled back on any error, and always closed."""
-        session = self._sessions()
-        try:
+        with self._sessions.begin() as session:  # SQLAlchemy's own commit / rollback / close
             yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
     @contextmanager
     def transaction(self, write: bool = False) -> Iterator[sa.Connection]:

@@ -86,7 +86,7 @@ class LlmClient:
                 self._close()
                 if not reused:
                     raise
-            except BaseException:
+            except BaseException:  # whatever stopped it mid-exchange (even an interrupt): never reuse the connection
                 self._close()
                 raise
         raise ConnectionResetError("the connection was reset twice")  # not reached: the 2nd try is fresh
