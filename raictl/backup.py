@@ -14,6 +14,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from raictl.private_files import ensure_private_dir
 from services.rai_api.schema import VERSION_TABLE
 
 
@@ -21,7 +22,7 @@ def backup_path(home: Path, stem: str, suffix: str) -> Path:
     """A new, empty file `<home>/backups/<UTC timestamp>-<stem><suffix>`, mode 0600 in a 0700 folder:
     a SQLite copy holds password hashes and every chat."""
     folder = home / "backups"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ensure_private_dir(folder)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
     path = folder / f"{stamp}-{stem}{suffix}"
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # O_EXCL: never over an older backup

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raictl.errors import RaictlError
+from raictl.private_files import ensure_private_dir
 
 REPAIR_HINT = "raictl migrate --repair"
 LOCK_FILE = "migrate.lock"
@@ -26,7 +27,7 @@ def migrate_lock(home, wait: float = 0.0):
     path = Path(home) / LOCK_FILE
     lock = FileLock(str(path), timeout=wait)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(path.parent)
         lock.acquire()
     except Timeout:  # before OSError: filelock's Timeout is one
         raise RaictlError(f"another raictl migrate is changing this database (it holds {path}); nothing was changed",

@@ -1,5 +1,5 @@
 """Files that hold secrets in <home>: born 0600 (never created open, then tightened), replaced atomically,
-and made 0600 again when found readable by others.
+and made 0600 again when found readable by others; and the folders holding them (<home>, logs/) born 0700.
 
 Used by the settings (secret_key), the chat client (credentials, token, last session, input history),
 the supervisor (state.json, desired.json) and doctor's .env template. Stdlib only: on the CLI's start-up path.
@@ -16,9 +16,22 @@ from typing import Any
 from raictl.errors import RaictlError
 
 
+def ensure_private_dir(path: Path) -> None:
+    """Create the folder `path`, and each missing parent, mode 0700 (born so, never tightened after).
+    A folder that exists keeps its mode: the user chose it (docs/decisions.md)."""
+    if path.is_dir():
+        return
+    ensure_private_dir(path.parent)  # XDG's rule for a missing folder on the way: 0700 too
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:  # another raictl made it in between; a file there is still an error
+        if not path.is_dir():
+            raise
+
+
 def create_private(path: Path, text: str) -> bool:
     """Create `path` holding `text`, mode 0600, unless it exists: False when another writer was first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -32,7 +45,7 @@ def write_json_atomic(path: Path, document: Any) -> None:
     """Write `document` to `path` so a reader sees the old file or the new one, never half (0600)."""
     import tempfile  # ~3 ms of imports (random, shutil) that `raictl status` never needs
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp creates it 0600
     try:
         with os.fdopen(fd, "w") as handle:

@@ -74,6 +74,18 @@ def test_secret_key_created_once_with_mode_0600(isolated):
     assert load_settings(environ={"RAI_SECRET_KEY": "given"}).secret_key() == "given"
 
 
+def test_home_is_created_0700_and_an_existing_folder_keeps_its_mode(isolated, tmp_path):
+    """<home> holds secrets, the database and every log: born 0700, parents it needs too (XDG's rule)."""
+    fresh = tmp_path / "new" / "home"
+    load_settings(environ={"RAICTL_HOME": str(fresh)}).secret_key()
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (fresh.parent, fresh)] == [0o700, 0o700]
+    made = tmp_path / "made-by-user"
+    made.mkdir()
+    made.chmod(0o750)  # the user's choice: raictl does not chmod a folder it did not create
+    load_settings(environ={"RAICTL_HOME": str(made)}).secret_key()
+    assert stat.S_IMODE(made.stat().st_mode) == 0o750
+
+
 def test_secrets_never_shown(isolated):
     s = load_settings(environ={"GEMINI_API_KEY": KEY, "RAI_DATABASE_URL": "mysql+pymysql://u:pw@h/db"})
     assert KEY not in repr(s) and "pw@" not in repr(s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -102,6 +103,8 @@ def test_up_starts_ready_on_both_loopbacks_and_down_stops(stack):
     port = stack.declare("web", served(), free_port())
     result = stack.raictl("up", "web")
     assert result.returncode == 0, result.stderr
+    home = Path(os.environ["RAICTL_HOME"])  # fresh: up made it, and logs/ with every service's output
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (home, home / "logs")] == [0o700, 0o700]
     web = stack.status()["web"]
     assert web["state"] == "running" and web["health"]["ok"]
     assert [(l["host"], l["port"], l["ok"]) for l in web["listen"]] == [("127.0.0.1", port, True), ("::1", port, True)]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from raictl.errors import RaictlError
+from raictl.private_files import ensure_private_dir
 from raictl.settings import Settings, host_port, sqlite_file
 from raictl.supervisor import logs, probes, process
 from raictl.supervisor.identity import MARKER_VAR, ExitInfo, environ_of, home_processes, lookup
@@ -299,7 +300,7 @@ def detach(home: Path, logs_dir: Path) -> int:
 
 
 def _spawn_watcher(home: Path, logs_dir: Path) -> int:
-    logs_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(logs_dir)
     env = {**os.environ, "PYTHONPATH": process.package_root()}
     with open(logs_dir / "supervisor.log", "ab") as log:
         child = subprocess.Popen([sys.executable, "-m", "raictl.supervisor.watch", str(home), str(logs_dir)],
@@ -313,7 +314,7 @@ def _become_daemon(report_fd: int, home: Path, logs_dir: Path) -> None:
 
     code = 0
     try:
-        logs_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(logs_dir)
         null = os.open(os.devnull, os.O_RDWR)
         log = os.open(logs_dir / "supervisor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(null, 0), os.dup2(null, 1), os.dup2(log, 2)

@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from raictl.private_files import ensure_private_dir
+
 ROTATE_BYTES = 10 * 1024 * 1024
 BACKUPS = 3
 TAIL_LINES = 20
@@ -48,7 +50,7 @@ def rotate(path: Path, max_bytes: int = ROTATE_BYTES, backups: int = BACKUPS) ->
 
 def event(path: Path, message: str) -> None:
     """Append one supervisor event line to a service's log."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     stamp = datetime.now().isoformat(sep=" ", timespec="milliseconds")
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(f"[raictl {stamp}] {message}\n")

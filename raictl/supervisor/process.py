@@ -23,6 +23,7 @@ from typing import Callable
 
 import psutil
 
+from raictl.private_files import ensure_private_dir
 from raictl.settings import Settings
 from raictl.supervisor.identity import MARKER_VAR, SERVICE_VAR, Identity, lookup, marked_processes
 from raictl.supervisor.spec import ServiceSpec
@@ -60,7 +61,7 @@ def launch_cwd(spec: ServiceSpec, settings: Settings) -> str:
 def spawn(spec: ServiceSpec, env: dict[str, str], cwd: str, log_path: Path) -> tuple[subprocess.Popen, str]:
     """Start `spec` in its own session; returns the Popen and its new run marker. OSError if it cannot run."""
     marker = uuid.uuid4().hex
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(log_path.parent)
     with open(log_path, "ab") as log:
         child = subprocess.Popen(list(spec.command), cwd=spec.cwd or cwd, env={**env, MARKER_VAR: marker},
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

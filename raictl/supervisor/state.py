@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from raictl.errors import RaictlError
-from raictl.private_files import write_json_atomic
+from raictl.private_files import ensure_private_dir, write_json_atomic
 from raictl.supervisor.identity import ExitInfo, Identity
 
 STATE_FILE = "state.json"
@@ -118,9 +118,9 @@ def home_problem(home: Path, exc: OSError) -> RaictlError:
 
 
 def ensure_home(home: Path) -> None:
-    """Create `<home>` if need be; a RaictlError when it cannot be a folder we write in."""
+    """Create `<home>` (0700) if need be; a RaictlError when it cannot be a folder we write in."""
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(home)
         (home / LOCK_FILE).touch(exist_ok=True)  # really writing: root passes every access() test
     except OSError as exc:
         raise home_problem(home, exc) from None
