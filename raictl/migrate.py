@@ -144,10 +144,11 @@ class Refusal(RaictlError):
         self.before = before
 
 
-def refuse_unresolvable(state) -> None:
-    """Raise the one-line refusal (a Refusal) for a state a plain upgrade must not touch."""
+def unresolvable_words(state) -> str | None:
+    """The one wording of a schema state a plain upgrade must not touch (None for any other state):
+    `raictl migrate` refuses with it, doctor's db.revision reports it."""
     revs = ", ".join(repr(r) for r in state.revisions)
-    reasons = {
+    words = {
         "unknown_revision": f"alembic_version holds revision {revs}, which is not among the migration scripts",
         "multiple_rows": f"alembic_version holds several rows ({revs}); an upgrade cannot tell where it stands",
         "multiple_heads": f"the migration scripts have several heads ({', '.join(state.heads)}); "
@@ -155,8 +156,14 @@ def refuse_unresolvable(state) -> None:
         "unstamped": "the database has tables but no alembic_version row: its revision is unknown",
         "drift": f"the database is at head but misses {', '.join(state.missing)}",
     }
-    if state.state in reasons:
-        raise Refusal(reasons[state.state], REPAIR_HINT, ", ".join(state.revisions) or None)
+    return words.get(state.state)
+
+
+def refuse_unresolvable(state) -> None:
+    """Raise the one-line refusal (a Refusal) for a state a plain upgrade must not touch."""
+    words = unresolvable_words(state)
+    if words:
+        raise Refusal(words, REPAIR_HINT, ", ".join(state.revisions) or None)
 
 
 def upgrade_to_head(settings, script_location: str | None = None) -> UpgradeResult:
@@ -321,8 +328,7 @@ def plan_repair(url: str, script_location: str | None = None, metadata=None) -> 
     state = live.state
     if state.state == "multiple_heads":
         return Plan(url, script_location, state.state, state.revisions, None, extras=state.extras, refused=(
-            f"the migration scripts have several heads ({', '.join(state.heads)}): raictl cannot choose which "
-            "history the database should follow; merge them (`alembic merge heads`) and run the repair again",))
+            f"{unresolvable_words(state)}, then run the repair (raictl cannot choose which history to follow)",))
     head, (matched, target) = state.heads[0], _target(state, live.shape, snapshots)
     by_revision = {s.revision: s.tables for s in snapshots}
     metadata = metadata if metadata is not None else Base.metadata

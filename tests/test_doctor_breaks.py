@@ -280,6 +280,23 @@ def test_unknown_alembic_revision(db_url):
     assert r["db.schema"].status == "fail" and "column users.remembered_facts" in r["db.schema"].summary
 
 
+@pytest.mark.parametrize("setup", [
+    "UPDATE alembic_version SET version_num = '3f2724846ff9'",
+    "INSERT INTO alembic_version VALUES ('0002_remembered_facts')",
+    "DELETE FROM alembic_version",
+])
+def test_db_revision_words_a_state_as_migrate_refuses_it(db_url, setup):
+    """One wording per schema state: doctor's finding is the line `raictl migrate` refuses with."""
+    from raictl.migrate import Refusal, read_database_state, refuse_unresolvable
+
+    command.upgrade(alembic_config(db_url), "0001_initial")
+    run_sql(db_url, setup)
+    with pytest.raises(Refusal) as refused:
+        refuse_unresolvable(read_database_state(db_url))
+    result = doctor(None, "db.revision", database_url=db_url)["db.revision"]
+    assert (result.status, result.summary, result.hint) == ("fail", refused.value.message, refused.value.hint)
+
+
 def test_missing_column(db_url):
     command.upgrade(alembic_config(db_url), "head")
     run_sql(db_url, "ALTER TABLE users DROP COLUMN remembered_facts")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from raictl.doctor.registry import check
 from raictl.errors import RaictlError
+from raictl.migrate import REPAIR_HINT, unresolvable_words
 from raictl.settings import mask_url, sqlite_file
 
 CONNECT_TIMEOUT = 2
 READ_TIMEOUT = 2  # pymysql drops connect_timeout once connected: a server that never greets would hang
 DB_TIMEOUT = 6.0
-REPAIR = "raictl migrate --repair"
 REACH_HINTS = (  # (words in the driver's error, what to do)
     ("Access denied", "check the user and password in RAI_DATABASE_URL (doctor never shows the password)"),
     ("Unknown database", "create that database (CREATE DATABASE ...), or fix its name in RAI_DATABASE_URL"),
@@ -99,14 +99,7 @@ def revision(ctx):
         return ctx.ok(f"at head {head}")
     if st.state in ("behind", "empty"):
         return ctx.fail(f"at {revs or 'no revision (empty database)'}, head is {head}", hint="raictl migrate")
-    messages = {
-        "unknown_revision": f"alembic_version holds {revs}, which no migration script knows "
-                            "(alembic would fail with \"Can't locate revision\")",
-        "multiple_rows": f"alembic_version holds several rows ({revs})",
-        "multiple_heads": f"the migration scripts have several heads ({head})",
-        "unstamped": "the database has tables but no alembic_version row: its revision is unknown",
-    }
-    return ctx.fail(messages[st.state], hint=REPAIR)
+    return ctx.fail(unresolvable_words(st), hint=REPAIR_HINT)  # the words `raictl migrate` refuses with
 
 
 @check("db.schema", "Schema matches the models", timeout=DB_TIMEOUT)
@@ -119,7 +112,8 @@ def schema(ctx):
         error = "Unknown column" if all(m.startswith("column") for m in st.missing) else "no such table"
         upgrade = st.state in ("behind", "empty")  # the migrations create them: no repair needed
         return ctx.fail(f"missing {', '.join(st.missing)} (queries would fail with \"{error}\")",
-                        hint="raictl migrate" if upgrade else REPAIR, details=[f"missing: {m}" for m in st.missing])
+                        hint="raictl migrate" if upgrade else REPAIR_HINT,
+                        details=[f"missing: {m}" for m in st.missing])
     if st.extras:
         return ctx.warn(f"extra {', '.join(st.extras)}: not in the models (kept; raictl never drops)",
                         details=[f"extra: {e}" for e in st.extras])
