@@ -8,14 +8,13 @@ SQLAlchemy, Alembic, google-genai) is imported inside the command that needs it.
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 
 import typer
 from typer.core import TyperGroup
 
 from raictl import commands, render
-from raictl.errors import RaictlError
+from raictl.errors import RaictlError, debugging
 
 
 class _Group(TyperGroup):
@@ -25,7 +24,7 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except RaictlError as exc:
-            if os.environ.get("RAICTL_DEBUG"):
+            if debugging():
                 raise
             render.error(exc)
             raise typer.Exit(exc.exit_code) from None

@@ -10,10 +10,9 @@ whose Typer commands in `raictl/commands/service.py` call the same `run_*` funct
 
 from __future__ import annotations
 
-import os
 import sys
 
-from raictl.errors import RaictlError
+from raictl.errors import RaictlError, debugging
 
 # command -> {option: type}: the plain forms answered without Typer
 PLAIN_FORMS = {"status": {"--json": bool}, "up": {"--timeout": float}, "down": {}}
@@ -68,7 +67,7 @@ def fast_path(argv: list[str]) -> int | None:
             return run_up(names, values.get("--timeout", 60.0))
         return run_down(names)
     except RaictlError as exc:
-        if os.environ.get("RAICTL_DEBUG"):
+        if debugging():
             raise
         from raictl import render
 

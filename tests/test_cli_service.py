@@ -56,6 +56,17 @@ def test_bad_service_table_is_one_line_and_a_hint(isolated):
                                           'hint: add command = ["prog", "arg"]']
 
 
+def test_raictl_debug_shows_the_traceback_on_both_cli_paths_and_0_means_off(isolated, monkeypatch):
+    """`status` takes the plain fast path (entry.py), `logs` Typer's (cli.py): one switch for both."""
+    (isolated / "raictl.toml").write_text("[services.web]\nport = 8080\n")
+    for argv in (["status"], ["logs", "-n", "5"]):
+        for value, traceback in (("1", True), ("yes", True), ("0", False), ("", False)):
+            monkeypatch.setenv("RAICTL_DEBUG", value)
+            result = run("-m", "raictl", *argv)
+            assert result.returncode == 1 and ("Traceback" in result.stderr) is traceback, (argv, value, result.stderr)
+            assert traceback or result.stderr.splitlines()[0] == "error: [services.web] has no command"
+
+
 def test_down_with_nothing_running_is_fine(isolated):
     result = run("-m", "raictl", "down")
     assert result.returncode == 0 and "nothing was running" in result.stdout
