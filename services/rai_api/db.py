@@ -64,13 +64,9 @@ def ensure_sqlite_folder(parsed: sa.URL) -> None:
     if parsed.query.get("uri"):  # a `file:` URI names its own path and mode (mode=ro must create nothing)
         return
     path = Path(parsed.database)
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RaictlError(f"cannot create {path.parent}, the folder of the SQLite database: {exc.strerror}",
-                          hint="point RAICTL_HOME or RAI_DATABASE_URL at a writable place") from None
     # An empty file opens as an empty database, and SQLite gives its -wal and -shm the file's mode.
-    # An existing database (or whatever is there: SQLite will say) keeps its mode.
+    # An existing database (or whatever is there: SQLite will say) keeps its mode; create_private
+    # makes missing folders 0700 (raictl.private_files.ensure_private_dir).
     try:
         create_private(path, "")
     except OSError as exc:
