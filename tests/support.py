@@ -148,6 +148,13 @@ class ServiceProcess:
                 self.proc.wait(10)
 
 
+def mock_llm_api(home: Path) -> ServiceProcess:
+    """The real LLM API on the mock engine, on a free port of 127.0.0.1, started (stop() it after)."""
+    port = free_port()
+    env = service_env(home, LLM_ENGINE="mock", LLM_API_PORT=str(port), LLM_API_HOSTS="127.0.0.1")
+    return ServiceProcess("services.llm_api", port, env, hosts=("127.0.0.1",), log=home / "llm_api.log").start()
+
+
 def service_env(home: Path, **extra: str) -> dict[str, str]:
     """A clean environment for a child service: PATH, the test marker, the given settings."""
     env = {k: v for k, v in os.environ.items()

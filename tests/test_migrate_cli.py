@@ -13,7 +13,7 @@ from alembic import command
 
 from migrations import alembic_config
 from tests.migrate_support import UNKNOWN, differences_from_models, dump, rows, sql, the_incident
-from tests.support import ServiceProcess, free_port, http, service_env, wait_until
+from tests.support import ServiceProcess, free_port, http, mock_llm_api, service_env, wait_until
 
 HEAD = "0002_remembered_facts"
 RAICTL = str(Path(sys.executable).with_name("raictl"))
@@ -184,11 +184,8 @@ def test_json_failures_are_still_one_document_on_stdout(tmp_path, url, args):
 
 @pytest.fixture(scope="module")
 def llm_api(tmp_path_factory):
-    home = tmp_path_factory.mktemp("llm_api")
-    port = free_port()
-    env = service_env(home, LLM_ENGINE="mock", LLM_API_PORT=str(port), LLM_API_HOSTS="127.0.0.1")
-    service = ServiceProcess("services.llm_api", port, env, hosts=("127.0.0.1",), log=home / "llm_api.log")
-    yield service.start()
+    service = mock_llm_api(tmp_path_factory.mktemp("llm_api"))
+    yield service
     service.stop()
 
 

@@ -17,7 +17,7 @@ from migrations import alembic_config
 from raictl.settings import load_settings
 from services.rai_api import auth
 from services.rai_api.app import create_app
-from tests.support import ServiceProcess, free_port, service_env, wait_until
+from tests.support import ServiceProcess, free_port, mock_llm_api, service_env, wait_until
 
 PASSWORD = "correct horse"
 MOCK_REPLY = re.compile(r'\[mock\] reply to "(?P<text>.*)" \(messages: (?P<messages>\d+), earlier: \d+, '
@@ -27,11 +27,8 @@ MOCK_REPLY = re.compile(r'\[mock\] reply to "(?P<text>.*)" \(messages: (?P<messa
 
 @pytest.fixture(scope="module")
 def llm_api(tmp_path_factory):
-    home = tmp_path_factory.mktemp("llm_api")
-    port = free_port()
-    env = service_env(home, LLM_ENGINE="mock", LLM_API_PORT=str(port), LLM_API_HOSTS="127.0.0.1")
-    service = ServiceProcess("services.llm_api", port, env, hosts=("127.0.0.1",), log=home / "llm_api.log")
-    yield service.start()
+    service = mock_llm_api(tmp_path_factory.mktemp("llm_api"))
+    yield service
     service.stop()
 
 
