@@ -381,7 +381,10 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
         preflight(todo, settings)
         # services left running by a supervisor that was killed: the new one adopts them
         orphans = [s for s in specs if s.name in alive and not supervised]
-        early = orphans + [s for s in todo if not _needs_db(s, todo)]
+        waiting = [s for s in todo if _needs_db(s, todo)]
+        if waiting and _already_at_head(settings, result):  # nothing to wait for: one hand-over
+            waiting = []
+        early = orphans + [s for s in todo if s not in waiting]
         if early:  # start what needs no database while the database is upgraded
             _want(settings, early, keep=supervised)
             result.supervisor_pid = _ensure_supervisor(settings, state)
@@ -397,6 +400,15 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
             _want(settings, late, keep=bool(early) or supervised)
             result.supervisor_pid = _ensure_supervisor(settings, read_state(settings.home))
     return wait_ready(settings, specs, timeout, result, progress)
+
+
+def _already_at_head(settings: Settings, result: UpResult) -> bool:
+    """Whether a SQLite database is stamped at head (a stdlib read, no Alembic): then what needs it
+    starts together with the rest instead of after a second hand-over to the supervisor."""
+    head = sqlite_at_head(settings.database_url)
+    if head:
+        result.migration = f"database at head ({head})"
+    return head is not None
 
 
 def check_timeout(timeout: float) -> None:
