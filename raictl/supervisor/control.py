@@ -7,7 +7,6 @@ Results are values (`UpResult`, `DownResult`); nothing here prints.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -22,6 +21,7 @@ from raictl.errors import RaictlError
 from raictl.private_files import ensure_private_dir
 from raictl.settings import Settings, host_port, sqlite_file
 from raictl.supervisor import logs, probes, process
+from raictl.supervisor.entrycheck import ImportCheck, import_problem, reap, start_import_checks
 from raictl.supervisor.identity import MARKER_VAR, ExitInfo, environ_of, home_processes, lookup
 from raictl.supervisor.spec import ServiceSpec, all_specs, check_addresses, select
 from raictl.supervisor.state import (STATE_FILE, DamagedState, SupervisorState, read_desired, read_state,
@@ -60,52 +60,6 @@ class DownResult:
 
 
 # -- pre-flight ---------------------------------------------------------------------------------
-
-_FIND_SPECS = ("import importlib.util, json, sys\n"
-               "found = {}\n"
-               "for name in sys.argv[1:]:\n"
-               "    try:\n        found[name] = None if importlib.util.find_spec(name) else "
-               "f'ModuleNotFoundError: No module named {name!r}'\n"
-               "    except ImportError as exc:\n        found[name] = f'{type(exc).__name__}: {exc}'\n"
-               "print(json.dumps({'errors': found, 'path': sys.path}))")
-# what decides where `python -m MODULE` finds MODULE: services sharing these share one check
-_IMPORT_KEYS = ("PYTHONPATH", "PYTHONHOME", "PYTHONSAFEPATH", "PYTHONNOUSERSITE", "PYTHONUSERBASE")
-
-ImportCheck = tuple[list[ServiceSpec], subprocess.Popen]
-
-
-def start_import_checks(specs: list[ServiceSpec], settings: Settings) -> list[ImportCheck]:
-    """Launch, in parallel, find_spec of each entry module in the interpreter, environment and
-    folder that will run it (one process per distinct combination); collect with `import_problem`."""
-    groups: dict[tuple, tuple[list[ServiceSpec], dict, str]] = {}
-    for spec in specs:
-        if spec.entry_module:
-            env, cwd = process.launch_env(spec, settings), process.launch_cwd(spec, settings)
-            key = (spec.command[0], cwd, *(env.get(k) for k in _IMPORT_KEYS))
-            groups.setdefault(key, ([], env, cwd))[0].append(spec)
-    return [(group, subprocess.Popen([group[0].command[0], "-c", _FIND_SPECS, *(s.entry_module for s in group)],
-                                     env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-            for group, env, cwd in groups.values()]
-
-
-def import_problem(check: ImportCheck) -> RaictlError | None:
-    """None when every entry module of the check is found; else the first failure, with sys.path."""
-    group, proc = check
-    out, err = proc.communicate(timeout=30)
-    interpreter = group[0].command[0]
-    try:
-        found = json.loads(out)
-    except ValueError:
-        return RaictlError(f"{group[0].name}: {interpreter} could not check its entry module: "
-                           f"{err.decode(errors='replace').strip()[-300:]}", hint="check the interpreter")
-    for spec in group:
-        why = found["errors"].get(spec.entry_module)
-        if why:
-            return RaictlError(f"{spec.name}: {why} (interpreter {interpreter}; sys.path searched: "
-                               f"{', '.join(found['path'])})",
-                               hint="reinstall raictl with its services (pip install .) or fix the command")
-    return None
-
 
 def port_problem(spec: ServiceSpec, host: str, port: int, settings: Settings) -> RaictlError | None:
     """None when host:port is free; else who holds it, by pid, name and command line."""
@@ -167,13 +121,18 @@ def start_problem(spec: ServiceSpec, settings: Settings) -> RaictlError | None:
                        hint=f"install it, or give its full path in command of [services.{spec.name}]")
 
 
-def preflight(specs: list[ServiceSpec], settings: Settings) -> None:
-    """Ports free on every address, entry modules importable: else a RaictlError naming the culprit."""
+def preflight(specs: list[ServiceSpec], settings: Settings, started: list[ImportCheck] | None = None) -> None:
+    """Ports free on every address, entry modules importable: else a RaictlError naming the culprit.
+    `started`: import checks launched ahead of time (`entrycheck.early_import_checks`); the checks
+    of services they do not cover are started here."""
     for spec in specs:
         problem = start_problem(spec, settings)
         if problem:
             raise problem
-    checks = start_import_checks(specs, settings)
+    wanted = {s.name for s in specs}
+    checks = [c for c in started or [] if wanted & {s.name for s in c[0]}]
+    covered = {s.name for group, _ in checks for s in group}
+    checks += start_import_checks([s for s in specs if s.name not in covered], settings)
     try:
         for spec in specs:
             for host, port in spec.addresses:
@@ -181,14 +140,11 @@ def preflight(specs: list[ServiceSpec], settings: Settings) -> None:
                 if problem:
                     raise problem
         for check in checks:
-            problem = import_problem(check)
+            problem = import_problem(check, wanted)
             if problem:
                 raise problem
     finally:
-        for _, proc in checks:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        reap(checks)
 
 
 def migrate_database(settings: Settings) -> str:
@@ -365,8 +321,10 @@ def _want(settings: Settings, specs: list[ServiceSpec], keep: bool) -> None:
 
 
 def up(settings: Settings, names: list[str], timeout: float = 60.0,
-       progress: Callable[[dict[str, str]], None] | None = None) -> UpResult:
-    """Start the named services (all when none) and their dependencies detached; wait until ready."""
+       progress: Callable[[dict[str, str]], None] | None = None,
+       import_checks: list[ImportCheck] | None = None) -> UpResult:
+    """Start the named services (all when none) and their dependencies detached; wait until ready.
+    `import_checks`: pre-flight import checks already started (the caller reaps them)."""
     check_timeout(timeout)
     known = all_specs(settings)
     specs = select(known, names, with_deps=True)
@@ -378,7 +336,7 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
         alive = {n for n, r in state.services.items() if lookup(r.identity)}
         result.already = [s.name for s in specs if s.name in alive]
         todo = [s for s in specs if s.name not in alive]
-        preflight(todo, settings)
+        preflight(todo, settings, import_checks)
         # services left running by a supervisor that was killed: the new one adopts them
         orphans = [s for s in specs if s.name in alive and not supervised]
         waiting = [s for s in todo if _needs_db(s, todo)]
