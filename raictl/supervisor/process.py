@@ -17,16 +17,16 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
-from typing import Callable
-
-import psutil
+from typing import TYPE_CHECKING, Callable
 
 from raictl.private_files import ensure_private_dir
 from raictl.settings import Settings
 from raictl.supervisor.identity import MARKER_VAR, SERVICE_VAR, Identity, lookup, marked_processes
 from raictl.supervisor.spec import ServiceSpec
+
+if TYPE_CHECKING:  # psutil (~10 ms) is imported where used: `up` starts its import checks first
+    import psutil
 
 INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "HOME", "USER", "TMPDIR", "TZ", "SYSTEMROOT",
              "RAICTL_TEST_ID")  # RAICTL_TEST_ID: the test suite's leftover check must see our children
@@ -60,6 +60,8 @@ def launch_cwd(spec: ServiceSpec, settings: Settings) -> str:
 
 def spawn(spec: ServiceSpec, env: dict[str, str], cwd: str, log_path: Path) -> tuple[subprocess.Popen, str]:
     """Start `spec` in its own session; returns the Popen and its new run marker. OSError if it cannot run."""
+    import uuid
+
     marker = uuid.uuid4().hex
     ensure_private_dir(log_path.parent)
     with open(log_path, "ab") as log:
@@ -77,6 +79,8 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 def _signal_all(procs: list[psutil.Process], sig: signal.Signals) -> None:
+    import psutil
+
     for proc in procs:
         try:
             proc.send_signal(sig)
@@ -88,6 +92,8 @@ def _psutil_waiter(proc: psutil.Process | None) -> Callable[[float], bool]:
     def wait(timeout: float) -> bool:
         if proc is None:
             return True
+        import psutil
+
         gone, alive = psutil.wait_procs([proc], timeout=timeout)
         return not alive
     return wait
@@ -103,6 +109,8 @@ def _wait_marked(marker: str, deadline: float) -> list[psutil.Process]:
 
 
 def _alive(proc: psutil.Process) -> bool:
+    import psutil
+
     try:
         return proc.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -115,6 +123,8 @@ def stop(identity: Identity | None, marker: str | None, grace: float,
 
     `wait_leader(timeout) -> gone?` lets the watch loop reap its own child; by default psutil waits.
     """
+    import psutil
+
     leader = lookup(identity)
     wait_leader = wait_leader or _psutil_waiter(leader)
     deadline = time.monotonic() + grace
@@ -136,6 +146,8 @@ def stop(identity: Identity | None, marker: str | None, grace: float,
 
 def sweep(markers: list[str]) -> int:
     """SIGKILL every process still carrying one of these run markers; returns how many."""
+    import psutil
+
     left = [p for p in marked_processes(markers) if _alive(p)]
     _signal_all(left, signal.SIGKILL)
     psutil.wait_procs(left, timeout=KILL_WAIT)
