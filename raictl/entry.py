@@ -10,6 +10,7 @@ whose Typer commands in `raictl/commands/service.py` call the same `run_*` funct
 
 from __future__ import annotations
 
+import os
 import sys
 
 from raictl.errors import RaictlError, debugging
@@ -27,10 +28,22 @@ def main() -> None:
                          "shows it, `raictl down` stops it\n")
         raise SystemExit(130) from None
     if code is not None:
-        raise SystemExit(code)
+        exit_now(code)
     from raictl.cli import main as typer_main
 
     typer_main()
+
+
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's tear-down of every module (measured ~18 ms after `up` with
+    the supervisor modules loaded: most of what `up` added once the services were ready). Nothing
+    needs it here: no atexit handler, no thread, no open file of ours; the output is flushed."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # the reader went away (`| head`): nothing more can reach it
+        pass
+    os._exit(code)
 
 
 def parse_plain(argv: list[str]) -> tuple[str, list[str], dict] | None:
