@@ -517,16 +517,19 @@ def _withdraw(home: Path, targets: list[str]) -> dict[str, dict]:
 
 
 def _down_supervised(settings: Settings, targets: list[str]) -> None:
-    """Withdraw the targets from desired.json and wait for the watch loop to stop them."""
+    """Withdraw the targets from desired.json and wait for the watch loop to stop them; when
+    nothing is left wanted, wait for the supervisor itself to exit too (no process of ours is left)."""
     desired = _withdraw(settings.home, targets)
+    everything = not set(desired) - set(targets)
     graces = [ServiceSpec.from_dict(e["spec"]).grace for n, e in desired.items() if n in targets]
     deadline = time.monotonic() + sum(graces) + 15
     while time.monotonic() < deadline:
         state = read_state(settings.home)
         if lookup(state.supervisor) is None:
             return
-        if not any(state.services[n].state in ("running", "starting", "backoff")
-                   for n in targets if n in state.services):  # the loop has recorded each stop
+        stopped = not any(state.services[n].state in ("running", "starting", "backoff")
+                          for n in targets if n in state.services)  # the loop has recorded each stop
+        if stopped and not everything:
             return
         time.sleep(POLL)
 
