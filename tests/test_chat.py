@@ -323,7 +323,22 @@ def test_llm_api_down_shows_the_503_reason(tmp_path, monkeypatch):
     assert hint == "hint: `raictl status` shows the LLM API, `raictl logs llm_api` its errors; `raictl up` starts it"
 
 
-class _HangingLlm(BaseHTTPRequestHandler):
+class _JsonHandler(BaseHTTPRequestHandler):
+    """A quiet handler for the tests' stand-in servers: `_json(body, status)` answers with JSON."""
+
+    def _json(self, body, status=200):
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+class _HangingLlm(_JsonHandler):
     """An LLM API whose health is fine and whose generate waits until the test releases it."""
 
     def do_GET(self):
@@ -335,17 +350,6 @@ class _HangingLlm(BaseHTTPRequestHandler):
         self.server.generating.set()
         self.server.release.wait(30)
         self._json({"text": "too late", "engine": "mock", "model": "hanging", "usage": {}})
-
-    def _json(self, body):
-        payload = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
 
 
 def test_ctrl_c_interrupts_a_pending_reply_not_the_repl(tmp_path, monkeypatch):
@@ -547,31 +551,20 @@ def test_secret_files_readable_by_others_are_made_0600_and_the_user_told(on_stac
     assert "made it 0600" not in run("chat", "-c", "again").stderr  # said once, when it was fixed
 
 
-class _AlwaysUnauthorized(BaseHTTPRequestHandler):
+class _AlwaysUnauthorized(_JsonHandler):
     """A RAI API that hands out tokens and then rejects every one of them."""
 
     def do_GET(self):
-        self._json(200, {"service": "rai-chat-api", "status": "ok", "llm_engine": "gemini"})
+        self._json({"service": "rai-chat-api", "status": "ok", "llm_engine": "gemini"})
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.hits.append(self.path)
         if self.path == "/api/auth/login":
-            self._json(200, {"access_token": f"token-{len(self.server.hits)}", "token_type": "bearer",
-                             "expires_in": 3600})
+            self._json({"access_token": f"token-{len(self.server.hits)}", "token_type": "bearer",
+                        "expires_in": 3600})
         else:
-            self._json(401, {"error": "invalid_token", "message": "the access token is not valid: log in again"})
-
-    def _json(self, status, body):
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+            self._json({"error": "invalid_token", "message": "the access token is not valid: log in again"}, 401)
 
 
 def test_a_token_rejected_again_after_renewal_is_an_error_not_a_loop(monkeypatch):
