@@ -9,7 +9,8 @@ import psutil
 import pytest
 
 from raictl.settings import FIELDS
-from tests.support import TEST_MARKER, processes_with_marker
+from tests.supervisor_support import Stack
+from tests.support import TEST_MARKER, free_port, processes_with_marker
 
 _SETTING_VARS = {var for f in FIELDS for var in f.env} | {"RAI_USER", "RAI_PASSWORD", "RAICTL_DEBUG"}
 
@@ -86,3 +87,16 @@ def fake_gemini():
 
     with FakeGemini() as server:
         yield server
+
+
+@pytest.fixture
+def stack(isolated, monkeypatch):
+    """A folder whose raictl.toml declares extra services, and `raictl` run for real inside it.
+
+    The built-ins point at free ports (never the defaults other people use); `down` at teardown.
+    """
+    monkeypatch.setenv("LLM_API_PORT", str(free_port()))
+    monkeypatch.setenv("RAI_API_PORT", str(free_port()))
+    stack = Stack(isolated)
+    yield stack
+    stack.raictl("down")

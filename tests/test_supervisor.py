@@ -12,91 +12,19 @@ import signal
 import stat
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.supervisor_support import alive, served
 from tests.support import free_port, wait_until
 
-SERVER = """
-import http.server, os, socket, threading
-{prelude}
-port = int(os.environ["PORT"])
-class Health(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200 if self.path == "/api/health" else 404)
-        self.end_headers()
-        self.wfile.write(b'{{"status": "ok"}}')
-    def log_message(self, *args):
-        pass
-class V6(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-servers = [http.server.ThreadingHTTPServer(("127.0.0.1", port), Health), V6(("::1", port), Health)]
-print("serving on", port, flush=True)
-threading.Thread(target=servers[1].serve_forever, daemon=True).start()
-servers[0].serve_forever()
-"""
 IGNORE_TERM = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)"
 GRANDCHILD = """import subprocess, sys
 grandchild = subprocess.Popen([sys.executable, "-c", "import os, time; os.setsid(); time.sleep(600)"])
 open(os.environ["GRANDCHILD_FILE"], "w").write(str(grandchild.pid))"""
 CRASH = 'import sys; print("boom: the widget is missing", flush=True); sys.exit(3)'
-
-
-def service_table(name: str, script: str, port: int | None = None, **keys) -> str:
-    lines = [f"[services.{name}]", f"command = ['python', '-c', '''{textwrap.dedent(script)}''']"]
-    if port:
-        lines += [f"port = {port}", 'health = "/api/health"']
-    lines += [f"{k} = {_toml(v)}" for k, v in keys.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _toml(value) -> str:
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
-    return json.dumps(value)
-
-
-@pytest.fixture
-def stack(isolated, monkeypatch):
-    """A folder whose raictl.toml declares extra services, and `raictl` run for real inside it.
-
-    The built-ins point at free ports (never the defaults other people use); `down` at teardown.
-    """
-    monkeypatch.setenv("LLM_API_PORT", str(free_port()))
-    monkeypatch.setenv("RAI_API_PORT", str(free_port()))
-    stack = Stack(isolated)
-    yield stack
-    stack.raictl("down")
-
-
-class Stack:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.tables: list[str] = []
-
-    def declare(self, name: str, script: str, port: int | None = None, **keys) -> int | None:
-        self.tables.append(service_table(name, script, port, **keys))
-        (self.folder / "raictl.toml").write_text("\n".join(self.tables))
-        return port
-
-    def raictl(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "raictl", *args], capture_output=True, text=True,
-                              timeout=timeout, cwd=self.folder)
-
-    def status(self) -> dict[str, dict]:
-        result = self.raictl("status", "--json")
-        assert result.returncode in (0, 3), result.stderr
-        return {s["name"]: s for s in json.loads(result.stdout)["services"]}
-
-    def state(self) -> dict:
-        return json.loads((Path(os.environ["RAICTL_HOME"]) / "state.json").read_text())
-
-
-def served(prelude: str = "") -> str:
-    return SERVER.format(prelude=prelude)
 
 
 def test_up_starts_ready_on_both_loopbacks_and_down_stops(stack):
@@ -139,7 +67,7 @@ def test_child_ignoring_sigterm_is_killed_after_grace(stack):
     down = stack.raictl("down", "stubborn")
     assert down.returncode == 0
     assert "SIGKILL after the grace period" in down.stdout
-    assert not _alive(pid)
+    assert not alive(pid)
     assert stack.state()["services"]["stubborn"]["last_exit"]["signal"] == "SIGKILL"
 
 
@@ -148,11 +76,11 @@ def test_grandchild_that_left_the_group_is_not_orphaned(stack, tmp_path):
     stack.declare("parent", served(GRANDCHILD), free_port(), env={"GRANDCHILD_FILE": str(marker_file)})
     assert stack.raictl("up", "parent").returncode == 0
     grandchild = int(wait_until(marker_file.read_text, what="the grandchild's pid"))
-    assert _alive(grandchild)
+    assert alive(grandchild)
     parent = stack.status()["parent"]["pid"]
     wait_until(lambda: os.getpgid(grandchild) != os.getpgid(parent), what="the grandchild's setsid")  # it left the group
     assert stack.raictl("down").returncode == 0
-    assert not _alive(grandchild)
+    assert not alive(grandchild)
 
 
 SQUAT = """import socket, sys, time
@@ -212,7 +140,7 @@ def test_supervisor_killed_then_status_and_down_tell_the_truth(stack):
     assert stack.raictl("up", "web", "other").returncode == 0
     state = stack.state()
     os.kill(state["supervisor"]["pid"], signal.SIGKILL)
-    wait_until(lambda: not _alive(state["supervisor"]["pid"]), what="the supervisor gone")
+    wait_until(lambda: not alive(state["supervisor"]["pid"]), what="the supervisor gone")
     os.kill(state["services"]["other"]["pid"], signal.SIGKILL)
     wait_until(lambda: stack.status()["other"]["state"] == "stopped", what="other reported stopped")
     result = json.loads(stack.raictl("status", "--json").stdout)
@@ -222,7 +150,7 @@ def test_supervisor_killed_then_status_and_down_tell_the_truth(stack):
     assert services["other"]["state"] == "stopped"  # not "backoff": nothing will restart it
     web_pid = services["web"]["pid"]
     assert stack.raictl("down").returncode == 0
-    assert not _alive(web_pid)
+    assert not alive(web_pid)
     assert stack.status()["web"]["state"] == "stopped"
 
 
@@ -231,7 +159,7 @@ def test_up_after_the_supervisor_died_adopts_what_still_runs(stack):
     assert stack.raictl("up", "web").returncode == 0
     before = stack.state()
     os.kill(before["supervisor"]["pid"], signal.SIGKILL)
-    wait_until(lambda: not _alive(before["supervisor"]["pid"]), what="the supervisor gone")
+    wait_until(lambda: not alive(before["supervisor"]["pid"]), what="the supervisor gone")
     again = stack.raictl("up", "web")
     assert again.returncode == 0 and "web already running" in again.stdout
     after = stack.state()
@@ -303,14 +231,7 @@ def test_foreground_multiplexes_logs_and_ctrl_c_stops_everything(stack):
             fg.communicate()
     assert fg.returncode == 0, err
     assert "web" in out and "| " in out and "serving on" in out
-    assert not _alive(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    assert not alive(pid)
 
 
 def _marked(test_id: str, service: str | None = None) -> list[psutil.Process]:
@@ -321,7 +242,7 @@ def _marked(test_id: str, service: str | None = None) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
         if env.get("RAICTL_TEST_ID") == test_id and proc.pid != os.getpid() \
-                and (service is None or env.get("RAICTL_SERVICE") == service) and _alive(proc.pid):
+                and (service is None or env.get("RAICTL_SERVICE") == service) and alive(proc.pid):
             found.append(proc)
     return found
 
@@ -346,7 +267,7 @@ def test_up_from_a_threaded_caller_starts_the_supervisor_without_fork(stack):
     finally:
         release.set()
         control.down(load_settings(), [])
-    wait_until(lambda: not _alive(supervisor.pid), what="the supervisor gone after down")
+    wait_until(lambda: not alive(supervisor.pid), what="the supervisor gone after down")
 
 
 def test_restart_gives_a_new_process_ready_again(stack):
@@ -357,7 +278,7 @@ def test_restart_gives_a_new_process_ready_again(stack):
     assert result.returncode == 0 and "web ready" in result.stdout, result.stderr
     web = stack.status()["web"]
     assert web["pid"] != first and web["state"] == "running" and web["health"]["ok"]
-    assert not _alive(first)
+    assert not alive(first)
 
 
 def test_log_rotation_keeps_the_newest_lines_and_the_writer_appending(tmp_path):
@@ -391,8 +312,8 @@ def test_down_repairs_a_damaged_state_file_and_stops_what_runs(stack):
     assert status.returncode == 1 and "state.json is damaged" in status.stderr and "raictl down" in status.stderr
     down = stack.raictl("down")
     assert down.returncode == 0 and "web stopped" in down.stdout, down.stderr
-    assert not _alive(before["services"]["web"]["pid"])
-    wait_until(lambda: not _alive(before["supervisor"]["pid"]), what="the supervisor gone")
+    assert not alive(before["services"]["web"]["pid"])
+    wait_until(lambda: not alive(before["supervisor"]["pid"]), what="the supervisor gone")
     assert stack.state()["services"]["web"]["last_exit"]["signal"] == "SIGTERM"  # recorded, not "unknown"
     after = stack.raictl("status", "--json")
     assert after.returncode == 3 and {s["name"]: s for s in json.loads(after.stdout)["services"]}["web"]["state"] == "stopped"

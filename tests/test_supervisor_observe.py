@@ -16,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+from tests.supervisor_support import Stack, alive, served
 from tests.support import free_port, wait_until
-from tests.test_supervisor import Stack, _alive, served, stack  # noqa: F401 - stack is the fixture
 
 # A healthy server on both loopbacks that also prints a numbered tick every 50 ms.
 TICKER = served("""import itertools, sys, threading, time
@@ -296,7 +296,7 @@ def test_foreground_prefixes_are_coloured_on_a_terminal(stack):
     text = collected[0]
     assert fg.returncode == 0
     assert "\x1b[36mweb |\x1b[0m serving on" in text  # the first service's prefix in cyan
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 def test_ctrl_c_while_up_waits_is_one_line_and_leaves_the_service_to_down(stack):
