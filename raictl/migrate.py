@@ -6,6 +6,7 @@ and Alembic are imported inside the functions: this module sits on the CLI's sta
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,22 @@ UP_LOCK_WAIT_S = 30.0  # `up` waits this long for a migrate of the same home to 
 
 
 @contextmanager
-def migrate_lock(home, wait: float = 0.0):
+def migrate_lock(home, wait: float = 0.0, database_url: str | None = None):
     """Held while one raictl plans and writes the schema of `home`'s database: a second migrate waits up to
-    `wait` seconds, then refuses (the holder may be a repair waiting for its user to confirm)."""
+    `wait` seconds, then refuses (the holder may be a repair waiting for its user to confirm). On
+    MariaDB/MySQL the server's named lock is taken too, so raictl homes (or machines) sharing one
+    database exclude each other as well."""
+    with _home_lock(home, wait), _server_lock(database_url, wait):
+        yield
+
+
+def _busy(holder: str) -> RaictlError:
+    return RaictlError(f"another raictl migrate is changing this database (it holds {holder}); nothing was changed",
+                       hint="wait for it to finish (it may be asking for confirmation), then run again")
+
+
+@contextmanager
+def _home_lock(home, wait: float):
     from filelock import FileLock, Timeout
 
     path = Path(home) / LOCK_FILE
@@ -30,8 +44,7 @@ def migrate_lock(home, wait: float = 0.0):
         ensure_private_dir(path.parent)
         lock.acquire()
     except Timeout:  # before OSError: filelock's Timeout is one
-        raise RaictlError(f"another raictl migrate is changing this database (it holds {path}); nothing was changed",
-                          hint="wait for it to finish (it may be asking for confirmation), then run again") from None
+        raise _busy(str(path)) from None
     except OSError as exc:
         raise RaictlError(f"cannot take the lock {path}: {exc.strerror}; nothing was changed",
                           hint="RAICTL_HOME must be a folder you can write") from None
@@ -39,6 +52,40 @@ def migrate_lock(home, wait: float = 0.0):
         yield
     finally:
         lock.release()
+
+
+def server_lock_name(database: str) -> str:
+    """The MariaDB/MySQL named lock (GET_LOCK, server-wide, at most 64 characters) for one database."""
+    return f"raictl.migrate.{database}"[:64]
+
+
+@contextmanager
+def _server_lock(url: str | None, wait: float):
+    """GET_LOCK on a connection of its own for the length of the block: closing that connection ends its
+    server session, which releases the lock (as a raictl that dies does). SQLite needs none (its file
+    has one home by default). A server that cannot be reached takes no lock: the migration's own first
+    step then reports that failure in its usual words."""
+    import sqlalchemy as sa
+
+    if url is None or sa.make_url(resolve_url(url)).get_backend_name() != "mysql":
+        yield
+        return
+    engine = _engine(url)
+    try:
+        connection = engine.connect()
+    except sa.exc.DBAPIError:
+        connection = None
+    try:
+        if connection is not None:
+            name = server_lock_name(engine.url.database or "")
+            got = connection.exec_driver_sql("SELECT GET_LOCK(%s, %s)", (name, math.ceil(wait))).scalar()
+            if got != 1:
+                raise _busy(f"the database server's lock {name!r}")
+        yield
+    finally:
+        if connection is not None:
+            connection.close()  # back to the engine's pool, which dispose() then closes
+        engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -169,7 +216,7 @@ def refuse_unresolvable(state) -> None:
 def upgrade_to_head(settings, script_location: str | None = None) -> UpgradeResult:
     """Upgrade the database of `settings` to head (backing it up first when it has tables);
     refuse (RaictlError, hint `raictl migrate --repair`) what only a repair can fix."""
-    with migrate_lock(settings.home, wait=UP_LOCK_WAIT_S):
+    with migrate_lock(settings.home, wait=UP_LOCK_WAIT_S, database_url=settings.database_url):
         plan = plan_upgrade(settings.database_url, script_location, with_sql=False)
         result = apply_plan(plan, settings.home)
     refuse_unresolvable(read_database_state(settings.database_url, script_location))

@@ -254,24 +254,30 @@ def test_on_a_terminal_the_repair_shows_the_plan_and_asks(sqlite_url, answer, co
         assert f"after: {HEAD}" in done.stdout and differences_from_models(sqlite_url) == []
 
 
-def test_a_second_repair_refuses_while_the_first_holds_the_lock(sqlite_url, tmp_path):
-    """Two real `raictl migrate --repair` on one home: the first waits at its prompt holding the lock."""
+def test_a_second_repair_refuses_while_the_first_holds_the_lock(db_url, tmp_path, monkeypatch):
+    """Two real `raictl migrate --repair`: the first waits at its prompt holding the lock. On SQLite
+    both use one home (its migrate.lock); on MariaDB the second has a home of its own, so only the
+    database server's named lock can stop it (two homes or machines sharing one database)."""
     import pty
 
-    the_incident(sqlite_url)
-    before = dump(sqlite_url)
+    the_incident(db_url)
+    before = dump(db_url)
     master, slave = pty.openpty()
     first_err = tmp_path / "first.err"
     with open(first_err, "w") as err:
-        first = subprocess.Popen([RAICTL, "migrate", "--repair"], env=dict(os.environ, RAI_DATABASE_URL=sqlite_url),
+        first = subprocess.Popen([RAICTL, "migrate", "--repair"], env=dict(os.environ, RAI_DATABASE_URL=db_url),
                                  stdin=slave, stdout=subprocess.PIPE, stderr=err, text=True)
     try:
         wait_until(lambda: "Apply these changes" in first_err.read_text(), timeout=30, what="the first's prompt")
-        second = raictl(sqlite_url, "migrate", "--repair", "--yes")
+        on_server = db_url.startswith("mysql")
+        if on_server:
+            monkeypatch.setenv("RAICTL_HOME", str(tmp_path / "another-home"))
+        second = raictl(db_url, "migrate", "--repair", "--yes")
         assert second.returncode == 1 and second.stdout == "", second.stderr
         assert second.stderr.startswith("error: another raictl migrate is changing this database")
-        assert "migrate.lock" in second.stderr and "nothing was changed" in second.stderr
-        assert dump(sqlite_url) == before
+        holder = "the database server's lock 'raictl.migrate." if on_server else "migrate.lock"
+        assert holder in second.stderr and "nothing was changed" in second.stderr
+        assert dump(db_url) == before
         os.write(master, b"y\n")
         assert first.wait(timeout=60) == 0, first_err.read_text()
     finally:
@@ -281,7 +287,7 @@ def test_a_second_repair_refuses_while_the_first_holds_the_lock(sqlite_url, tmp_
         first.stdout.close()
         os.close(slave)
         os.close(master)
-    again = raictl(sqlite_url, "migrate", "--repair", "--yes")
+    again = raictl(db_url, "migrate", "--repair", "--yes")  # the first's locks went with it
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 

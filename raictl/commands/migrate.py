@@ -42,7 +42,7 @@ def _run(repair: bool, dry_run: bool, yes: bool):
     settings = load_settings()
     if dry_run:  # reads only: no lock, so a plan can be looked at while a repair waits for its answer
         return core.dry_run_result(_plan(settings, repair))
-    with core.migrate_lock(settings.home):  # planned under the lock: a second run sees the first's result
+    with core.migrate_lock(settings.home, database_url=settings.database_url):  # planned under the lock: a second run sees the first's result
         plan = _plan(settings, repair)
         if repair and plan.actions and not yes:
             _confirm(plan)
