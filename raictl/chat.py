@@ -141,6 +141,8 @@ def api_error(reply: Reply, doing: str) -> RaictlError:
     if reply.status == 503 and code == "llm_unavailable":  # down, or up with its engine failing (e.g. Gemini 429)
         return RaictlError(message, hint="`raictl status` shows the LLM API, `raictl logs llm_api` its errors; "
                                          "`raictl up` starts it")
+    if reply.status == 503 and code == "schema_mismatch":  # the message names the state and what to run
+        return RaictlError(f"{doing}: {message}", hint="`raictl doctor db` shows where the schema stands")
     if reply.status == 404:
         return RaictlError(f"{doing}: {message}", hint="`raictl sessions` lists your sessions")
     if reply.status in (400, 413, 422):

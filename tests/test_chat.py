@@ -23,8 +23,8 @@ import pytest
 from typer.testing import CliRunner
 
 from raictl.cli import app
-from tests.support import (TEST_MARKER, ServiceProcess, free_port, http, processes_with_marker, service_env,
-                           wait_until)
+from tests.support import (TEST_MARKER, ServiceProcess, free_port, http, mock_llm_api, processes_with_marker,
+                           run_sql, service_env, wait_until)
 
 MOCK_REPLY = re.compile(r'^\[mock\] reply to "(?P<quoted>.*)" \(messages: (?P<n>\d+), earlier: (?P<earlier>\d+), '
                         r"system prompt: (?:yes|no), remembered facts: (?P<facts>\d+), recalled: \d+\)$", re.S)
@@ -321,6 +321,23 @@ def test_llm_api_down_shows_the_503_reason(tmp_path, monkeypatch):
     error, hint = result.stderr.splitlines()[-2:]
     assert error.startswith("error: ") and "LLM API" in error
     assert hint == "hint: `raictl status` shows the LLM API, `raictl logs llm_api` its errors; `raictl up` starts it"
+
+
+def test_a_schema_mismatch_names_the_command_that_fixes_it(tmp_path, monkeypatch):
+    """The log's missing column: one error naming the state and `raictl migrate --repair`, not HTTP 503."""
+    llm = mock_llm_api(tmp_path)
+    rai = start_rai_api(tmp_path, free_port(), llm.url(""), os.environ[TEST_MARKER])
+    try:
+        run_sql(f"sqlite:///{tmp_path / 'rai.db'}", "ALTER TABLE users DROP COLUMN remembered_facts")
+        monkeypatch.setenv("RAI_API_PORT", str(rai.port))
+        result = run("chat", "remember that tea is green")
+    finally:
+        rai.stop()
+        llm.stop()
+    assert result.exit_code == 1 and result.stdout == ""
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error.startswith("error: ") and "run `raictl migrate --repair`" in error, error
+    assert hint == "hint: `raictl doctor db` shows where the schema stands"
 
 
 class _JsonHandler(BaseHTTPRequestHandler):

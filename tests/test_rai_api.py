@@ -452,7 +452,8 @@ def test_schema_behind_is_reported_not_hidden(db_url, llm_api, caplog):
         assert (health["status"], health["schema"], health["database_status"]) == ("degraded", "behind", "ok")
         headers = login(client)  # neither touches the missing column; chat does
         response = chat(client, headers, "remember that this fails")
-        assert "raictl migrate" in assert_error(response, 503, "database_unavailable")
+        message = assert_error(response, 503, "schema_mismatch")
+        assert "the schema is 'behind': run `raictl migrate`" in message and "remembered_facts" in message
         assert "database error" in caplog.text
         assert "scrypt" not in caplog.text and PASSWORD not in caplog.text and "this fails" not in caplog.text
     finally:
@@ -474,6 +475,20 @@ def test_health_notices_a_column_dropped_while_it_runs(app, client, db_url):
     wait_until(lambda: client.get("/api/health").json["schema"] == "drift", timeout=15, interval=0.25,
                what="health to report the dropped column as drift")
     assert client.get("/api/health").json["status"] == "degraded"
+
+
+def test_a_column_dropped_at_head_answers_503_naming_the_repair(app, client, db_url):
+    """Drift, not a database outage: the 503 names the state and `raictl migrate --repair`, which fixes
+    it (a plain `raictl migrate` would find nothing to do at head)."""
+    import sqlalchemy as sa
+
+    headers = login(client)
+    other = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    with other.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE users DROP COLUMN remembered_facts")
+    other.dispose()
+    message = assert_error(chat(client, headers, "remember that this fails"), 503, "schema_mismatch")
+    assert "the schema is 'drift': run `raictl migrate --repair`" in message, message
 
 
 def test_database_server_down_is_503_not_500(llm_api):

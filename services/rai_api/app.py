@@ -17,16 +17,11 @@ from services.rai_api.db import Database
 from services.rai_api.errors import register_error_handlers
 from services.rai_api.health import HealthReport
 from services.rai_api.llm_client import LlmClient
+from services.rai_api.schema import HEALTH_HINT
 from services.rai_api.views import api
 
 log = logging.getLogger(__name__)
 
-SCHEMA_HINTS = {
-    "behind": "run `raictl migrate` (or `alembic upgrade head` from the repository root)",
-    "drift": "run `raictl migrate --repair` to add what is missing",
-    "unknown_revision": "run `raictl migrate --repair`",
-    "unknown": "check RAI_DATABASE_URL and that the database server runs (`raictl doctor`)",
-}
 
 
 def create_app(settings=None) -> Flask:
@@ -64,5 +59,5 @@ def schema_state_line(app: Flask) -> str | None:
     if state["database_status"] == "ok" and state["schema"] == "ok":
         return None
     schema = state["schema"] if state["database_status"] == "ok" else "unknown"
-    return (f"database schema is {schema!r}, not at head: {SCHEMA_HINTS[schema]}; "
+    return (f"database schema is {schema!r}, not at head: {HEALTH_HINT[schema]}; "
             "serving anyway, /api/health reports the state")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask
+from flask import Flask, current_app
 
 from services.http_json import JsonError, error_response, register_json_errors
+from services.rai_api.schema import HEALTH_HINT
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +28,39 @@ def _api_error(exc: ApiError):
     return response
 
 
+# A statement naming a table or column the database lacks: SQLite's words, MySQL's error codes.
+_SQLITE_SCHEMA_WORDS = ("no such table", "no such column", "has no column named")
+_MYSQL_SCHEMA_CODES = (1054, 1146)  # unknown column, table does not exist
+
+
+def _is_schema_error(exc: Exception) -> bool:
+    orig = getattr(exc, "orig", None)
+    args = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int):  # pymysql: (code, message)
+        return args[0] in _MYSQL_SCHEMA_CODES
+    return any(word in str(orig) for word in _SQLITE_SCHEMA_WORDS)
+
+
 def _database_error(exc: Exception):
     # The log's "Unknown column 'users.remembered_facts'" surfaced as a login failure; say what it is.
     # Only the driver's reason: the statement's parameters may hold a password hash or a message.
     reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0][:300]
     log.error("database error: %s", reason)
+    if _is_schema_error(exc):
+        return error_response(503, "schema_mismatch", f"the database schema does not match this RAI API: "
+                                                      f"{reason}; {_schema_advice()}")
     return error_response(503, "database_unavailable",
-                          f"the database failed: {reason} (check `raictl doctor`; if the schema is "
-                          "behind, run `raictl migrate` or `alembic upgrade head`)")
+                          f"the database failed: {reason} (check `raictl doctor`)")
+
+
+def _schema_advice() -> str:
+    """Where the schema stands, read now (the health's copy may be seconds old), and what to run."""
+    from services.rai_api.health import check_database
+
+    schema = check_database(current_app.extensions["rai_db"])["schema"]
+    if schema not in HEALTH_HINT:  # "ok": the models ask for what the head revision lacks
+        return "run `raictl doctor`; `raictl migrate --repair` adds what is missing"
+    return f"the schema is {schema!r}: {HEALTH_HINT[schema]}"
 
 
 def register_error_handlers(app: Flask) -> None:

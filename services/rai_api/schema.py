@@ -28,6 +28,14 @@ HEALTH_WORD = {
     "drift": "drift",
 }
 
+# What to run for each health word: the RAI API's start-up log line and its 503 for a schema error.
+HEALTH_HINT = {
+    "behind": "run `raictl migrate` (or `alembic upgrade head` from the repository root)",
+    "drift": "run `raictl migrate --repair` to add what is missing",
+    "unknown_revision": "run `raictl migrate --repair`",
+    "unknown": "check RAI_DATABASE_URL and that the database server runs (`raictl doctor`)",
+}
+
 
 @dataclass(frozen=True)
 class SchemaState:
