@@ -188,8 +188,10 @@ def port_setting(name: str) -> str:
     return {"llm_api": "LLM_API_PORT", "rai_api": "RAI_API_PORT"}.get(name, f"port in [services.{name}]")
 
 
-def dependency_order(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
-    """Specs sorted so each comes after what it depends on; a cycle or unknown name is an error."""
+def dependency_order(specs: Iterable[ServiceSpec], strict: bool = True) -> list[ServiceSpec]:
+    """Specs sorted so each comes after what it depends on; a cycle is an error, and so is an
+    unknown name when `strict` (raictl.toml). Not strict (the watch loop: only what is wanted), a
+    dependency outside `specs` is ignored: a dependent may run while what it depends on is down."""
     by_name = {s.name: s for s in specs}
     ordered: list[ServiceSpec] = []
     visiting: set[str] = set()
@@ -203,6 +205,8 @@ def dependency_order(specs: Iterable[ServiceSpec]) -> list[ServiceSpec]:
         visiting.add(spec.name)
         for dep in spec.depends_on:
             if dep not in by_name:
+                if not strict:
+                    continue
                 raise RaictlError(f"{spec.name} depends on unknown service {dep!r}",
                                   hint=f"known services: {', '.join(by_name)}")
             visit(by_name[dep])

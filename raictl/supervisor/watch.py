@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from raictl.errors import RaictlError
 from raictl.settings import host_port
 from raictl.supervisor import logs, probes, process
 from raictl.supervisor.identity import ExitInfo, Identity, decode_exit, identify, lookup
@@ -69,6 +70,7 @@ class Watcher:
         self.stopping = False
         self.dirty = True
         self.last_rotate = 0.0
+        self.last_error: str | None = None
 
     # -- the loop ---------------------------------------------------------------------------
     def claim(self) -> None:
@@ -86,12 +88,29 @@ class Watcher:
             signal.signal(sig, self._on_signal)
         try:
             while not self.stopping:
-                self.tick()
+                self._safe_tick()
                 if self._idle():
                     break
                 time.sleep(TICK if self._busy() else IDLE_TICK)
         finally:
             self.stop_all()
+
+    def _safe_tick(self) -> None:
+        """One tick; an unexpected error is written to supervisor.log (once per distinct error)
+        and the loop goes on: a supervisor that dies leaves its services unwatched."""
+        try:
+            self.tick()
+        except Exception as exc:  # noqa: BLE001 - the loop must outlive any one bad state
+            import sys
+            import traceback
+
+            seen = f"{type(exc).__name__}: {exc}"
+            if seen != self.last_error:
+                self.last_error = seen
+                sys.stderr.write(f"raictl supervisor: tick failed, still watching: {seen}\n")
+                traceback.print_exc()
+                sys.stderr.flush()
+            time.sleep(IDLE_TICK)
 
     def _on_signal(self, signum, frame) -> None:
         self.stopping = True
@@ -118,7 +137,12 @@ class Watcher:
         return not any(c.record.state in ACTIVE for c in self.children.values())
 
     def _ordered(self) -> list[Child]:
-        order = dependency_order([c.spec for c in self.children.values()])
+        """Dependencies first, by what is wanted now: a dependency withdrawn (`raictl down NAME`)
+        is no longer an edge, and its dependents keep running and being restarted."""
+        try:
+            order = dependency_order([c.spec for c in self.children.values()], strict=False)
+        except RaictlError:  # a cycle: the order they were asked for is still an order
+            return list(self.children.values())
         return [self.children[s.name] for s in order]
 
     # -- desired state ------------------------------------------------------------------------
@@ -256,7 +280,12 @@ class Watcher:
 
     def stop_all(self) -> None:
         for child in reversed(self._ordered()):
-            self.stop_child(child)
+            try:
+                self.stop_child(child)
+            except Exception:  # noqa: BLE001 - one that cannot be stopped must not spare the rest
+                import traceback
+
+                traceback.print_exc()
         self.state.supervisor = None
         self.dirty = True
         self._save()
