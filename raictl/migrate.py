@@ -349,19 +349,32 @@ def plan_upgrade(url: str, script_location: str | None = None, with_sql: bool = 
     from services.rai_api.schema import script_directory
 
     url = resolve_url(url)
+    script = script_directory(script_location)
     engine = _engine(url)
     try:
-        live = _read_live(engine, script_directory(script_location))
+        live = _read_live(engine, script)
+        state = live.state
+        refuse_unresolvable(state)
+        if state.state == "behind":
+            _refuse_already_applied(live, _snapshots(engine, _ordered_revisions(script), script_location))
     finally:
         engine.dispose()
-    state = live.state
-    refuse_unresolvable(state)
     head = state.heads[0]
     actions = ()
     if state.revision != head:
         sql = offline_upgrade_sql(url, script_location, state.revision) if with_sql else ()
         actions = (Action("upgrade", f"upgrade {state.revision or 'an empty database'} -> {head}", sql),)
     return Plan(url, script_location, state.state, state.revisions, head, actions=actions, extras=state.extras)
+
+
+def _refuse_already_applied(live: _Live, snapshots) -> None:
+    """A database `behind` whose schema already holds what a later revision adds (a migration half
+    applied, or alembic_version set back): the upgrade would add it again and fail ("Duplicate column")."""
+    state = live.state
+    _, target = _target(state, live.shape, snapshots)
+    if target != state.revision:
+        raise Refusal(f"alembic_version says {state.revision}, but the database already holds what {target} adds: "
+                      "an upgrade would add it again", REPAIR_HINT, state.revision)
 
 
 def plan_repair(url: str, script_location: str | None = None, metadata=None) -> Plan:

@@ -50,3 +50,23 @@ def test_unreachable_database_is_one_line(monkeypatch):
     with pytest.raises(RaictlError) as caught:
         upgrade_to_head(load_settings())
     assert "s3cret" not in str(caught.value) and "127.0.0.1" in caught.value.message
+
+
+def test_a_revision_set_back_under_a_head_schema_is_refused_not_applied_twice(settings):
+    """The tester's case: the column of 0002 is there, alembic_version says 0001. Upgrading would add
+    the column again ("Duplicate column name"), taking a backup on every try: refuse, name the repair."""
+    from tests.doctor_support import doctor
+    from tests.migrate_support import dump
+
+    upgrade_to_head(settings)
+    run_sql(settings.database_url, "UPDATE alembic_version SET version_num = '0001_initial'")
+    before = dump(settings.database_url)
+    with pytest.raises(RaictlError) as caught:
+        upgrade_to_head(settings)
+    assert caught.value.message == ("alembic_version says 0001_initial, but the database already holds what "
+                                    "0002_remembered_facts adds: an upgrade would add it again")
+    assert caught.value.hint == "raictl migrate --repair"
+    assert dump(settings.database_url) == before
+    assert not (settings.home / "backups").exists()
+    found = doctor(None, "db.revision", database_url=settings.database_url)["db.revision"]
+    assert (found.status, found.hint) == ("fail", "raictl migrate --repair"), found  # not "raictl migrate"

@@ -97,6 +97,9 @@ def revision(ctx):
     revs = ", ".join(st.revisions)
     if st.state in ("ok", "drift"):
         return ctx.ok(f"at head {head}")
+    if st.state == "behind" and not st.missing:  # set back, or half applied: an upgrade would add it twice
+        return ctx.fail(f"at {revs}, head is {head}, but the schema already has every table and column of head",
+                        hint=REPAIR_HINT)
     if st.state in ("behind", "empty"):
         return ctx.fail(f"at {revs or 'no revision (empty database)'}, head is {head}", hint="raictl migrate")
     return ctx.fail(unresolvable_words(st), hint=REPAIR_HINT)  # the words `raictl migrate` refuses with
