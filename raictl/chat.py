@@ -170,6 +170,13 @@ def supervised_record(home: Path) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
+def from_mock(response: dict[str, Any]) -> bool:
+    """Whether a chat reply came from the mock engine (its label), not from a model or the database."""
+    from services.llm_api import MOCK_LABEL
+
+    return str(response.get("response", "")).startswith(MOCK_LABEL)
+
+
 def decode_message(data: bytes) -> str:
     """The message piped to `raictl chat -`: UTF-8 text without its trailing newlines."""
     try:

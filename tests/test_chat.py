@@ -103,6 +103,15 @@ def test_one_shot_prints_exactly_the_reply(on_stack):
     assert "mock engine" in result.stderr and "Gemini" in result.stderr
 
 
+def test_the_mock_note_comes_only_with_a_mock_reply(on_stack):
+    """Not for a memory command answered from the database, nor before an error (no reply at all)."""
+    remembered = run("chat", "remember that my tea is green")
+    assert remembered.exit_code == 0 and remembered.stdout.startswith("OK, I will remember")
+    assert remembered.stderr == ""
+    failed = run("chat", "--session", "no-such-id", "hi")
+    assert failed.exit_code == 1 and "mock engine" not in failed.stderr, failed.stderr
+
+
 def test_json_prints_the_whole_response_object(on_stack):
     result = run("chat", "--json", "hello")
     assert result.exit_code == 0, result.output

@@ -50,10 +50,12 @@ def chat(
         session_id = core.start_session(client, continue_, session)
         if continue_ and session_id is None:
             render.note("no earlier session to continue (from this RAICTL_HOME): starting a new one")
-        render.chat_engine_note(client.engine, chosen=client.settings.llm_engine == "mock")
         if message is None:
+            render.chat_engine_note(client.engine, chosen=client.settings.llm_engine == "mock")
             raise typer.Exit(_repl(client, session_id))
         response = client.chat(message, session_id)
+        if core.from_mock(response):  # not for an error, nor a memory command answered from the database
+            render.chat_engine_note(client.engine, chosen=client.settings.llm_engine == "mock")
     render.print_json(response) if json_ else render.chat_reply(response)
 
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from raictl.settings import mask_secret
 from services.http_json import JsonError
+from services.llm_api import MOCK_LABEL
 
 MOCK_MODEL = "mock"
 FACTS_HEADER = "Remembered facts about the user:"
@@ -67,7 +68,7 @@ class MockEngine:
         RECALL_HEADER in the system prompt, each block ending at the next blank line."""
         count = len(prompt.messages)
         system = prompt.system or ""
-        text = (f'[mock] reply to "{prompt.messages[-1].content[:80]}" (messages: {count}, '
+        text = (f'{MOCK_LABEL} reply to "{prompt.messages[-1].content[:80]}" (messages: {count}, '
                 f'earlier: {count - 1}, system prompt: {"yes" if system else "no"}, '
                 f"remembered facts: {count_block_items(system, FACTS_HEADER)}, "
                 f"recalled: {count_block_items(system, RECALL_HEADER)})")
