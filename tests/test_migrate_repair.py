@@ -278,3 +278,18 @@ time.sleep(600)
             child.wait()
         sql(mysql_url, *(f"DROP DATABASE IF EXISTS `{n}`" for n in _scratch_databases(mysql_url)
                          if n == ours or f"_{child.pid}_" in n))
+
+
+def test_a_dropped_index_is_a_doctor_warning_and_the_repair_adds_it(sqlite_url, tmp_path):
+    """Queries still work without ix_messages_session_id (so health says ok), but doctor names it and the
+    repair adds it. SQLite only: MariaDB keeps an index its foreign key needs (DROP INDEX is refused)."""
+    from tests.doctor_support import doctor
+
+    command.upgrade(alembic_config(sqlite_url), "head")
+    sql(sqlite_url, "DROP INDEX ix_messages_session_id")
+    found = doctor(None, "db.schema", database_url=sqlite_url)["db.schema"]
+    assert (found.status, found.hint) == ("warn", "raictl migrate --repair"), found
+    assert "index ix_messages_session_id on messages" in found.summary
+    plan, _ = repair(sqlite_url, tmp_path)
+    assert kinds(plan) == ["create_index"]
+    assert doctor(None, "db.schema", database_url=sqlite_url)["db.schema"].status == "ok"

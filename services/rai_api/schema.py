@@ -46,6 +46,9 @@ class SchemaState:
     heads: tuple[str, ...]
     missing: tuple[str, ...] = ()
     extras: tuple[str, ...] = ()
+    # `index I on T` of the models the database lacks: filled by doctor only (queries work without
+    # them, so they do not make `drift`, and health and `up` skip reading them).
+    missing_indexes: tuple[str, ...] = ()
 
     @property
     def health(self) -> str:
