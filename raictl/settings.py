@@ -11,6 +11,7 @@ This module imports only the standard library and python-dotenv: it is on the CL
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import secrets
@@ -74,6 +75,26 @@ def _text(raw: Any, name: str) -> str | None:
     return text or None
 
 
+def _url(raw: Any, name: str) -> str | None:
+    """An http(s) URL with a host, else one clear error (a bad URL would only fail later, deep in a request)."""
+    from urllib.parse import urlsplit
+
+    text = _text(raw, name)
+    if text is None:
+        return None
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise RaictlError(f"{name} must be an http:// or https:// URL with a host, got {text!r}",
+                          hint=f"e.g. {name}=" + ("http://127.0.0.1:6301" if name == "LLM_API_URL" else "https://HOST")
+                               + " (or unset it to use the default)")
+    return text
+
+
 @dataclass(frozen=True)
 class Field:
     """One setting: its attribute name, env var(s), dotted key in raictl.toml and parser."""
@@ -83,23 +104,32 @@ class Field:
     toml: str
     parse: Callable[[Any, str], Any]
     secret: bool = False
+    toml_type: str = "string"  # what raictl.toml must hold: "string", "port" (an integer) or "addresses"
 
 
 FIELDS: tuple[Field, ...] = (
     Field("home", ("RAICTL_HOME",), "home", _text),
     Field("database_url", ("RAI_DATABASE_URL",), "database_url", _text, secret=True),
-    Field("rai_api_port", ("RAI_API_PORT",), "rai_api.port", _port),
-    Field("rai_api_hosts", ("RAI_API_HOSTS",), "rai_api.hosts", _hosts),
-    Field("llm_api_port", ("LLM_API_PORT",), "llm_api.port", _port),
-    Field("llm_api_hosts", ("LLM_API_HOSTS",), "llm_api.hosts", _hosts),
-    Field("llm_api_url", ("LLM_API_URL",), "llm_api.url", _text),
+    Field("rai_api_port", ("RAI_API_PORT",), "rai_api.port", _port, toml_type="port"),
+    Field("rai_api_hosts", ("RAI_API_HOSTS",), "rai_api.hosts", _hosts, toml_type="addresses"),
+    Field("llm_api_port", ("LLM_API_PORT",), "llm_api.port", _port, toml_type="port"),
+    Field("llm_api_hosts", ("LLM_API_HOSTS",), "llm_api.hosts", _hosts, toml_type="addresses"),
+    Field("llm_api_url", ("LLM_API_URL",), "llm_api.url", _url),
     Field("llm_engine", ("LLM_ENGINE",), "llm_api.engine", _engine),
     Field("gemini_api_key", ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "gemini.api_key", _text, secret=True),
     Field("gemini_model", ("GEMINI_MODEL",), "gemini.model", _text),
-    Field("gemini_base_url", ("GEMINI_BASE_URL",), "gemini.base_url", _text),
+    Field("gemini_base_url", ("GEMINI_BASE_URL",), "gemini.base_url", _url),
     Field("secret_key", ("RAI_SECRET_KEY",), "rai_api.secret_key", _text, secret=True),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
+# The keys raictl.toml may hold: top-level settings, the tables of the built-ins and their keys, and
+# `services` (whose [services.NAME] tables the supervisor's spec checks key by key).
+TOML_TABLES: dict[str, tuple[str, ...]] = {}
+for _f in FIELDS:
+    if "." in _f.toml:
+        _table, _key = _f.toml.split(".", 1)
+        TOML_TABLES[_table] = (*TOML_TABLES.get(_table, ()), _key)
+TOML_TOP = tuple(f.toml for f in FIELDS if "." not in f.toml) + ("services",)
 
 DEFAULTS: dict[str, Any] = {
     "rai_api_port": 6102,
@@ -131,6 +161,7 @@ class Settings:
     env_file: Path | None = None
     services: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None  # the folder these settings were resolved for (a .env there may not be the one read)
 
     def __repr__(self) -> str:  # never leak a secret through a repr in a log or traceback
         shown = {f.name: self.display(f.name) for f in FIELDS if f.name != "secret_key"}
@@ -257,7 +288,7 @@ def find_config(start: Path) -> Path | None:
     return None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -274,17 +305,102 @@ def _toml_get(data: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-def _read_dotenv(path: Path) -> dict[str, str]:
+_TOML_TYPES = {"string": "a string (text in quotes)", "port": "an integer port number",
+               "addresses": "a list of IP addresses, e.g. [\"127.0.0.1\", \"::1\"]"}
+
+
+def _toml_type_ok(kind: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if kind == "port":
+        return isinstance(value, (int, str))  # a quoted number is read as one; _port names a bad one
+    if kind == "addresses":
+        return isinstance(value, str) or (isinstance(value, list) and all(isinstance(h, str) for h in value))
+    return isinstance(value, str)
+
+
+def _check_toml_types(doc: Mapping[str, Any], config: Path) -> None:
+    """One clear error for a value of the wrong type (`database_url = 5`, `[rai_api]` written as a key)."""
+    for table in TOML_TABLES:
+        if table in doc and not isinstance(doc[table], Mapping):
+            raise RaictlError(f"{config}: `{table}` must be a table like [{table}], got {doc[table]!r}",
+                              hint=f"write its keys under a [{table}] line")
+    for f in FIELDS:
+        value = _toml_get(doc, f.toml)
+        if value is not None and not _toml_type_ok(f.toml_type, value):
+            key = f.toml.rsplit(".", 1)[-1]
+            example = {"port": f"{key} = 6102", "addresses": f'{key} = ["127.0.0.1", "::1"]'}.get(
+                f.toml_type, f'{key} = "..."')
+            raise RaictlError(f"{config}: {f.toml} must be {_TOML_TYPES[f.toml_type]}, got {value!r}",
+                              hint=f"fix it in raictl.toml, e.g. {example}")
+
+
+def unknown_toml_keys(doc: Mapping[str, Any]) -> list[str]:
+    """Keys of raictl.toml that raictl does not read (typos are silently ignored otherwise), each with
+    `(did you mean ...?)` when a known name is close: `rai-api (did you mean rai_api?)`."""
+    found = []
+    for key, value in doc.items():
+        if key in TOML_TOP:
+            continue
+        if key in TOML_TABLES:
+            if isinstance(value, Mapping):
+                for sub in value:
+                    if sub not in TOML_TABLES[key]:
+                        close = difflib.get_close_matches(sub, TOML_TABLES[key], n=1)
+                        found.append(f"{key}.{sub}" + (f" (did you mean {key}.{close[0]}?)" if close else ""))
+            continue
+        close = difflib.get_close_matches(key, [*TOML_TOP, *TOML_TABLES], n=1)
+        if not close:  # a table's key written at the top level: `port = 7001` before any [table]
+            close = [f.toml for f in FIELDS if f.toml.endswith("." + key)][:2]
+        found.append(f"{key} (did you mean {' or '.join(close)}?)" if close else key)
+    return found
+
+
+def _not_a_parse_warning(record) -> bool:
+    return not str(record.msg).startswith("python-dotenv could not parse")
+
+
+def _capture_dotenv_warnings() -> None:
+    """python-dotenv logs an unparsable line with no file name, once per read (so twice in a doctor run):
+    raictl reports it instead, with the file and the line (`dotenv_errors`, doctor's config.env_file)."""
+    import logging
+
+    logger = logging.getLogger("dotenv.main")
+    if _not_a_parse_warning not in logger.filters:
+        logger.addFilter(_not_a_parse_warning)
+
+
+def dotenv_errors(path: Path) -> tuple[tuple[int, str | None], ...]:
+    """(line, the name it seems to set) of each statement of the .env at `path` python-dotenv cannot parse
+    (it skips them: an unterminated quote silently drops the key). Never the value: it may be a secret."""
+    import re
+
+    from dotenv.parser import parse_stream
+
+    try:
+        with path.open(encoding="utf-8") as stream:
+            bad = [b.original for b in parse_stream(stream) if b.error]
+    except (OSError, UnicodeDecodeError):
+        return ()
+    name = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=")
+    return tuple((o.line, m.group(1) if (m := name.match(o.string)) else None) for o in bad)
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """The values of a .env file as python-dotenv reads them (unparsable lines skipped: see dotenv_errors)."""
     from dotenv import dotenv_values
 
+    _capture_dotenv_warnings()
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 def _raw_layers(base: Path, config: Path | None, env_file: Path | None,
                 environ: Mapping[str, str], overrides: Mapping[str, Any]) -> tuple[dict, dict, dict]:
     """Walk the layers lowest first; return (raw values, their sources, the toml document)."""
-    doc = _read_toml(config) if config else {}
-    dotenv = _read_dotenv(env_file) if env_file else {}
+    doc = read_toml(config) if config else {}
+    if config:
+        _check_toml_types(doc, config)
+    dotenv = read_dotenv(env_file) if env_file else {}
     raw: dict[str, Any] = dict(DEFAULTS)
     sources = {name: "default" for name in DEFAULTS}
     for f in FIELDS:
@@ -330,4 +446,4 @@ def load_settings(cwd: Path | str | None = None, environ: Mapping[str, str] | No
         raise RaictlError(f"{config}: `services` must be tables like [services.web], got {services!r}",
                           hint="declare each extra service as a [services.NAME] table")
     return Settings(**values, secret_key_value=secret, config_file=config, env_file=env_file,
-                    services=services, sources=sources)
+                    services=services, sources=sources, cwd=cwd)

@@ -106,3 +106,58 @@ def test_bad_toml_is_one_error(isolated):
     with pytest.raises(RaictlError) as err:
         load_settings(environ={})
     assert "not valid TOML" in err.value.message
+
+
+@pytest.mark.parametrize("toml,words", [
+    ("database_url = 5\n", "database_url must be a string (text in quotes), got 5"),
+    ("[rai_api]\nport = true\n", "rai_api.port must be an integer port number, got True"),
+    ("[llm_api]\nhosts = 1\n", "llm_api.hosts must be a list of IP addresses"),
+    ("[gemini]\nmodel = [\"a\"]\n", "gemini.model must be a string"),
+    ("rai_api = 5\n", "`rai_api` must be a table like [rai_api], got 5"),
+])
+def test_a_toml_value_of_the_wrong_type_is_one_error(isolated, toml, words):
+    """`database_url = 5` used to load as the text "5" (and `raictl migrate` rejected it later)."""
+    (isolated / "raictl.toml").write_text(toml)
+    with pytest.raises(RaictlError) as err:
+        load_settings(environ={})
+    assert words in err.value.message and str(isolated / "raictl.toml") in err.value.message
+    assert err.value.hint.startswith("fix it in raictl.toml") or "[rai_api]" in err.value.hint
+
+
+def test_a_quoted_port_in_toml_is_still_read_as_a_port(isolated):
+    (isolated / "raictl.toml").write_text('[rai_api]\nport = "7001"\nhosts = "127.0.0.1,::1"\n')
+    s = load_settings(environ={})
+    assert (s.rai_api_port, s.rai_api_hosts) == (7001, ("127.0.0.1", "::1"))
+
+
+@pytest.mark.parametrize("var", ["LLM_API_URL", "GEMINI_BASE_URL"])
+@pytest.mark.parametrize("value", ["notaurl", "ftp://host/x", "http://", "http://host:abc", "127.0.0.1:6301"])
+def test_a_malformed_url_is_named(isolated, var, value):
+    with pytest.raises(RaictlError) as err:
+        load_settings(environ={var: value})
+    assert f"{var} must be an http:// or https:// URL with a host, got {value!r}" == err.value.message
+    assert err.value.hint.startswith(f"e.g. {var}=http")
+
+
+def test_a_remote_llm_api_url_is_kept(isolated):
+    s = load_settings(environ={"LLM_API_URL": "https://llm.example.org:8443/base"})
+    assert s.llm_api_url == "https://llm.example.org:8443/base" and s.sources["llm_api_url"].startswith("environment")
+
+
+def test_unknown_toml_keys_get_a_suggestion():
+    from raictl.settings import unknown_toml_keys
+
+    doc = {"rai-api": {"port": 1}, "rai_api": {"prot": 1, "port": 2}, "services": {"web": {}},
+           "databse_url": "x", "hosts": ["::1"], "zzz": 1, "home": "h"}
+    assert unknown_toml_keys(doc) == ["rai-api (did you mean rai_api?)", "rai_api.prot (did you mean rai_api.port?)",
+                                      "databse_url (did you mean database_url?)",
+                                      "hosts (did you mean rai_api.hosts or llm_api.hosts?)", "zzz"]
+
+
+def test_an_unparsable_dotenv_line_is_found_with_its_name_never_its_value(isolated):
+    from raictl.settings import dotenv_errors
+
+    (isolated / ".env").write_text(f'LLM_ENGINE=mock\nexport GEMINI_API_KEY="{KEY}\n')
+    s = load_settings(environ={})
+    assert s.llm_engine == "mock" and s.gemini_api_key is None  # python-dotenv skips the line
+    assert dotenv_errors(isolated / ".env") == ((2, "GEMINI_API_KEY"),)
