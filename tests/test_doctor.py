@@ -85,7 +85,7 @@ def test_fix_starts_a_stopped_service_then_sigkill_is_reported(tmp_path):
         pid = doctor(folder, "llm_api.running")["llm_api.running"].summary.split("pid ")[1].split(",")[0]
         os.kill(int(pid), signal.SIGKILL)
         after = wait_until(lambda: (r := doctor(folder, "llm_api.running", "logs.llm_api"))["llm_api.running"]
-                           .summary.startswith("running") and "1 restarts" in r["llm_api.running"].summary and r,
+                           .summary.startswith("running") and "1 restart;" in r["llm_api.running"].summary and r,
                            timeout=20, what="llm_api restarted after SIGKILL")
         assert after["llm_api.running"].status == "warn" and "killed by SIGKILL" in after["llm_api.running"].summary
         assert after["logs.llm_api"].status == "warn" and "killed by SIGKILL" in after["logs.llm_api"].summary

@@ -8,7 +8,18 @@ import stat
 from pathlib import Path
 
 from raictl.doctor.registry import check
-from raictl.settings import DOTENV_NAME, FIELDS, FIELDS_BY_NAME, SECRET_FILE
+from raictl.settings import (
+    DOTENV_NAME,
+    FIELDS,
+    FIELDS_BY_NAME,
+    SECRET_FILE,
+    TOML_TABLES,
+    TOML_TOP,
+    dotenv_errors,
+    read_dotenv,
+    read_toml,
+    unknown_toml_keys,
+)
 
 KNOWN_VARS = {var for f in FIELDS for var in f.env}
 # Folders never searched for a stray .env (virtualenvs and dependencies carry their own).
@@ -29,6 +40,12 @@ def settings_resolved(ctx):
         origins[kind] = origins.get(kind, 0) + 1
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(origins.items(), key=lambda kv: -kv[1]))
     where = f"config {s.config_file}" if s.config_file else "no raictl.toml"
+    unknown = unknown_toml_keys(read_toml(s.config_file)) if s.config_file else []
+    if unknown:  # a typo there is otherwise silently ignored: `[rai-api] port = 7001` leaves the default port
+        return ctx.warn(f"{s.config_file} has keys raictl does not read: {', '.join(unknown)}",
+                        hint=f"fix the spelling; raictl reads {', '.join(TOML_TOP)} and "
+                             + ", ".join(f"[{table}] {'/'.join(keys)}" for table, keys in TOML_TABLES.items()),
+                        details=rows)
     return ctx.ok(f"{counts}; {where}; home {s.home} (secrets masked, -v lists them)", details=rows)
 
 
@@ -48,11 +65,26 @@ def stray_env_files(base: Path, depth: int = 2) -> list[Path]:
     return sorted(found)
 
 
+def unread_env_files(s) -> list[tuple[Path, list[str]]]:
+    """(.env, the settings it sets) for each .env in the cwd or a folder between it and raictl.toml's
+    folder that is not the one raictl reads: the log's `.env` that was never read (step 21)."""
+    if s.cwd is None:
+        return []
+    base, found, folder = s.base_dir.resolve(), [], s.cwd
+    while True:
+        candidate = folder / DOTENV_NAME
+        if candidate != s.env_file and folder != base and candidate.is_file():
+            names = sorted(n for n in read_dotenv(candidate) if n in KNOWN_VARS)
+            if names:
+                found.append((candidate, names))
+        if folder == base or folder == folder.parent or base not in folder.parents:
+            return found
+        folder = folder.parent
+
+
 def _dotenv_notes(path: Path) -> tuple[list[str], list[str]]:
     """(unknown names with a suggestion, names the environment overrides) in the loaded `.env`."""
-    from dotenv import dotenv_values
-
-    names = [k for k, v in dotenv_values(path).items() if v is not None]
+    names = list(read_dotenv(path))
     unknown = []
     for name in (n for n in names if n not in KNOWN_VARS and n.isupper()):
         close = difflib.get_close_matches(name, sorted(KNOWN_VARS), n=1)
@@ -67,6 +99,20 @@ def env_file(ctx):
     base = s.base_dir
     ctx.doing(f"looking for .env files under {base}")
     strays = stray_env_files(base)
+    broken = dotenv_errors(s.env_file) if s.env_file else ()
+    if broken:  # python-dotenv skips such a line: the key on it is silently not set
+        lines = [f"{s.env_file} line {line}" + (f" ({name} is not set)" if name else "") for line, name in broken]
+        return ctx.fail(f"{lines[0]}: python-dotenv cannot parse that statement and skips it",
+                        hint="close the quote on that line (a value with spaces or # needs matching quotes)",
+                        details=lines)
+    unread = unread_env_files(s)
+    if unread:
+        path, names = unread[0]
+        loaded = f"reads {s.env_file}" if s.env_file else f"reads only {base / DOTENV_NAME} (absent)"
+        return ctx.warn(f"{path} sets {', '.join(names)} but is NOT read: raictl {loaded}, "
+                        f"beside {s.config_file or 'the current folder'}",
+                        hint=f"move these settings into {base / DOTENV_NAME} and delete {path}",
+                        details=[f"not read: {p} ({', '.join(n)})" for p, n in unread])
     if s.env_file is None:
         if strays:
             return ctx.warn(f"no {base / DOTENV_NAME}, but {strays[0]} exists and is NOT read",

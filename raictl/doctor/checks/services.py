@@ -4,6 +4,9 @@ For each service NAME, built-in or an extra `[services.NAME]` of raictl.toml: `N
 it has a port `NAME.port`, `NAME.listen.ipv4`, `NAME.listen.ipv6`, `NAME.localhost`, and when it has a
 health path `NAME.health` (an extra service's health is healthy on HTTP 200). A refused address is explained by the binding that causes it:
 `0.0.0.0` takes no IPv6 (the log's `ECONNREFUSED ::1:6102`), `::` under waitress takes no IPv4.
+The listen checks judge the configured addresses first, running or not: a wildcard fails (it leaves the
+other family's loopback unserved and exposes the service to the network), a list without one loopback warns.
+A process on the port that another raictl home's supervisor started gets the hint `raictl up` gives.
 """
 
 from __future__ import annotations
@@ -45,11 +48,35 @@ def _exit_text(status) -> str:
     return f"; last exit: {last.describe()} at {when}"
 
 
+def restarts(n: int) -> str:
+    return f"{n} restart" + ("" if n == 1 else "s")
+
+
+def other_home(ctx, name: str) -> tuple[object, str] | None:
+    """(port owner, its RAICTL_HOME) when the process on the service's port was started by the supervisor
+    of a raictl home other than this one (`raictl up` recognises it the same way), else None."""
+    from raictl.supervisor.control import _raictl_home_of
+
+    svc = observe.spec(ctx, name)
+    for host in svc.hosts if svc.port else ():
+        who = observe.owner(ctx, host, svc.port)
+        if who is not None and who.pid:
+            home = _raictl_home_of(who.pid)
+            if home is not None and home != str(ctx.settings.home):
+                return who, home
+    return None
+
+
+def _other_home_hint(name: str, home: str) -> str:
+    return (f"a service of another raictl home (its supervisor restarts a killed one): "
+            f"`RAICTL_HOME={home} raictl down` stops it, then `raictl up {name}`")
+
+
 def running(ctx, name: str):
     st = observe.status(ctx, name)
     tail = _exit_text(st)
     if st.state == "running":
-        summary = f"running, pid {st.pid}, up {st.uptime_s:.0f} s, {st.restarts} restarts{tail}"
+        summary = f"running, pid {st.pid}, up {st.uptime_s:.0f} s, {restarts(st.restarts)}{tail}"
         if st.restarts or (_crash(st) and _crash(st).signal):
             return ctx.warn(summary, hint=f"`raictl logs {name}` shows why it exited")
         return ctx.ok(summary)
@@ -57,6 +84,11 @@ def running(ctx, name: str):
         return _in_trouble(ctx, name, st, tail)
     health = observe.health(ctx, name)
     if health.answered and health.service_matches:
+        other = other_home(ctx, name)
+        if other is not None:
+            return ctx.warn(f"not started by this raictl home, yet {health.url} answers as "
+                            f"{observe.SERVICE_NAMES.get(name, name)}: pid {other[0].pid} of RAICTL_HOME={other[1]}",
+                            hint=_other_home_hint(name, other[1]))
         return ctx.warn(f"not started by raictl, yet {health.url} answers as {observe.SERVICE_NAMES.get(name, name)}",
                         hint=f"stop the process started by hand (see {name}.port), then `raictl up {name}`")
     return ctx.fail(f"not running{tail}", hint=f"raictl up {name}")
@@ -65,10 +97,10 @@ def running(ctx, name: str):
 def _in_trouble(ctx, name: str, st, tail: str):
     """The supervisor is (re)starting it, waiting to, or gave up."""
     if st.state == "starting":
-        return ctx.warn(f"starting (not ready yet), {st.restarts} restarts{tail}",
+        return ctx.warn(f"starting (not ready yet), {restarts(st.restarts)}{tail}",
                         hint=f"run doctor again in a moment; `raictl logs {name}` shows its progress")
     if st.state == "backoff":
-        return ctx.fail(f"crashed and waiting to be restarted ({st.restarts} restarts){tail}",
+        return ctx.fail(f"crashed and waiting to be restarted ({restarts(st.restarts)}){tail}",
                         hint=f"`raictl logs {name}` shows why; see logs.{name}", details=st.log_tail or ())
     reason = "" if not st.reason or st.reason in tail else f": {st.reason}"  # often the last exit itself
     return ctx.fail(f"gave up after repeated crashes{reason}{tail}",
@@ -95,6 +127,11 @@ def port(ctx, name: str):
     host, who = foreign[0]
     holder = " ".join(who.describe().split())[:160]  # a `python -c` script's command line spans lines
     health = observe.health(ctx, name)
+    other = other_home(ctx, name)
+    if other is not None:  # a warning, like a copy started by hand, when it is this very service
+        found = ctx.warn if health.service_matches and st.state != "running" else ctx.fail
+        return found(f"port {svc.port} on {host} is held by {holder}, a service of another raictl home "
+                     f"(RAICTL_HOME={other[1]})", hint=_other_home_hint(name, other[1]))
     if health.service_matches and st.state != "running":
         return ctx.warn(f"port {svc.port} is held by {holder}, a {name} not started by raictl",
                         hint=f"stop it (kill {who.pid}), then `raictl up {name}`")
@@ -132,12 +169,47 @@ def not_running(ctx, name: str):
     return None
 
 
+WILDCARDS = {"127.0.0.1": "0.0.0.0", "::1": "::"}  # the wildcard of each loopback's family
+
+
+def hosts_finding(ctx, name: str, svc, host: str):
+    """A Result when the configured addresses themselves leave the loopback `host` unserved or bind its
+    family's wildcard (found from the settings alone, running or not), else None.
+
+    A wildcard fails: `0.0.0.0` takes IPv4 only (the log's ECONNREFUSED ::1), `::` under waitress IPv6
+    only, and both expose the service to the network. A list that merely leaves a loopback out warns.
+    """
+    setting = hosts_setting(name, ",".join(svc.hosts))
+    what = "the API" if name in HOSTS_VAR else name
+    wildcards = [h for h in svc.hosts if h in WILDCARDS.values()]
+    exposed = f"exposes {what} to the network" if wildcards else ""
+    hint = (f"bind both loopbacks, the default: {hosts_setting(name)}"
+            + (f" (or unset {HOSTS_VAR[name]})" if name in HOSTS_VAR else "") + f", then `raictl restart {name}`")
+    family = "IPv6" if ":" in host else "IPv4"
+    if WILDCARDS[host] in svc.hosts:
+        return ctx.fail(f"{setting} binds {WILDCARDS[host]}, every {family} interface: it {exposed}", hint=hint)
+    if host in svc.hosts:
+        return None
+    refused = f"a client of {host_port(host, svc.port)} is refused"
+    if "0.0.0.0" in wildcards and family == "IPv6":
+        why = f"binds 0.0.0.0, which takes IPv4 only: {refused} (the log's ECONNREFUSED ::1)"
+    elif "::" in wildcards and family == "IPv4" and name in HOSTS_VAR:
+        why = f"binds ::, which takes IPv6 only (waitress sets IPV6_V6ONLY): {refused}"
+    else:
+        why = (f"leaves {host} out: {refused}, as is one of localhost that tries {host} first"
+               + (" (the log's ECONNREFUSED ::1)" if host == "::1" else ""))
+    if exposed:
+        return ctx.fail(f"{setting} {why}; and it {exposed}", hint=hint)
+    return ctx.warn(f"{setting} {why}", hint=hint)
+
+
 def listen(ctx, name: str, host: str):
     svc = observe.spec(ctx, name)
+    finding = hosts_finding(ctx, name, svc, host)
+    if finding is not None:
+        return finding
     if not_running(ctx, name):
         return not_running(ctx, name)
-    if host not in svc.hosts:
-        return ctx.skip(f"{host} is not in {hosts_setting(name, ','.join(svc.hosts))}")
     probe = observe.listen(ctx, host, svc.port)
     shown = host_port(host, svc.port)
     if probe.ok:

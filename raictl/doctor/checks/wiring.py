@@ -58,6 +58,8 @@ def who_answers(url: str) -> str:
         reply = request("GET", url.rstrip("/") + "/api/health", timeout=observe.HEALTH_TIMEOUT)
     except OSError as exc:
         return f"no LLM API ({exc.strerror or exc})"
+    except ValueError:  # urllib's "unknown url type": a service started with settings that no longer load
+        return "not an http:// URL"
     return reply.body.get("service") if isinstance(reply.body, dict) else f"HTTP {reply.status}, not JSON"
 
 
