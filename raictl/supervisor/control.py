@@ -46,6 +46,7 @@ class UpResult:
     failures: list[Failure] = field(default_factory=list)
     supervisor_pid: int | None = None
     migration: str | None = None
+    restarted: dict[str, str] = field(default_factory=dict)  # running, restarted: what changed ("": asked to)
 
     @property
     def ok(self) -> bool:
@@ -121,10 +122,12 @@ def start_problem(spec: ServiceSpec, settings: Settings) -> RaictlError | None:
                        hint=f"install it, or give its full path in command of [services.{spec.name}]")
 
 
-def preflight(specs: list[ServiceSpec], settings: Settings, started: list[ImportCheck] | None = None) -> None:
+def preflight(specs: list[ServiceSpec], settings: Settings, started: list[ImportCheck] | None = None,
+              own: frozenset[tuple[str, int]] = frozenset()) -> None:
     """Ports free on every address, entry modules importable: else a RaictlError naming the culprit.
     `started`: import checks launched ahead of time (`entrycheck.early_import_checks`); the checks
-    of services they do not cover are started here."""
+    of services they do not cover are started here. `own`: addresses held by the services about
+    to be restarted (not checked: they free them when stopped)."""
     for spec in specs:
         problem = start_problem(spec, settings)
         if problem:
@@ -136,7 +139,7 @@ def preflight(specs: list[ServiceSpec], settings: Settings, started: list[Import
     try:
         for spec in specs:
             for host, port in spec.addresses:
-                problem = port_problem(spec, host, port, settings)
+                problem = None if (host, port) in own else port_problem(spec, host, port, settings)
                 if problem:
                     raise problem
         for check in checks:
@@ -314,16 +317,39 @@ def _pid_gone(pid: int) -> bool:
         return True
 
 
-def _want(settings: Settings, specs: list[ServiceSpec], keep: bool) -> None:
+def _want(settings: Settings, entries: dict[str, dict], keep: bool) -> None:
     desired = read_desired(settings.home) if keep else {}
-    desired.update({s.name: launch_entry(s, settings) for s in specs})
+    desired.update(entries)
     write_desired(settings.home, desired)
+
+
+def _restarts(state: SupervisorState, alive: set[str], entries: dict[str, dict], home: Path,
+              force: list[str]) -> dict[str, str]:
+    """The running services to restart: those asked for (`restart`), and those whose launch (command,
+    port, hosts, cwd, the settings they read) differs from what they were started with."""
+    from raictl.supervisor.changes import changes
+
+    recorded = read_desired(home)
+    found = {}
+    for name, entry in entries.items():
+        if name not in alive:
+            continue
+        if name in force:
+            found[name] = ""
+            continue
+        record = state.services[name]
+        changed = changes(recorded.get(name), entry, record.port, record.hosts)
+        if changed:
+            found[name] = "settings changed (" + ", ".join(changed) + ")"
+    return found
 
 
 def up(settings: Settings, names: list[str], timeout: float = 60.0,
        progress: Callable[[dict[str, str]], None] | None = None,
-       import_checks: list[ImportCheck] | None = None) -> UpResult:
+       import_checks: list[ImportCheck] | None = None, force: list[str] = ()) -> UpResult:
     """Start the named services (all when none) and their dependencies detached; wait until ready.
+    A running one whose settings changed is restarted with the new ones, as is one named in
+    `force` (`restart`): only once every pre-flight check passed, so a refusal stops nothing.
     `import_checks`: pre-flight import checks already started (the caller reaps them)."""
     check_timeout(timeout)
     known = all_specs(settings)
@@ -334,17 +360,40 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
         state = read_state(settings.home)
         supervised = lookup(state.supervisor) is not None
         alive = {n for n, r in state.services.items() if lookup(r.identity)}
-        result.already = [s.name for s in specs if s.name in alive]
-        todo = [s for s in specs if s.name not in alive]
-        preflight(todo, settings, import_checks)
+        entries = {s.name: launch_entry(s, settings) for s in specs}
+        result.restarted = _restarts(state, alive, entries, settings.home, list(force))
+        for name in force:  # the watch loop restarts it even if nothing changed (or it is in backoff)
+            entries[name]["restart"] = True
+        result.already = [s.name for s in specs if s.name in alive and s.name not in result.restarted]
+        todo = [s for s in specs if s.name not in result.already]
+        replaced = [s for s in todo if s.name in result.restarted]
+        own = frozenset((h, r.port) for n in result.restarted if (r := state.services[n]).port for h in r.hosts)
+        try:
+            preflight(todo, settings, import_checks, own)
+        except RaictlError as exc:
+            if replaced:
+                raise RaictlError(f"{exc.message}; {_untouched(replaced)}", hint=exc.hint,
+                                  exit_code=exc.exit_code) from None
+            raise
+        migrated = False
+        if any(_needs_db(s, todo) for s in replaced):  # its database is ready before it is stopped
+            failure = _migrate(settings, result)
+            if failure:
+                result.failures.append(Failure(failure.service, f"{failure.reason}; {_untouched(replaced)}",
+                                               failure.log_tail, failure.hint))
+                return result
+            migrated = True
+        if replaced and not supervised:  # left by a supervisor that died: stopped here, started anew
+            every = service_names([s.name for s in known], state)
+            _down_direct(settings, [s.name for s in replaced], every, state, known)
         # services left running by a supervisor that was killed: the new one adopts them
-        orphans = [s for s in specs if s.name in alive and not supervised]
-        waiting = [s for s in todo if _needs_db(s, todo)]
+        orphans = [s for s in specs if s.name in result.already and not supervised]
+        waiting = [] if migrated else [s for s in todo if _needs_db(s, todo)]
         if waiting and _already_at_head(settings, result):  # nothing to wait for: one hand-over
             waiting = []
         early = orphans + [s for s in todo if s not in waiting]
         if early:  # start what needs no database while the database is upgraded
-            _want(settings, early, keep=supervised)
+            _want(settings, {s.name: entries[s.name] for s in early}, keep=supervised)
             result.supervisor_pid = _ensure_supervisor(settings, state)
         late = [s for s in todo if s not in early]
         if late:
@@ -355,9 +404,14 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
                     _down_supervised(settings, started)
                 result.failures.append(failure)
                 return result
-            _want(settings, late, keep=bool(early) or supervised)
+            _want(settings, {s.name: entries[s.name] for s in late}, keep=bool(early) or supervised)
             result.supervisor_pid = _ensure_supervisor(settings, read_state(settings.home))
     return wait_ready(settings, specs, timeout, result, progress)
+
+
+def _untouched(running: list[ServiceSpec]) -> str:
+    names = ", ".join(s.name for s in running)
+    return f"nothing was stopped: {names} {'keeps' if len(running) == 1 else 'keep'} running as before"
 
 
 def _already_at_head(settings: Settings, result: UpResult) -> bool:
@@ -400,6 +454,7 @@ def wait_ready(settings: Settings, specs: list[ServiceSpec], timeout: float, res
     service is running, one turns fatal, the supervisor dies, or the timeout passes."""
     deadline = time.monotonic() + timeout
     pending = {s.name: s for s in specs}
+    renewed = {n: _requested_at(settings, n) for n in result.restarted}  # ready only as a new process
     shown: dict[str, str] | None = None
     while pending:
         state = read_state(settings.home)
@@ -409,7 +464,8 @@ def wait_ready(settings: Settings, specs: list[ServiceSpec], timeout: float, res
             shown = states
         for name in list(pending):
             record = state.services.get(name)
-            if record and record.state == "running" and lookup(record.identity):
+            if record and record.state == "running" and lookup(record.identity) and \
+                    (record.started_at or 0.0) >= renewed.get(name, 0.0):
                 del pending[name]
             elif record and record.state == "fatal" and record.last_exit and \
                     record.last_exit.at >= _requested_at(settings, name):
@@ -556,11 +612,11 @@ def _down_direct(settings, targets, every, state: SupervisorState, known) -> Non
 
 def restart(settings: Settings, names: list[str], timeout: float = 60.0,
             progress: Callable[[dict[str, str]], None] | None = None) -> UpResult:
-    """down, then up, of the named services (all when none)."""
-    check_timeout(timeout)  # refused before anything is stopped, like a bad configuration:
-    check_addresses(all_specs(settings))  # restart never leaves a service down that it cannot start
-    down(settings, names)
-    return up(settings, names, timeout, progress)
+    """Restart the named services (all when none): `up` with each of them asked for again, so the
+    pre-flight (ports other than their own, imports, the database) runs before anything is
+    stopped, and a refusal leaves what runs untouched. Their dependencies are started if need be."""
+    targets = [s.name for s in select(all_specs(settings), names, with_deps=False)]
+    return up(settings, names, timeout, progress, force=targets)
 
 
 # -- foreground -----------------------------------------------------------------------------------
@@ -583,7 +639,7 @@ def run_foreground(settings: Settings, names: list[str], on_line: Callable[[str,
         preflight(specs, settings)
         if any(_needs_db(s, specs) for s in specs):
             migrate_database(settings)
-        _want(settings, specs, keep=False)
+        _want(settings, {s.name: launch_entry(s, settings) for s in specs}, keep=False)
         watcher = Watcher(settings.home, settings.logs_dir, foreground=True)
         watcher.claim()
     done = threading.Event()

@@ -147,18 +147,36 @@ class Watcher:
 
     # -- desired state ------------------------------------------------------------------------
     def reconcile(self, desired: dict[str, dict[str, Any]]) -> None:
-        """Start what was added (or re-requested after fatal); stop what was withdrawn."""
-        for name in [n for n in reversed([c.spec.name for c in self._ordered()]) if n not in desired]:
+        """Start what was added; stop what was withdrawn; restart, with its new launch, what was
+        asked for again (`up` after fatal, `up` with changed settings, `restart`)."""
+        order = list(reversed([c.spec.name for c in self._ordered()]))  # dependents first
+        for name in [n for n in order if n not in desired]:
             self.stop_child(self.children.pop(name))
-        for name, entry in desired.items():
-            child = self.children.get(name)
-            if child is None:
-                self.children[name] = self._new_child(name, entry)
-            elif entry.get("requested_at", 0) > child.requested_at and child.record.state in ("fatal", "stopped"):
+        for name in [n for n in order if n in desired]:
+            child, entry = self.children[name], desired[name]
+            if entry.get("requested_at", 0) > child.requested_at and (
+                    child.record.state in ("fatal", "stopped") or entry.get("restart") or self._changed(child, entry)):
+                self._renew(child, entry)
+            elif entry.get("requested_at", 0) > child.requested_at:  # a second `up` of the same: nothing to do
                 child.requested_at = entry["requested_at"]
-                child.exits.clear()
-                child.failures = 0
-                child.record.state, child.record.next_start_at = "backoff", 0.0
+        for name, entry in desired.items():
+            if name not in self.children:
+                self.children[name] = self._new_child(name, entry)
+
+    @staticmethod
+    def _changed(child: Child, entry: dict[str, Any]) -> bool:
+        return (ServiceSpec.from_dict(entry["spec"]), entry["env"], entry["cwd"]) != (child.spec, child.env, child.cwd)
+
+    def _renew(self, child: Child, entry: dict[str, Any]) -> None:
+        """Asked for again: stop what runs (if anything), take the new launch, start afresh."""
+        if child.record.identity is not None:
+            logs.event(self._log(child), "restart requested: stopping")
+        self.stop_child(child)
+        child.spec, child.env, child.cwd = ServiceSpec.from_dict(entry["spec"]), entry["env"], entry["cwd"]
+        child.requested_at = entry.get("requested_at", 0.0)
+        child.exits.clear()
+        child.failures = 0
+        child.record.state, child.record.next_start_at = "backoff", 0.0
 
     def _new_child(self, name: str, entry: dict[str, Any]) -> Child:
         spec = ServiceSpec.from_dict(entry["spec"])
