@@ -122,11 +122,22 @@ def run_restart(names: list[str], timeout: float) -> int:
 
 
 def run_down(names: list[str]) -> int:
+    """`raictl down`. Settings that do not load (a typo made while the stack runs) do not stop it:
+    down then acts on what `<home>` records, with one warning line; it fails with the settings
+    error only when no home can be found."""
     from raictl import render
     from raictl.settings import load_settings
     from raictl.supervisor import control
 
-    render.down_result(control.down(load_settings(), names))
+    try:
+        settings = load_settings()
+        home, known = settings.home, control.all_specs(settings)
+    except RaictlError as exc:
+        home, known = control.home_without_settings(), None
+        if home is None:
+            raise
+        render.down_warning(f"the settings do not load ({exc.message}); stopping what {home} records")
+    render.down_result(control.down_in(home, names, known))
     return 0
 
 

@@ -166,6 +166,12 @@ def up_result(result) -> None:
             sys.stderr.write(f"hint: {failure.hint}\n")
 
 
+def down_warning(text: str) -> None:
+    """One plain line on stderr before `down` acts without settings."""
+    sys.stderr.write(f"warning: {text}\n")
+    sys.stderr.flush()
+
+
 def down_result(result) -> None:
     tty = sys.stdout.isatty()
     if not result.stopped:

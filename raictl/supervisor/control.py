@@ -23,7 +23,7 @@ from raictl.settings import Settings, host_port, sqlite_file
 from raictl.supervisor import logs, probes, process
 from raictl.supervisor.entrycheck import ImportCheck, import_problem, reap, start_import_checks
 from raictl.supervisor.identity import MARKER_VAR, ExitInfo, environ_of, home_processes, lookup
-from raictl.supervisor.spec import ServiceSpec, all_specs, check_addresses, select
+from raictl.supervisor.spec import ServiceSpec, all_specs, check_addresses, dependency_order, select
 from raictl.supervisor.state import (STATE_FILE, DamagedState, SupervisorState, read_desired, read_state,
                                      service_names, supervisor_lock, write_desired, write_state)
 
@@ -385,7 +385,7 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
             migrated = True
         if replaced and not supervised:  # left by a supervisor that died: stopped here, started anew
             every = service_names([s.name for s in known], state)
-            _down_direct(settings, [s.name for s in replaced], every, state, known)
+            _down_direct(settings.home, [s.name for s in replaced], every, state, known)
         # services left running by a supervisor that was killed: the new one adopts them
         orphans = [s for s in specs if s.name in result.already and not supervised]
         waiting = [] if migrated else [s for s in todo if _needs_db(s, todo)]
@@ -401,7 +401,7 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
             if failure:  # refused: what this `up` started meanwhile is stopped again
                 started = [s.name for s in early if s.name not in alive]
                 if started:
-                    _down_supervised(settings, started)
+                    _down_supervised(settings.home, started)
                 result.failures.append(failure)
                 return result
             _want(settings, {s.name: entries[s.name] for s in late}, keep=bool(early) or supervised)
@@ -507,13 +507,21 @@ def _not_ready_reason(spec: ServiceSpec, timeout: float) -> str:
 
 def down(settings: Settings, names: list[str]) -> DownResult:
     """Stop the named services (all when none), dependents' order reversed; idempotent."""
-    known = all_specs(settings)
+    return down_in(settings.home, names, all_specs(settings))
+
+
+def down_in(home: Path, names: list[str], known: list[ServiceSpec] | None = None) -> DownResult:
+    """`down` in `home`. `known`: the configured services; None when the settings do not load, and
+    then the services desired.json records (a config typo made while the stack runs must not
+    leave it without a way to stop)."""
     result = DownResult()
-    with supervisor_lock(settings.home):
+    with supervisor_lock(home):
+        if known is None:
+            known = _recorded_specs(home)
         try:
-            state = read_state(settings.home)
+            state = read_state(home)
         except DamagedState:
-            return _down_damaged(settings, names)
+            return _down_damaged(home, names, known)
         every = service_names([s.name for s in known], state)
         recorded = every[len(known):]
         if names:
@@ -522,36 +530,79 @@ def down(settings: Settings, names: list[str]) -> DownResult:
         result.stopped = [n for n in reversed(every)  # in the order they are stopped
                           if n in targets and n in state.services and lookup(state.services[n].identity)]
         if lookup(state.supervisor) is not None:
-            _down_supervised(settings, targets)
-        state = read_state(settings.home)
+            _down_supervised(home, targets)
+        state = read_state(home)
         result.supervisor_gone = lookup(state.supervisor) is None
         if result.supervisor_gone:
-            _down_direct(settings, targets, every, state, known)
-            _withdraw(settings.home, targets)
-        state = read_state(settings.home)
+            _down_direct(home, targets, every, state, known)
+            _withdraw(home, targets)
+        state = read_state(home)
         result.forced = [n for n in result.stopped if _killed(state, n)]
     return result
 
 
-def _down_damaged(settings: Settings, names: list[str]) -> DownResult:
+def home_without_settings(cwd: Path | None = None, environ: dict[str, str] | None = None) -> Path | None:
+    """Where `<home>` is when the settings do not load, read leniently with their precedence:
+    RAICTL_HOME from the environment (relative to the cwd), else from .env, else `home` of
+    raictl.toml if that file still parses (both relative to raictl.toml's folder), else `.raictl`
+    beside raictl.toml (or in the cwd). None when that folder does not exist: nothing to stop there."""
+    from raictl.settings import CONFIG_NAME, DOTENV_NAME, HOME_DIRNAME, find_config, read_dotenv, read_toml
+
+    cwd = Path(cwd or os.getcwd()).resolve()
+    environ = os.environ if environ is None else environ
+    config = find_config(cwd)
+    base = config.parent if config else cwd
+    raw, live = environ.get("RAICTL_HOME", "").strip(), True
+    if not raw:
+        live = False
+        try:
+            raw = read_dotenv(base / DOTENV_NAME).get("RAICTL_HOME", "").strip() \
+                if (base / DOTENV_NAME).is_file() else ""
+        except Exception:  # noqa: BLE001 - an unreadable .env: the next layer decides
+            raw = ""
+    if not raw and config:
+        try:
+            value = read_toml(base / CONFIG_NAME).get("home")
+        except (RaictlError, OSError):  # the broken file itself: its folder still implies a home
+            value = None
+        raw = value.strip() if isinstance(value, str) else ""
+    home = Path(raw or HOME_DIRNAME)
+    if not home.is_absolute():
+        home = ((cwd if live else base) / home).resolve()
+    return home if home.is_dir() else None
+
+
+def _recorded_specs(home: Path) -> list[ServiceSpec]:
+    """The services desired.json records, dependencies first (what `down` knows without settings)."""
+    try:
+        specs = [ServiceSpec.from_dict(e["spec"]) for e in read_desired(home).values()]
+    except (RaictlError, KeyError, TypeError, ValueError, AttributeError):  # damaged: state.json still names them
+        return []
+    try:
+        return dependency_order(specs, strict=False)
+    except RaictlError:  # a cycle
+        return specs
+
+
+def _down_damaged(home: Path, names: list[str], known: list[ServiceSpec]) -> DownResult:
     """`down` when state.json cannot be read: withdraw everything from desired.json (a live
     supervisor then stops its children and exits), stop every process carrying this home and a
     run marker, then set the damaged file aside so the next command starts from a clean state."""
     if names:
         raise RaictlError("state.json is damaged: only `raictl down` of every service can repair it",
                           hint="run `raictl down` with no service names")
-    write_desired(settings.home, {})
+    write_desired(home, {})
     result = DownResult(supervisor_gone=True)
-    order = [s.name for s in reversed(all_specs(settings))]  # dependents first, as always
-    running = home_processes(str(settings.home))
+    order = [s.name for s in reversed(known)]  # dependents first, as always
+    running = home_processes(str(home))
     for marker, name in sorted(running.items(), key=lambda item: _rank(order, item[1])):
         if process.stop(None, marker, 5.0):
             result.forced.append(name)
         result.stopped.append(name)
     try:
-        read_state(settings.home)  # a live supervisor may have rewritten it while stopping
+        read_state(home)  # a live supervisor may have rewritten it while stopping
     except DamagedState:
-        path = settings.home / STATE_FILE
+        path = home / STATE_FILE
         path.replace(path.with_name(f"{STATE_FILE}.damaged-{int(time.time())}"))
     return result
 
@@ -572,15 +623,15 @@ def _withdraw(home: Path, targets: list[str]) -> dict[str, dict]:
     return desired
 
 
-def _down_supervised(settings: Settings, targets: list[str]) -> None:
+def _down_supervised(home: Path, targets: list[str]) -> None:
     """Withdraw the targets from desired.json and wait for the watch loop to stop them; when
     nothing is left wanted, wait for the supervisor itself to exit too (no process of ours is left)."""
-    desired = _withdraw(settings.home, targets)
+    desired = _withdraw(home, targets)
     everything = not set(desired) - set(targets)
     graces = [ServiceSpec.from_dict(e["spec"]).grace for n, e in desired.items() if n in targets]
     deadline = time.monotonic() + sum(graces) + 15
     while time.monotonic() < deadline:
-        state = read_state(settings.home)
+        state = read_state(home)
         if lookup(state.supervisor) is None:
             return
         stopped = not any(state.services[n].state in ("running", "starting", "backoff")
@@ -590,7 +641,7 @@ def _down_supervised(settings: Settings, targets: list[str]) -> None:
         time.sleep(POLL)
 
 
-def _down_direct(settings, targets, every, state: SupervisorState, known) -> None:
+def _down_direct(home: Path, targets, every, state: SupervisorState, known) -> None:
     """No supervisor: stop from state.json by identity (pid + create time), then sweep markers.
     Not their parent, we cannot read an exit code: last_exit records the signal that ended them."""
     graces = {s.name: s.grace for s in known}
@@ -607,7 +658,7 @@ def _down_direct(settings, targets, every, state: SupervisorState, known) -> Non
             record.state = "stopped"
         record.identity, record.next_start_at = None, None
     state.supervisor = None
-    write_state(settings.home, state)
+    write_state(home, state)
 
 
 def restart(settings: Settings, names: list[str], timeout: float = 60.0,
