@@ -257,14 +257,24 @@ def mask_secret(value: str | None) -> str:
     return f"{value[:4]}…{value[-4:]} ({len(value)} chars)"
 
 
+_SECRET_QUERY_WORDS = ("pass", "pwd", "secret", "token")  # `?password=…` reaches pymysql's connect() too
+
+
 def mask_url(url: str | None) -> str:
-    """A database URL with its password replaced by ***."""
-    if not url or "@" not in url or "://" not in url:
+    """A database URL with its password replaced by ***, in the user part and in the query string."""
+    if not url or "://" not in url:
         return url or ""
+    url, _, query = url.partition("?")
+    if query:
+        pairs = (pair.partition("=") for pair in query.split("&"))
+        query = "&".join(f"{key}{eq}***" if eq and any(w in key.lower() for w in _SECRET_QUERY_WORDS)
+                         else f"{key}{eq}{value}" for key, eq, value in pairs)
     scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    if "@" in rest:
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            url = f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return f"{url}?{query}" if query else url
 
 
 def read_or_create_secret(path: Path) -> str:

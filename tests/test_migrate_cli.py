@@ -312,3 +312,13 @@ def test_mysql_urls_connect_as_the_rai_api_does(mysql_url):
     assert done.returncode == 0 and f"after: {HEAD}" in done.stdout, done.stderr
     again = raictl(mysql_url, "migrate", "--repair", "--dry-run", "--json")
     assert json.loads(again.stdout)["actions"] == []
+
+
+@pytest.mark.parametrize("query, words", [
+    ("?foo=1", "RAI_DATABASE_URL has a query parameter pymysql does not take: foo"),
+    ("?ssl_ca=/no/such/ca.pem", "RAI_DATABASE_URL's ssl_ca names /no/such/ca.pem, which does not exist"),
+])
+def test_a_url_option_pymysql_would_choke_on_is_one_line(query, words):
+    """Both made pymysql raise at connect time (TypeError, FileNotFoundError): a traceback before."""
+    done = raictl(f"mysql+pymysql://root@127.0.0.1:{free_port()}/rai{query}", "migrate")
+    assert done.returncode == 1 and done.stderr.splitlines()[0] == f"error: {words}", done.stderr

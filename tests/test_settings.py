@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -92,6 +94,18 @@ def test_secrets_never_shown(isolated):
     assert mask_secret(KEY) == f"AIza…jklm ({len(KEY)} chars)"
     assert mask_url("mysql+pymysql://u:pw@h/db") == "mysql+pymysql://u:***@h/db"
     assert s.to_env()["GEMINI_API_KEY"] == KEY
+
+
+def test_a_password_in_the_query_string_is_masked_too(isolated):
+    """pymysql takes `?password=` as well as `user:password@`: neither is ever shown."""
+    url = "mysql+pymysql://root@127.0.0.1:1/rai?charset=utf8mb4&password=s3cretQ&PWD=x9&ssl_token=t0k"
+    assert mask_url(url) == "mysql+pymysql://root@127.0.0.1:1/rai?charset=utf8mb4&password=***&PWD=***&ssl_token=***"
+    assert mask_url("sqlite:////tmp/rai.db?mode=ro") == "sqlite:////tmp/rai.db?mode=ro"
+    url = "mysql+pymysql://root@127.0.0.1:1/rai?charset=utf8mb4&password=s3cretQ"
+    done = subprocess.run([sys.executable, "-m", "raictl", "migrate"], env={**os.environ, "RAI_DATABASE_URL": url},
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1 and "127.0.0.1" in done.stderr, done.stderr
+    assert "s3cretQ" not in done.stderr + done.stdout and "password=***" in done.stderr
 
 
 def test_services_that_is_not_a_table_is_named(isolated):

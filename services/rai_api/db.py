@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager, nullcontext
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +24,7 @@ from raictl.settings import mask_url
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SHIPPED_DRIVERS = ("sqlite", "sqlite+pysqlite", "mysql+pymysql")
+_SSL_FILES = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_capath")  # paths a mysql+pymysql URL may name
 MYSQL_CONNECT_TIMEOUT_S = 5  # an unreachable server: health and requests answer 503 within this
 
 
@@ -51,7 +53,28 @@ def parse_url(url: str) -> sa.URL:
     if parsed.drivername not in SHIPPED_DRIVERS:  # another driver is not installed, or not tested with us
         raise RaictlError(f"RAI_DATABASE_URL names the driver {parsed.drivername!r}, which raictl does not ship",
                           hint="use mysql+pymysql:// (or plain mysql://) for MariaDB/MySQL, sqlite:/// for SQLite")
+    unknown = sorted(set(parsed.query) - _pymysql_options()) if parsed.drivername == "mysql+pymysql" else []
+    if unknown:  # else pymysql's connect() raises TypeError ("unexpected keyword argument") on first use
+        raise RaictlError(f"RAI_DATABASE_URL has a query parameter pymysql does not take: {', '.join(unknown)}",
+                          hint="remove it; pymysql takes e.g. charset, connect_timeout, ssl_ca, ssl_verify_cert")
+    for key in _SSL_FILES:  # else ssl.create_default_context raises FileNotFoundError when connecting
+        if parsed.query.get(key) and not Path(str(parsed.query[key])).exists():
+            raise RaictlError(f"RAI_DATABASE_URL's {key} names {parsed.query[key]}, which does not exist",
+                              hint="point it at the server's CA certificate (or your client certificate/key)")
     return parsed
+
+
+@lru_cache(maxsize=1)
+def _pymysql_options() -> frozenset[str]:
+    """The `?key=value` names a mysql+pymysql URL may carry: pymysql.connect()'s string-valued keyword
+    arguments, and the ssl_* keys SQLAlchemy gathers into its `ssl` argument."""
+    import inspect
+
+    import pymysql
+
+    taken = set(inspect.signature(pymysql.connections.Connection.__init__).parameters)
+    return frozenset(taken - {"self", "conv", "cursorclass", "auth_plugin_map", "ssl"}
+                     | {"ssl_capath", "ssl_cipher", "ssl_check_hostname"})
 
 
 def ensure_sqlite_folder(parsed: sa.URL) -> None:
