@@ -55,7 +55,7 @@ def down(services: Services = None) -> None:
 
 @app.command()
 def restart(services: Services = None, timeout: Timeout = 60.0) -> None:
-    """Stop, then start, the services (all by default)."""
+    """Restart the services (all by default): pre-flight first; a refusal leaves them running."""
     raise typer.Exit(entry.run_restart(services or [], timeout))
 
 

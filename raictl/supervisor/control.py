@@ -77,7 +77,7 @@ def port_problem(spec: ServiceSpec, host: str, port: int, settings: Settings) ->
         held = f"a connection using it as its local port: {users[0]}" if users else "a socket that closed as we looked"
         return RaictlError(f"{spec.name} cannot listen on {where}: in use by {held}",
                            hint="a TIME_WAIT socket frees itself within a minute; " + _port_hint(spec))
-    home = _raictl_home_of(owner.pid) if owner.pid else None
+    home = raictl_home_of(owner.pid) if owner.pid else None
     if home is None:
         hint = _port_hint(spec)
     elif home == str(settings.home):
@@ -87,7 +87,7 @@ def port_problem(spec: ServiceSpec, host: str, port: int, settings: Settings) ->
     return RaictlError(f"{spec.name} cannot listen on {where}: taken by {owner.describe()}", hint=hint)
 
 
-def _raictl_home_of(pid: int) -> str | None:
+def raictl_home_of(pid: int) -> str | None:
     """The RAICTL_HOME of a process a raictl supervisor started (it carries a run marker); else None."""
     env = environ_of(pid)
     return env.get("RAICTL_HOME", "") if env.get(MARKER_VAR) else None

@@ -55,13 +55,13 @@ def restarts(n: int) -> str:
 def other_home(ctx, name: str) -> tuple[object, str] | None:
     """(port owner, its RAICTL_HOME) when the process on the service's port was started by the supervisor
     of a raictl home other than this one (`raictl up` recognises it the same way), else None."""
-    from raictl.supervisor.control import _raictl_home_of
+    from raictl.supervisor.control import raictl_home_of
 
     svc = observe.spec(ctx, name)
     for host in svc.hosts if svc.port else ():
         who = observe.owner(ctx, host, svc.port)
         if who is not None and who.pid:
-            home = _raictl_home_of(who.pid)
+            home = raictl_home_of(who.pid)
             if home is not None and home != str(ctx.settings.home):
                 return who, home
     return None
