@@ -34,6 +34,21 @@ def error(exc) -> None:
     sys.stderr.flush()
 
 
+def ask(question: str) -> bool:
+    """Ask a yes/no question on stderr and read the answer from stdin (a terminal): only y/yes is a
+    yes; end of input or Ctrl-C is a no. Nothing reaches stdout (click's prompt writes a space
+    there, which would land in front of a `--json` document)."""
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        answer = ""
+    if not answer.endswith("\n"):
+        sys.stderr.write("\n")
+    return answer.strip().lower() in ("y", "yes")
+
+
 def note(message: str) -> None:
     """A dim note on stderr (progress, advice): never mixed into stdout."""
     console(stderr=True).print(f"[dim]{message}[/]")

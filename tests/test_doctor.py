@@ -124,6 +124,7 @@ def test_fix_repairs_a_missing_column_after_asking(tmp_path):
     unanswered = raictl(folder, "doctor", "--fix", "--json", "db", input="")  # stdin closed: a no
     assert unanswered.returncode == 1 and "skipped (not confirmed" in unanswered.stderr, unanswered.stderr
     document = json.loads(unanswered.stdout)  # still exactly one JSON document on stdout
+    assert unanswered.stdout.startswith("{"), unanswered.stdout[:20]  # the question left nothing there
     assert [c["status"] for c in document["checks"] if c["id"] == "db.schema"] == ["fail"]
     accepted = raictl(folder, "doctor", "--fix", "db", input="y\n")
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr

@@ -44,8 +44,9 @@ def _fix(core, render, results, context, checks, yes: bool, json_: bool):
     if not planned or context.settings is None:
         return results
     for item in planned:
-        if item.fix.confirm and not yes and not _confirmed(item.fix.title):
-            render.doctor_fix_outcome(item, "skipped (not confirmed; --yes applies it without asking)", ok=False)
+        declined = None if yes or not item.fix.confirm else _declined(render, item.fix.title)
+        if declined:
+            render.doctor_fix_outcome(item, f"skipped ({declined}; --yes applies it without asking)", ok=False)
             continue
         try:
             render.doctor_fix_outcome(item, apply_fix(item, context.settings), ok=True)
@@ -54,10 +55,7 @@ def _fix(core, render, results, context, checks, yes: bool, json_: bool):
     return core.run_checks(checks, core.make_context())
 
 
-def _confirmed(question: str) -> bool:
-    """Ask on stderr; no answer (stdin closed, Ctrl-C) is a no, and doctor still reports."""
-    try:
-        return typer.confirm(f"{question}?", err=True)
-    except typer.Abort:
-        typer.echo("", err=True)
-        return False
+def _declined(render, question: str) -> str | None:
+    """Why a fix that asks first is not applied; None when the answer (read from stdin, a pipe too)
+    was yes. No answer (stdin closed, Ctrl-C) is a no, and doctor still reports."""
+    return None if render.ask(f"{question}?") else "not confirmed"

@@ -63,9 +63,5 @@ def _confirm(plan) -> None:
         raise RaictlError("migrate --repair changes the database schema and asks first, but stdin is not a terminal",
                           hint="rerun with --yes (or --dry-run to see the plan and its SQL)")
     render.migrate_plan(plan)
-    try:
-        answer = typer.confirm("Apply these changes (a backup is taken first)?", err=True)
-    except typer.Abort:  # Ctrl-C or Ctrl-D at the question: a "no", said the same way
-        answer = False
-    if not answer:
+    if not render.ask("Apply these changes (a backup is taken first)?"):  # no, Ctrl-D or Ctrl-C
         raise RaictlError("repair cancelled: nothing was changed")
