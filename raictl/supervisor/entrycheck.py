@@ -14,7 +14,7 @@ import subprocess
 from raictl.errors import RaictlError
 from raictl.settings import Settings
 from raictl.supervisor import process
-from raictl.supervisor.spec import ServiceSpec, all_specs, select
+from raictl.supervisor.spec import BUILTINS, ServiceSpec, all_specs, select
 
 _FIND_SPECS = ("import importlib.util, json, sys\n"
                "found = {}\n"
@@ -70,8 +70,17 @@ def import_problem(check: ImportCheck, only: set[str] | None = None) -> RaictlEr
         if why and (only is None or spec.name in only):
             return RaictlError(f"{spec.name}: {why} (interpreter {interpreter}; sys.path searched: "
                                f"{', '.join(found['path'])})",
-                               hint="reinstall raictl with its services (pip install .) or fix the command")
+                               hint=_import_hint(spec))
     return None
+
+
+def _import_hint(spec) -> str:
+    """A built-in ships with raictl: reinstalling brings it back. An extra service's module is the
+    user's own: install it, or run it from the folder that holds it (`cwd` of its table)."""
+    if spec.name in BUILTINS:
+        return "reinstall raictl with its services (pip install .) or fix the command"
+    return (f"install the package that provides {spec.entry_module} into that interpreter, or set cwd "
+            f"in [services.{spec.name}] to the folder that holds it")
 
 
 def reap(checks: list[ImportCheck]) -> None:
