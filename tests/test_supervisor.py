@@ -160,6 +160,7 @@ def test_up_after_the_supervisor_died_adopts_what_still_runs(stack):
     before = stack.state()
     os.kill(before["supervisor"]["pid"], signal.SIGKILL)
     wait_until(lambda: not alive(before["supervisor"]["pid"]), what="the supervisor gone")
+    assert _doctor_running(stack, "web") == ("warn", "raictl up")  # it runs, but nothing would restart it
     again = stack.raictl("up", "web")
     assert again.returncode == 0 and "web already running" in again.stdout
     after = stack.state()
@@ -168,6 +169,15 @@ def test_up_after_the_supervisor_died_adopts_what_still_runs(stack):
     os.kill(before["services"]["web"]["pid"], signal.SIGKILL)  # the new supervisor watches it
     wait_until(lambda: (w := stack.status()["web"])["health"]["ok"] and w["pid"] != before["services"]["web"]["pid"],
                timeout=15, what="web restarted by the new supervisor")
+
+
+def _doctor_running(stack, name: str) -> tuple[str, str]:
+    """(status, the command its hint starts with) of doctor's NAME.running, run for real."""
+    done = stack.raictl("doctor", f"{name}.running", "--json")
+    found = json.loads(done.stdout)["checks"][0]
+    if found["status"] == "warn":
+        assert "no raictl supervisor watches it" in found["summary"], found
+    return found["status"], (found["hint"] or "").strip("`").split("`")[0]
 
 
 def test_reused_pid_is_neither_trusted_nor_signalled(stack):

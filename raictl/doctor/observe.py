@@ -71,12 +71,22 @@ def spec(ctx, name: str):
     return specs(ctx).get(name)
 
 
-def statuses(ctx) -> dict[str, Any]:
-    from raictl.supervisor.status import service_statuses
+def overview(ctx):
+    """The supervisor's Overview (`raictl status`): its pid, and every service's status."""
+    from raictl.supervisor.status import overview as read_overview
 
     specs(ctx)  # a bad services table is reported once, by config.services
-    return ctx.memo("statuses", lambda: {s.name: s for s in service_statuses(ctx.settings)},
+    return ctx.memo("overview", lambda: read_overview(ctx.settings),
                     "reading the supervisor's state and probing every service")
+
+
+def statuses(ctx) -> dict[str, Any]:
+    return {s.name: s for s in overview(ctx).services}
+
+
+def supervised(ctx) -> bool:
+    """Whether a raictl supervisor of this home is alive (it restarts what crashes)."""
+    return overview(ctx).supervisor_pid is not None
 
 
 def status(ctx, name: str):

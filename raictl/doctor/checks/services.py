@@ -77,6 +77,9 @@ def running(ctx, name: str):
     tail = _exit_text(st)
     if st.state == "running":
         summary = f"running, pid {st.pid}, up {st.uptime_s:.0f} s, {restarts(st.restarts)}{tail}"
+        if not observe.supervised(ctx):  # its supervisor was killed: the next crash goes unnoticed
+            return ctx.warn(f"{summary}; but no raictl supervisor watches it: a crash would not be restarted",
+                            hint="`raictl up` starts a supervisor, which adopts it without restarting it")
         if st.restarts or (_crash(st) and _crash(st).signal):
             return ctx.warn(summary, hint=f"`raictl logs {name}` shows why it exited")
         return ctx.ok(summary)
