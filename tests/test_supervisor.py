@@ -89,6 +89,14 @@ s = socket.socket(family); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen()
 print("squatting", flush=True); time.sleep(600)"""
 
 
+def test_a_port_holders_command_line_is_one_line_cut_at_a_word():
+    from raictl.supervisor.probes import CMDLINE_CHARS, PortOwner
+
+    line = PortOwner(7, "python", "python -c 'import x\nprint(1)'\t" + "word " * 200).describe()
+    assert line.startswith("pid 7 (python): python -c 'import x print(1)' word word") and "\n" not in line
+    assert line.endswith(" word …") and len(line) <= len("pid 7 (python): ") + CMDLINE_CHARS + 2
+
+
 @pytest.mark.parametrize("host", ["::1", "127.0.0.1"])
 def test_port_squatted_on_one_loopback_is_refused_and_named(stack, host):
     port = stack.declare("web", served(), free_port())
@@ -100,6 +108,8 @@ def test_port_squatted_on_one_loopback_is_refused_and_named(stack, host):
         where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         assert f"web cannot listen on {where}" in result.stderr
         assert f"pid {squatter.pid}" in result.stderr and "squatting" in result.stderr  # its command line
+        error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(error) == 1 and "family = socket.AF_INET6" in error[0], result.stderr  # its lines joined
         assert "Traceback" not in result.stderr
         assert stack.status()["web"]["state"] == "stopped"
         table = stack.raictl("status").stdout  # a stopped service whose port accepts: not a ✓

@@ -26,6 +26,7 @@ from raictl.settings import connect_host, host_port
 
 LISTEN_TIMEOUT = 0.5
 HEALTH_TIMEOUT = 1.0
+CMDLINE_CHARS = 400  # of a port holder's command line in one-line messages
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,14 @@ class PortOwner:
     cmdline: str | None
 
     def describe(self) -> str:
+        """One line: pid, name and command line (a `python -c` script's lines joined, a long one cut
+        at a word and marked with …)."""
         if self.pid is None:
             return "a process of another user (run as root to see it)"
-        return f"pid {self.pid} ({self.name}): {self.cmdline}"
+        line = " ".join((self.cmdline or "").split())
+        if len(line) > CMDLINE_CHARS:
+            line = line[:CMDLINE_CHARS].rsplit(" ", 1)[0] + " …"
+        return f"pid {self.pid} ({self.name}): {line}"
 
 
 def _family(host: str) -> socket.AddressFamily:

@@ -128,7 +128,7 @@ def port(ctx, name: str):
         taken = [h for h, o in held if o is not None]
         return ctx.ok(f"port {svc.port} is held by raictl's {name}" if taken else f"port {svc.port} is free")
     host, who = foreign[0]
-    holder = " ".join(who.describe().split())[:160]  # a `python -c` script's command line spans lines
+    holder = who.describe()  # one line, cut at a word
     health = observe.health(ctx, name)
     other = other_home(ctx, name)
     if other is not None:  # a warning, like a copy started by hand, when it is this very service
