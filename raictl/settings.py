@@ -428,6 +428,37 @@ def _raw_layers(base: Path, config: Path | None, env_file: Path | None,
     return raw, sources, doc
 
 
+def _place_home(value: str | None, live: bool, cwd: Path, base: Path) -> Path:
+    """<home> from its setting: relative to the cwd when given live (environment, command line), else to
+    raictl.toml's folder (`base`); the default `.raictl` beside raictl.toml, or in the cwd."""
+    home = Path(value or HOME_DIRNAME)
+    return home if home.is_absolute() else ((cwd if live else base) / home).resolve()
+
+
+def lenient_home(cwd: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """Where <home> is when the settings as a whole do not load (`raictl down` must still find what to
+    stop), with the same precedence read leniently: RAICTL_HOME from the environment, else from .env,
+    else `home` of raictl.toml if that file still parses, else the default."""
+    cwd = Path(cwd or os.getcwd()).resolve()
+    environ = os.environ if environ is None else environ
+    config = find_config(cwd)
+    base = config.parent if config else cwd
+    value = environ.get("RAICTL_HOME", "").strip()
+    if value:
+        return _place_home(value, True, cwd, base)
+    try:
+        value = read_dotenv(base / DOTENV_NAME).get("RAICTL_HOME", "").strip() if (base / DOTENV_NAME).is_file() else ""
+    except (OSError, UnicodeDecodeError):  # an unreadable .env: the next layer decides
+        value = ""
+    if not value and config:
+        try:
+            found = read_toml(config).get("home")
+        except (RaictlError, OSError):  # the broken file itself: its folder still implies a home
+            found = None
+        value = found.strip() if isinstance(found, str) else ""
+    return _place_home(value or None, False, cwd, base)
+
+
 def load_settings(cwd: Path | str | None = None, environ: Mapping[str, str] | None = None,
                   **overrides: Any) -> Settings:
     """Resolve the settings for a process running in `cwd` (default: the current directory)."""
@@ -439,11 +470,8 @@ def load_settings(cwd: Path | str | None = None, environ: Mapping[str, str] | No
     raw, sources, doc = _raw_layers(base, config, env_file, environ, overrides)
     values = {f.name: f.parse(raw[f.name], f.env[0]) if raw.get(f.name) is not None else None
               for f in FIELDS}
-    home = Path(values["home"] or HOME_DIRNAME)
     sources.setdefault("home", "default")
-    if not home.is_absolute():  # relative to the cwd when given live, else to raictl.toml's folder
-        live = sources["home"].startswith(("environment", "command line"))
-        home = ((cwd if live else base) / home).resolve()
+    home = _place_home(values["home"], sources["home"].startswith(("environment", "command line")), cwd, base)
     if not values["database_url"]:
         values["database_url"], sources["database_url"] = f"sqlite:///{home / 'rai.db'}", "default"
     if not values["llm_api_url"]:

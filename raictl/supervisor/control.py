@@ -19,7 +19,7 @@ from typing import Callable
 
 from raictl.errors import RaictlError
 from raictl.private_files import ensure_private_dir
-from raictl.settings import Settings, host_port, sqlite_file
+from raictl.settings import Settings, host_port, lenient_home, sqlite_file
 from raictl.supervisor import logs, probes, process
 from raictl.supervisor.entrycheck import ImportCheck, import_problem, reap, start_import_checks
 from raictl.supervisor.identity import MARKER_VAR, ExitInfo, environ_of, home_processes, lookup
@@ -541,34 +541,10 @@ def down_in(home: Path, names: list[str], known: list[ServiceSpec] | None = None
     return result
 
 
-def home_without_settings(cwd: Path | None = None, environ: dict[str, str] | None = None) -> Path | None:
-    """Where `<home>` is when the settings do not load, read leniently with their precedence:
-    RAICTL_HOME from the environment (relative to the cwd), else from .env, else `home` of
-    raictl.toml if that file still parses (both relative to raictl.toml's folder), else `.raictl`
-    beside raictl.toml (or in the cwd). None when that folder does not exist: nothing to stop there."""
-    from raictl.settings import CONFIG_NAME, DOTENV_NAME, HOME_DIRNAME, find_config, read_dotenv, read_toml
-
-    cwd = Path(cwd or os.getcwd()).resolve()
-    environ = os.environ if environ is None else environ
-    config = find_config(cwd)
-    base = config.parent if config else cwd
-    raw, live = environ.get("RAICTL_HOME", "").strip(), True
-    if not raw:
-        live = False
-        try:
-            raw = read_dotenv(base / DOTENV_NAME).get("RAICTL_HOME", "").strip() \
-                if (base / DOTENV_NAME).is_file() else ""
-        except Exception:  # noqa: BLE001 - an unreadable .env: the next layer decides
-            raw = ""
-    if not raw and config:
-        try:
-            value = read_toml(base / CONFIG_NAME).get("home")
-        except (RaictlError, OSError):  # the broken file itself: its folder still implies a home
-            value = None
-        raw = value.strip() if isinstance(value, str) else ""
-    home = Path(raw or HOME_DIRNAME)
-    if not home.is_absolute():
-        home = ((cwd if live else base) / home).resolve()
+def home_without_settings() -> Path | None:
+    """`<home>` found leniently when the settings do not load (`settings.lenient_home`); None when
+    that folder does not exist: nothing to stop there."""
+    home = lenient_home()
     return home if home.is_dir() else None
 
 
