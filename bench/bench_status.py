@@ -22,20 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.supervisor_support import served  # noqa: E402
 from tests.support import free_port  # noqa: E402
 
-SERVER = """import http.server, os, socket, threading
-port = int(os.environ["PORT"])
-class Health(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b'{"status": "ok"}')
-    def log_message(self, *args):
-        pass
-class V6(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-threading.Thread(target=V6(("::1", port), Health).serve_forever, daemon=True).start()
-http.server.ThreadingHTTPServer(("127.0.0.1", port), Health).serve_forever()
-"""
+SERVER = served()  # healthy on both loopbacks at $PORT, like the tests' extra services
 
 SUPERVISORD_CONF = """[unix_http_server]
 file={dir}/supervisor.sock

@@ -18,7 +18,7 @@ import http.server, os, socket, threading
 port = int(os.environ["PORT"])
 class Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        self.send_response(200 if self.path == "/api/health" else 404)
+        self.send_response(200 if self.path == "{path}" else 404)
         self.end_headers()
         self.wfile.write(b'{{"status": "ok"}}')
     def log_message(self, *args):
@@ -69,8 +69,9 @@ class Stack:
         return json.loads((Path(os.environ["RAICTL_HOME"]) / "state.json").read_text())
 
 
-def served(prelude: str = "") -> str:
-    return SERVER.format(prelude=prelude)
+def served(prelude: str = "", path: str = "/api/health") -> str:
+    """A `python -c` script: `prelude`, then GET `path` answers 200 on both loopbacks at $PORT."""
+    return SERVER.format(prelude=prelude, path=path)
 
 
 def alive(pid: int) -> bool:

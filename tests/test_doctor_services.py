@@ -12,26 +12,14 @@ import pytest
 
 from raictl.supervisor.probes import probe_listen
 from tests.doctor_support import doctor, doctor_json, raictl, show, write_stack_folder
+from tests.supervisor_support import served
 from tests.support import free_port, wait_until
 
 # Exits at once (code 3) until its READY_FILE exists; then serves GET /ok on both loopbacks at $PORT.
-FLAKY = """
-import http.server, os, socket, sys, threading
+FLAKY = served("""import sys
 if not os.path.exists(os.environ["READY_FILE"]):
     print("boom: the ready file is missing", flush=True)
-    sys.exit(3)
-port = int(os.environ["PORT"])
-class Ok(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200 if self.path == "/ok" else 404)
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-class V6(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-threading.Thread(target=V6(("::1", port), Ok).serve_forever, daemon=True).start()
-http.server.ThreadingHTTPServer(("127.0.0.1", port), Ok).serve_forever()
-"""
+    sys.exit(3)""", path="/ok")
 # Serves GET /ok with 404 (SimpleHTTPRequestHandler finds no such file) on 127.0.0.1 only.
 IPV4_ONLY = """
 import http.server, sys
