@@ -88,22 +88,21 @@ def reachable(ctx):
     return ctx.ok(f"{where} answers")
 
 
-def _ready(ctx):
-    """A skip Result when the database cannot be read, else None."""
-    status, _ = database(ctx)
+def _read_state(ctx):
+    """(None, SchemaState) when the database was read; (a skip Result, None) when it cannot be."""
+    status, found = database(ctx)
     if status == "missing":
-        return ctx.skip("the database does not exist yet (see db.reachable)")
+        return ctx.skip("the database does not exist yet (see db.reachable)"), None
     if status == "error":
-        return ctx.skip("the database is not reachable (see db.reachable)")
-    return None
+        return ctx.skip("the database is not reachable (see db.reachable)"), None
+    return None, found
 
 
 @check("db.revision", "Alembic revision known and at head", timeout=DB_TIMEOUT)
 def revision(ctx):
-    not_ready = _ready(ctx)
-    if not_ready:
-        return not_ready
-    st = database(ctx)[1]
+    skipped, st = _read_state(ctx)
+    if skipped:
+        return skipped
     head = ", ".join(st.heads)
     revs = ", ".join(st.revisions)
     if st.state in ("ok", "drift"):
@@ -118,10 +117,9 @@ def revision(ctx):
 
 @check("db.schema", "Schema matches the models", timeout=DB_TIMEOUT)
 def schema(ctx):
-    not_ready = _ready(ctx)
-    if not_ready:
-        return not_ready
-    st = database(ctx)[1]
+    skipped, st = _read_state(ctx)
+    if skipped:
+        return skipped
     if st.missing:
         error = "Unknown column" if all(m.startswith("column") for m in st.missing) else "no such table"
         upgrade = st.state in ("behind", "empty")  # the migrations create them: no repair needed
