@@ -145,10 +145,12 @@ _HINTS = {  # what to do about a driver error: pymysql's error codes, SQLite's m
 
 def _driver_error(exc) -> tuple[str, str | None]:
     """A driver error as (its one-line reason, what to do about it when known)."""
+    from services.rai_api.db import mysql_error_code
+
     orig = getattr(exc, "orig", None) or exc
-    args = getattr(orig, "args", ())
-    if len(args) == 2 and isinstance(args[0], int):  # pymysql: (code, message)
-        return f"{args[1]} (error {args[0]})", _HINTS.get(args[0])
+    code = mysql_error_code(orig)
+    if code is not None:
+        return f"{orig.args[1]} (error {code})", _HINTS.get(code)
     reason = (str(orig).strip() or type(orig).__name__).splitlines()[0]
     return reason, next((h for key, h in _HINTS.items() if isinstance(key, str) and key in reason), None)
 
@@ -598,6 +600,7 @@ def _run_action(conn, action: Action, plan: Plan) -> None:
     from alembic import command
 
     from migrations import alembic_config
+    from services.rai_api.db import mysql_error_code
 
     if action.kind == "upgrade":
         config = alembic_config(plan.url, plan.script_location)
@@ -611,6 +614,6 @@ def _run_action(conn, action: Action, plan: Plan) -> None:
             conn.exec_driver_sql(statement)
         except sa.exc.DBAPIError as exc:
             # 1845/1846: this server cannot add that column instantly; let it choose the next best way.
-            if "ALGORITHM=INSTANT" not in statement or getattr(exc.orig, "args", (None,))[0] not in (1845, 1846):
+            if "ALGORITHM=INSTANT" not in statement or mysql_error_code(exc) not in (1845, 1846):
                 raise
             conn.exec_driver_sql(statement.replace(", ALGORITHM=INSTANT", ""))

@@ -38,6 +38,13 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def mysql_error_code(exc: BaseException) -> int | None:
+    """The MariaDB/MySQL error number of a driver error (pymysql's `(code, message)` args, wrapped by
+    SQLAlchemy or not); None for SQLite's errors and anything else."""
+    args = getattr(getattr(exc, "orig", None) or exc, "args", ())
+    return args[0] if len(args) == 2 and isinstance(args[0], int) else None
+
+
 def parse_url(url: str) -> sa.URL:
     """`url` as a SQLAlchemy URL; plain `mysql://` means pymysql, the driver we ship."""
     try:

@@ -12,6 +12,7 @@ import logging
 from flask import Flask, current_app
 
 from services.http_json import JsonError, error_response, register_json_errors
+from services.rai_api.db import mysql_error_code
 from services.rai_api.schema import HEALTH_HINT
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,10 @@ _MYSQL_SCHEMA_CODES = (1054, 1146)  # unknown column, table does not exist
 
 
 def _is_schema_error(exc: Exception) -> bool:
-    orig = getattr(exc, "orig", None)
-    args = getattr(orig, "args", ())
-    if len(args) == 2 and isinstance(args[0], int):  # pymysql: (code, message)
-        return args[0] in _MYSQL_SCHEMA_CODES
-    return any(word in str(orig) for word in _SQLITE_SCHEMA_WORDS)
+    code = mysql_error_code(exc)
+    if code is not None:
+        return code in _MYSQL_SCHEMA_CODES
+    return any(word in str(getattr(exc, "orig", None)) for word in _SQLITE_SCHEMA_WORDS)
 
 
 def _database_error(exc: Exception):
