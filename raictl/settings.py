@@ -11,7 +11,6 @@ This module imports only the standard library and python-dotenv: it is on the CL
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import secrets
@@ -348,6 +347,8 @@ def _check_toml_types(doc: Mapping[str, Any], config: Path) -> None:
 def unknown_toml_keys(doc: Mapping[str, Any]) -> list[str]:
     """Keys of raictl.toml that raictl does not read (typos are silently ignored otherwise), each with
     `(did you mean ...?)` when a known name is close: `rai-api (did you mean rai_api?)`."""
+    import difflib  # doctor's alone: not on every command's start-up
+
     found = []
     for key, value in doc.items():
         if key in TOML_TOP:
