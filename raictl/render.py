@@ -165,10 +165,9 @@ def up_result(result) -> None:
     tty_out, tty_err = sys.stdout.isatty(), sys.stderr.isatty()
     if result.migration:
         sys.stderr.write(_paint(result.migration, "dim", tty_err) + "\n")
-    restarted = getattr(result, "restarted", {})
     for name in result.ready:
-        if restarted.get(name):  # `up` with changed settings: say so, and what changed (no secret)
-            sys.stdout.write(f"{_paint('↻', 'green', tty_out)} {name} restarted: {restarted[name]}\n")
+        if result.restarted.get(name):  # `up` with changed settings: say so, and what changed (no secret)
+            sys.stdout.write(f"{_paint('↻', 'green', tty_out)} {name} restarted: {result.restarted[name]}\n")
             continue
         how = "already running" if name in result.already else "ready"
         sys.stdout.write(f"{_paint('✓', 'green', tty_out)} {name} {how}\n")
