@@ -3,13 +3,20 @@
 It listens on 127.0.0.1 on a free port (a ThreadingHTTPServer in a background thread) and answers
 `POST /{api_version}/models/{model}:generateContent` the way generativelanguage.googleapis.com does:
 a candidates/usageMetadata document on success, a Google-style `{"error": {"code", "message",
-"status"}}` document on failure. Point the service at it with `GEMINI_BASE_URL=fake.base_url`.
+"status"}}` document on failure. `:streamGenerateContent?alt=sse` answers the same reply as
+server-sent events (`data: {candidates, usageMetadata}` per chunk, chunked transfer encoding), the
+text cut into `chunks` pieces with `delay` seconds before each; a failure set to come after N chunks
+arrives as a `data: {"error": ...}` event, as Google sends one mid-stream.
+Point the service at it with `GEMINI_BASE_URL=fake.base_url`.
 
 Usage (a context manager; every behaviour lasts until the next one is set)::
 
     with FakeGemini() as fake:
         fake.base_url                  # "http://127.0.0.1:PORT", for GEMINI_BASE_URL
         fake.reply("hello")            # answer every request with this text (the default behaviour)
+        fake.reply("a b c", chunks=3, delay=0.1)   # streamed in 3 pieces, 0.1 s before each (a plain
+                                       # generateContent then waits the sum before answering)
+        fake.reply("a b c", chunks=3, fail_after=1, status=503)  # 1 chunk, then a 503 error event
         fake.echo()                    # answer with a JSON summary of what arrived (see `summary`)
         fake.fail(429)                 # answer with a Google-style error (401, 403, 429, 500, 503, ...)
         fake.hang(5.0)                 # wait this long before answering; released at once on exit
@@ -34,7 +41,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-PATH = re.compile(r"^/(?P<version>[^/]+)/models/(?P<model>[^/:]+):generateContent$")
+PATH = re.compile(r"^/(?P<version>[^/]+)/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)$")
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
                 504: "DEADLINE_EXCEEDED"}
@@ -51,6 +58,7 @@ class ReceivedRequest:
     model: str | None
     headers: dict[str, str]
     body: Any
+    streamed: bool = False  # streamGenerateContent?alt=sse
 
     @property
     def api_key(self) -> str | None:
@@ -85,7 +93,9 @@ class _Behaviour:
     text: str = DEFAULT_REPLY
     status: int = 200
     message: str = ""
-    delay: float = 0.0
+    delay: float = 0.0  # hang: before answering; reply: before each chunk
+    chunks: int = 1
+    fail_after: int | None = None  # reply: this many chunks, then the error `status`
 
 
 @dataclass
@@ -138,8 +148,10 @@ class FakeGemini:
         return f"http://{self.host}:{self.port}"
 
     # --- behaviours ------------------------------------------------------------------------------
-    def reply(self, text: str = DEFAULT_REPLY) -> None:
-        self._set(_Behaviour("reply", text=text))
+    def reply(self, text: str = DEFAULT_REPLY, chunks: int = 1, delay: float = 0.0,
+              fail_after: int | None = None, status: int = 500, message: str | None = None) -> None:
+        self._set(_Behaviour("reply", text=text, chunks=max(1, chunks), delay=delay, fail_after=fail_after,
+                             status=status, message=message or f"fake Gemini error {status} mid-stream"))
 
     def echo(self) -> None:
         self._set(_Behaviour("echo"))
@@ -176,18 +188,27 @@ class FakeGemini:
             self._arrived.notify_all()
             return self._behaviour, self._required_key
 
-    def _answer(self, request: ReceivedRequest) -> tuple[int, dict]:
+    def _answer(self, request: ReceivedRequest) -> tuple[int, dict | list[dict], _Behaviour]:
+        """(status, the document or, for a stream, its chunks, the behaviour that made them)."""
         behaviour, required_key = self._record(request)
         if request.model is None:
-            return _error(404, f"no such method: {request.method} {request.path}")
+            return (*_error(404, f"no such method: {request.method} {request.path}"), behaviour)
         if required_key is not None and request.api_key != required_key:
-            return _invalid_key()
+            return (*_invalid_key(), behaviour)
         if behaviour.kind == "hang" and self._released.wait(behaviour.delay):
-            return _error(503, "fake Gemini is shutting down")
+            return (*_error(503, "fake Gemini is shutting down"), behaviour)
         if behaviour.kind == "fail":
-            return _error(behaviour.status, behaviour.message)
+            return (*_error(behaviour.status, behaviour.message), behaviour)
         text = json.dumps(request.summary()) if behaviour.kind == "echo" else behaviour.text
-        return 200, _success(text, request)
+        if request.streamed:
+            return 200, _chunks(text, request, behaviour), behaviour
+        if behaviour.kind == "reply" and self._released.wait(behaviour.delay * behaviour.chunks):
+            return (*_error(503, "fake Gemini is shutting down"), behaviour)
+        return 200, _success(text, request), behaviour
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait before a chunk; False when the fake is stopping (the stream then ends)."""
+        return not (seconds and self._released.wait(seconds))
 
 
 def _success(text: str, request: ReceivedRequest) -> dict:
@@ -200,6 +221,23 @@ def _success(text: str, request: ReceivedRequest) -> dict:
                           "totalTokenCount": prompt_tokens + output_tokens},
         "modelVersion": request.model,
     }
+
+
+def _chunks(text: str, request: ReceivedRequest, behaviour: _Behaviour) -> list[dict]:
+    """The stream's documents: `text` in `chunks` pieces, each with the usage so far (as Google
+    sends it), the last with finishReason STOP; or, with fail_after, that many then the error."""
+    size = -(-len(text) // behaviour.chunks) or 1
+    pieces = [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    documents = []
+    for index, piece in enumerate(pieces):
+        document = _success(text[:size * index + len(piece)], request)
+        document["candidates"][0]["content"]["parts"][0]["text"] = piece
+        if index < len(pieces) - 1:
+            del document["candidates"][0]["finishReason"]
+        documents.append(document)
+    if behaviour.fail_after is not None:
+        return documents[:behaviour.fail_after] + [_error(behaviour.status, behaviour.message)[1]]
+    return documents
 
 
 def _error(status: int, message: str) -> tuple[int, dict]:
@@ -229,9 +267,14 @@ class _Handler(BaseHTTPRequestHandler):
             body = None
         path = self.path.split("?", 1)[0]
         match = PATH.match(path)
+        streamed = bool(match) and match["method"] == "streamGenerateContent" and "alt=sse" in self.path
         request = ReceivedRequest("POST", path, match and match["version"], match and match["model"],
-                                  {k.lower(): v for k, v in self.headers.items()}, body)
-        self._send(*self.fake._answer(request))
+                                  {k.lower(): v for k, v in self.headers.items()}, body, streamed)
+        status, payload, behaviour = self.fake._answer(request)
+        if isinstance(payload, list):
+            self._stream(payload, behaviour.delay)
+        else:
+            self._send(status, payload)
 
     def do_GET(self) -> None:  # noqa: N802
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -248,6 +291,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (its timeout): nothing left to answer
+
+    def _stream(self, documents: list[dict], delay: float) -> None:
+        """Each document as an SSE event in its own HTTP chunk, `delay` seconds before each."""
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for document in documents:
+                if not self.fake._pause(delay if "error" not in document else 0):
+                    break
+                event = f"data: {json.dumps(document)}\r\n\r\n".encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away mid-stream
 
     def log_message(self, format: str, *args: Any) -> None:  # keep pytest output quiet
         pass

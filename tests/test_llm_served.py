@@ -92,3 +92,35 @@ def test_a_bad_setting_stops_the_service_with_one_clear_line(tmp_path):
     assert result.returncode == 1
     assert "LLM_API_PORT must be a port number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def open_stream(service, host, body):
+    """A streaming /api/generate over a real connection: (the connection, the response)."""
+    import http.client
+    import json
+
+    conn = http.client.HTTPConnection(host, service.port, timeout=10)
+    conn.request("POST", "/api/generate", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    return conn, conn.getresponse()
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_deltas_arrive_as_gemini_sends_them(service, fake, host):
+    """Each chunk is passed on when it arrives, not when the reply is complete: the gap between the first
+    delta and `done` spans the fake's later delays (a buffered reply would bring them together)."""
+    import time
+
+    from services.sse import read_events
+
+    delay = 0.4
+    fake.reply("alpha beta gamma", chunks=3, delay=delay)
+    conn, response = open_stream(service, host, {"messages": [{"role": "user", "content": "hi"}], "stream": True})
+    try:
+        assert (response.status, response.getheader("Content-Type")) == (200, "text/event-stream; charset=utf-8")
+        seen = [(event.name, event.data, time.monotonic()) for event in read_events(response)]
+    finally:
+        conn.close()
+    assert [name for name, _, _ in seen] == ["delta", "delta", "delta", "done"]
+    assert "".join(data["text"] for name, data, _ in seen[:3]) == "alpha beta gamma"
+    assert seen[-1][2] - seen[0][2] >= 2 * delay * 0.9
+    assert seen[-1][1]["usage"]["total_tokens"] > 0

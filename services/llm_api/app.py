@@ -1,5 +1,9 @@
 """The LLM API as a Flask app: `GET /api/health` and `POST /api/generate` (contracts in DESIGN.md).
 
+With `"stream": true` (or `Accept: text/event-stream`) /api/generate answers server-sent events:
+`delta {"text"}` per piece, then `done {"engine", "model", "usage"}`; a failure after the first piece
+is an `error {"error", "message"}` event that ends the stream.
+
 Every error is JSON `{"error": code, "message": str}`: 400 bad body, 404/405 unknown route or method,
 413 body over MAX_BODY_BYTES, 415 a body not sent as application/json, 502 Gemini failed (the reason,
 never the key), 503 engine unavailable.
@@ -7,11 +11,14 @@ never the key), 503 engine unavailable.
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+from typing import Generator, Iterator
+
+from flask import Flask, Response, jsonify, request
 
 from raictl.settings import Settings, load_settings
+from services import sse
 from services.http_json import register_json_errors, request_object
-from services.llm_api.engines import DEFAULT_TIMEOUT_S, choose_engine
+from services.llm_api.engines import DEFAULT_TIMEOUT_S, Delta, EngineError, Reply, choose_engine
 from services.llm_api.state import EngineState
 from services.llm_api.validation import parse_generate
 
@@ -41,8 +48,37 @@ def _add_routes(app: Flask, state: EngineState) -> None:
 
     @app.post("/api/generate")
     def generate():
-        prompt = parse_generate(request_object(syntax_code="invalid_json", kind_code="invalid_request"))
+        body = request_object(syntax_code="invalid_json", kind_code="invalid_request")
+        prompt = parse_generate(body)
+        if sse.wants_stream(body, request.headers.get("Accept")):
+            return _streamed(state, state.stream(prompt))
         reply = state.generate(prompt)
         return jsonify(text=reply.text, engine=state.engine.name, model=state.engine.model,
                        usage=reply.usage)
 
+
+
+Items = Generator["Delta | Reply", None, None]
+
+
+def _streamed(state: EngineState, items: Items) -> Response:
+    """The SSE response for an engine stream. Its first piece is awaited here, so a failure before
+    it is still answered as JSON with its status (the error handlers); later ones become an event."""
+    first = next(items)
+    return Response(_events(state, first, items), mimetype=sse.MIMETYPE, headers=sse.HEADERS)
+
+
+def _events(state: EngineState, first: Delta | Reply, items: Items) -> Iterator[bytes]:
+    item: Delta | Reply | None = first
+    try:
+        while item is not None:
+            if isinstance(item, Reply):
+                yield sse.encode("done", {"engine": state.engine.name, "model": state.engine.model,
+                                          "usage": item.usage})
+                return
+            yield sse.encode("delta", {"text": item.text})
+            item = next(items, None)
+    except EngineError as exc:
+        yield sse.encode("error", {"error": exc.code, "message": exc.message})
+    finally:
+        items.close()  # the client went away, or the stream ended: let the engine close upstream

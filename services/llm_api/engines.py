@@ -1,5 +1,10 @@
 """The engines behind /api/generate: Gemini through google-genai, an honest mock, and their choice.
 
+Every engine answers in two ways (the `Engine` protocol): `generate(prompt)` gives the whole `Reply`;
+`stream(prompt)` yields the reply's text in `Delta` pieces as they arrive, then exactly one `Reply`
+(the whole text and the usage) last. Either raises `EngineError`; a stream may raise it before its
+first piece (the API then answers with the JSON status) or after some (an `error` event).
+
 `choose_engine` applies DESIGN.md: `auto` means Gemini when a key is set, else the mock (and says
 why); `gemini` without a key gives an engine that refuses every request with the reason. google-genai
 is imported only inside `GeminiEngine`, so a mock-only service never loads it.
@@ -10,14 +15,16 @@ The mock's reply is a contract other services test against (see `MockEngine.gene
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 from raictl.settings import mask_secret
 from services.http_json import JsonError
 from services.llm_api import MOCK_LABEL
 
 MOCK_MODEL = "mock"
+MOCK_PIECES = 4
 FACTS_HEADER = "Remembered facts about the user:"
 RECALL_HEADER = "Relevant earlier conversations:"
 NO_KEY = "no GEMINI_API_KEY (or GOOGLE_API_KEY) set"
@@ -45,6 +52,13 @@ class Reply:
     usage: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Delta:
+    """A piece of a streamed reply's text, as the engine received it."""
+
+    text: str
+
+
 class EngineError(JsonError):
     """A failure the LLM API reports as `{"error": code, "message": message}` with HTTP `status`."""
 
@@ -54,6 +68,19 @@ class Engine(Protocol):
     model: str
 
     def generate(self, prompt: Prompt) -> Reply: ...
+
+    def stream(self, prompt: Prompt) -> Iterator[Delta | Reply]:
+        """Delta pieces as they arrive, then the Reply (whole text and usage), last."""
+        ...
+
+
+def stream_whole(reply: Reply, pieces: int = 1) -> Iterator[Delta | Reply]:
+    """A finished reply streamed as `pieces` Deltas of about equal length, then the Reply: the stream
+    of an engine whose text is there all at once."""
+    size = -(-len(reply.text) // max(1, pieces))  # ceiling division: at most `pieces` pieces
+    for start in range(0, len(reply.text), max(1, size)):
+        yield Delta(reply.text[start:start + size])
+    yield reply
 
 
 class MockEngine:
@@ -74,6 +101,10 @@ class MockEngine:
                 f"recalled: {count_block_items(system, RECALL_HEADER)})")
         input_chars = len(system) + sum(len(m.content) for m in prompt.messages)
         return Reply(text, {"input_chars": input_chars, "output_chars": len(text)})
+
+    def stream(self, prompt: Prompt) -> Iterator[Delta | Reply]:
+        """The same reply as `generate`, in MOCK_PIECES pieces (so clients see a real stream)."""
+        return stream_whole(self.generate(prompt), MOCK_PIECES)
 
 
 def count_block_items(system: str, header: str) -> int:
@@ -102,6 +133,9 @@ class UnavailableEngine:
     def generate(self, prompt: Prompt) -> Reply:
         raise EngineError(503, "engine_unavailable", self.reason)
 
+    def stream(self, prompt: Prompt) -> Iterator[Delta | Reply]:
+        raise EngineError(503, "engine_unavailable", self.reason)
+
 
 class GeminiEngine:
     """Gemini on the google-genai SDK: explicit API version, timeout, no SDK retries, clear errors."""
@@ -126,11 +160,40 @@ class GeminiEngine:
         self._client = genai.Client(vertexai=False, api_key=api_key, http_options=options)
 
     def generate(self, prompt: Prompt) -> Reply:
+        with self._upstream_errors():
+            response = self._client.models.generate_content(
+                model=self.model, contents=self._contents(prompt), config=self._config(prompt))
+        text = response.text
+        if not text:
+            raise self._empty(response)
+        return Reply(text, self._usage(response.usage_metadata))
+
+    def stream(self, prompt: Prompt) -> Iterator[Delta | Reply]:
+        """google-genai's generate_content_stream (`streamGenerateContent?alt=sse`), piece by piece;
+        closing this generator closes the upstream request."""
+        pieces: list[str] = []
+        last = None
+        with self._upstream_errors():
+            chunks = self._client.models.generate_content_stream(
+                model=self.model, contents=self._contents(prompt), config=self._config(prompt))
+            try:
+                for last in chunks:
+                    if text := last.text:
+                        pieces.append(text)
+                        yield Delta(text)
+            finally:
+                chunks.close()
+        if not pieces:
+            raise self._empty(last)
+        yield Reply("".join(pieces), self._usage(last.usage_metadata))
+
+    @contextmanager
+    def _upstream_errors(self) -> Iterator[None]:
+        """Gemini's and the network's failures, as EngineErrors a person can act on."""
         from google.genai import errors
 
         try:
-            response = self._client.models.generate_content(
-                model=self.model, contents=self._contents(prompt), config=self._config(prompt))
+            yield
         except errors.APIError as exc:
             raise self._api_error(exc) from None
         except self._timeouts:
@@ -139,7 +202,6 @@ class GeminiEngine:
         except self._transport as exc:
             raise EngineError(502, "upstream_unavailable",
                               self._scrub(f"cannot reach Gemini at {self.base_url}: {exc}")) from None
-        return self._reply(response)
 
     def _contents(self, prompt: Prompt) -> list:
         types = self._types
@@ -151,19 +213,19 @@ class GeminiEngine:
             system_instruction=prompt.system or None, temperature=prompt.temperature,
             automatic_function_calling=self._types.AutomaticFunctionCallingConfig(disable=True))
 
-    def _reply(self, response: Any) -> Reply:
-        text = response.text
-        if not text:
-            candidates = response.candidates or []
-            reason = candidates[0].finish_reason if candidates else None
-            blocked = getattr(response.prompt_feedback, "block_reason", None)
-            raise EngineError(502, "upstream_empty", f"Gemini returned no text (finish reason: {reason}, "
-                                                     f"prompt block reason: {blocked})")
-        meta = response.usage_metadata
-        usage = {"input_tokens": getattr(meta, "prompt_token_count", None) or 0,
-                 "output_tokens": getattr(meta, "candidates_token_count", None) or 0,
-                 "total_tokens": getattr(meta, "total_token_count", None) or 0}
-        return Reply(text, usage)
+    @staticmethod
+    def _empty(response: Any) -> EngineError:
+        candidates = (response.candidates if response is not None else None) or []
+        reason = candidates[0].finish_reason if candidates else None
+        blocked = getattr(getattr(response, "prompt_feedback", None), "block_reason", None)
+        return EngineError(502, "upstream_empty", f"Gemini returned no text (finish reason: {reason}, "
+                                                  f"prompt block reason: {blocked})")
+
+    @staticmethod
+    def _usage(meta: Any) -> dict[str, int]:
+        return {"input_tokens": getattr(meta, "prompt_token_count", None) or 0,
+                "output_tokens": getattr(meta, "candidates_token_count", None) or 0,
+                "total_tokens": getattr(meta, "total_token_count", None) or 0}
 
     def _api_error(self, exc: Any) -> EngineError:
         """Map an HTTP error from Gemini to a reason a person can act on."""

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, Iterator
 
-from services.llm_api.engines import Engine, EngineError, Message, Prompt, Reply, UnavailableEngine
+from services.llm_api.engines import Delta, Engine, EngineError, Message, Prompt, Reply, UnavailableEngine
 
 log = logging.getLogger(__name__)
 PROBE = Prompt((Message("user", "Reply with the single word: ok"),), temperature=0.0)
@@ -39,6 +39,17 @@ class EngineState:
             raise
         self._record(None)
         return reply
+
+    def stream(self, prompt: Prompt) -> Iterator[Delta | Reply]:
+        """The engine's stream; its outcome is recorded like generate's (a stream the client
+        abandoned records nothing: it neither failed nor completed)."""
+        try:
+            yield from self.engine.stream(prompt)
+        except EngineError as exc:
+            log.warning("%s engine failed: %s: %s", self.engine.name, exc.code, exc.message)
+            self._record(exc.message)
+            raise
+        self._record(None)
 
     def probe(self) -> None:
         """One minimal real call (deep health); its outcome becomes the state health reports."""

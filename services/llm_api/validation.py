@@ -8,7 +8,7 @@ from services.http_json import json_kind
 from services.llm_api.engines import EngineError, Message, Prompt
 
 ROLES = ("user", "assistant")
-FIELDS = ("messages", "system", "temperature")
+FIELDS = ("messages", "system", "temperature", "stream")
 TEMPERATURE_RANGE = (0.0, 2.0)
 
 
@@ -21,6 +21,8 @@ def parse_generate(body: dict[str, Any]) -> Prompt:
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise invalid(f"unknown field(s): {', '.join(unknown)} (allowed: {', '.join(FIELDS)})")
+    if not isinstance(body.get("stream", False), bool):
+        raise invalid(f"stream must be true or false, got {json_kind(body['stream'])}")
     messages = _messages(body.get("messages"))
     return Prompt(messages, _system(body.get("system")), _temperature(body.get("temperature")))
 
