@@ -22,6 +22,8 @@ Usage (a context manager; every behaviour lasts until the next one is set)::
         fake.hang(5.0)                 # wait this long before answering; released at once on exit
         fake.require_key("k")          # a wrong/missing x-goog-api-key gets 400 API_KEY_INVALID, as the real API does
         fake.requests                  # every request received, oldest first (ReceivedRequest)
+        fake.streamed                  # per finished stream, how many chunks were written before it
+                                       # ended (fewer than planned: the client went away)
         fake.requests[-1].api_key      # the x-goog-api-key header that arrived
         fake.wait_for_requests(2)      # block until that many requests arrived (hangs are counted on arrival)
         fake.reset()                   # back to reply(), no key required, requests forgotten (module-scoped use)
@@ -104,6 +106,7 @@ class FakeGemini:
 
     host: str = "127.0.0.1"
     requests: list[ReceivedRequest] = field(default_factory=list, init=False)
+    streamed: list[int] = field(default_factory=list, init=False)
     _behaviour: _Behaviour = field(default_factory=_Behaviour, init=False, repr=False)
     _required_key: str | None = field(default=None, init=False, repr=False)
     _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
@@ -170,6 +173,7 @@ class FakeGemini:
         with self._lock:
             self._behaviour, self._required_key = _Behaviour(), None
             self.requests.clear()
+            self.streamed.clear()
 
     def _set(self, behaviour: _Behaviour) -> None:
         with self._lock:
@@ -294,6 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, documents: list[dict], delay: float) -> None:
         """Each document as an SSE event in its own HTTP chunk, `delay` seconds before each."""
+        written = 0
         try:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -305,9 +310,12 @@ class _Handler(BaseHTTPRequestHandler):
                 event = f"data: {json.dumps(document)}\r\n\r\n".encode()
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
                 self.wfile.flush()
+                written += 1
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away mid-stream
+        with self.fake._lock:
+            self.fake.streamed.append(written)
 
     def log_message(self, format: str, *args: Any) -> None:  # keep pytest output quiet
         pass

@@ -122,5 +122,5 @@ def test_deltas_arrive_as_gemini_sends_them(service, fake, host):
         conn.close()
     assert [name for name, _, _ in seen] == ["delta", "delta", "delta", "done"]
     assert "".join(data["text"] for name, data, _ in seen[:3]) == "alpha beta gamma"
-    assert seen[-1][2] - seen[0][2] >= 2 * delay * 0.9
+    assert seen[-1][2] - seen[0][2] >= delay  # two delays apart when passed on at once; ~0 if buffered
     assert seen[-1][1]["usage"]["total_tokens"] > 0

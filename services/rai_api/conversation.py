@@ -112,17 +112,39 @@ def _read_context(connection: sa.Connection, user_id: int, session_id: str | Non
     return Context(facts, recent, _earlier(connection, user_id, session_id, message))
 
 
-def _store_turn(connection: sa.Connection, user_id: int, session_id: str | None, message: str, reply: str) -> str:
-    """Store the user's message and the reply; a new session is created for the first turn."""
+def _session_for_turn(connection: sa.Connection, user_id: int, session_id: str | None, message: str) -> str:
+    """The turn's session: a new one (titled after its first message) or the given one, touched."""
     if session_id is None:
         session_id = str(uuid.uuid4())
         connection.execute(sa.insert(_sessions), {"id": session_id, "user_id": user_id,
                                                   "title": memory.one_line(message)[:TITLE_CHARS]})
     elif connection.execute(TOUCH_SESSION, {"sid": session_id, "uid": user_id}).rowcount == 0:
         raise _no_session(session_id)  # deleted while the LLM API was answering
+    return session_id
+
+
+def _store_turn(connection: sa.Connection, user_id: int, session_id: str | None, message: str, reply: str) -> str:
+    """Store the user's message and the reply; a new session is created for the first turn."""
+    session_id = _session_for_turn(connection, user_id, session_id, message)
     connection.execute(sa.insert(_messages), [{"session_id": session_id, "role": "user", "content": message},
                                               {"session_id": session_id, "role": "assistant", "content": reply}])
     return session_id
+
+
+def open_turn(connection: sa.Connection, user_id: int, session_id: str | None, message: str,
+              reply: str) -> tuple[str, int]:
+    """Like _store_turn, and also the id of the reply's row (one more round trip: the streamed turn
+    rewrites that row when the reply is complete)."""
+    session_id = _session_for_turn(connection, user_id, session_id, message)
+    connection.execute(sa.insert(_messages), {"session_id": session_id, "role": "user", "content": message})
+    inserted = connection.execute(sa.insert(_messages), {"session_id": session_id, "role": "assistant",
+                                                         "content": reply})
+    return session_id, inserted.inserted_primary_key[0]
+
+
+def set_reply(connection: sa.Connection, message_id: int, reply: str) -> None:
+    """Overwrite a reply row (gone with its session if that was deleted meanwhile: nothing to do)."""
+    connection.execute(sa.update(_messages).where(_messages.c.id == message_id).values(content=reply))
 
 
 def _run_command(connection: sa.Connection, user_id: int, command: memory.Command) -> str:
@@ -142,20 +164,31 @@ def _run_command(connection: sa.Connection, user_id: int, command: memory.Comman
     return reply
 
 
+def command_turn(db: Database, user_id: int, message: str, session_id: str | None,
+                 command: memory.Command) -> tuple[str, str, int]:
+    """(reply, session id, reply's message id) of a memory command, answered from the database."""
+    with db.transaction(write=True) as connection:
+        auth.load_active_user(connection, user_id)
+        if session_id is not None:
+            own_session(connection, user_id, session_id)
+        reply = _run_command(connection, user_id, command)
+        return (reply, *open_turn(connection, user_id, session_id, message, reply))
+
+
+def prompt_for(db: Database, user_id: int, message: str, session_id: str | None) -> tuple[str, list[dict[str, str]]]:
+    """(system prompt, messages) for the LLM API: the account and session checked, the context read."""
+    with db.transaction() as connection:
+        context = _read_context(connection, user_id, session_id, message)
+    return memory.build_prompt(message, context.recent, context.facts, memory.recall(message, context.earlier))
+
+
 def chat_turn(db: Database, llm: LlmClient, user_id: int, message: str, session_id: str | None) -> tuple[str, str]:
     """(reply, session id) for one chat message; memory commands are answered from the database."""
     command = memory.parse_command(message)
     if command is not None:
-        with db.transaction(write=True) as connection:
-            auth.load_active_user(connection, user_id)
-            if session_id is not None:
-                own_session(connection, user_id, session_id)
-            reply = _run_command(connection, user_id, command)
-            return reply, _store_turn(connection, user_id, session_id, message, reply)
-    with db.transaction() as connection:
-        context = _read_context(connection, user_id, session_id, message)
-    system, messages = memory.build_prompt(message, context.recent, context.facts,
-                                           memory.recall(message, context.earlier))
+        reply, session_id, _ = command_turn(db, user_id, message, session_id, command)
+        return reply, session_id
+    system, messages = prompt_for(db, user_id, message, session_id)
     try:
         reply = llm.generate(system, messages)
     except LlmUnavailable as exc:

@@ -1,4 +1,4 @@
-"""The RAI API's client of the LLM API (`LLM_API_URL`): generate a reply, read its health.
+"""The RAI API's client of the LLM API (`LLM_API_URL`): generate a reply (whole or streamed), read its health.
 
 Each waitress thread keeps one keep-alive connection to the LLM API (a new TCP connection and
 urllib's opener chain per chat turn cost more than the mock's whole reply). Every failure becomes
@@ -13,8 +13,11 @@ import http.client
 import json
 import socket
 import threading
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 from urllib.parse import urlsplit
+
+from services import sse
 
 GENERATE_TIMEOUT_S = 60.0
 HEALTH_TIMEOUT_S = 1.0
@@ -73,15 +76,25 @@ class LlmClient:
             self._local.conn = None
 
     def _exchange(self, method: str, path: str, data: bytes | None, timeout: float) -> tuple[int, bytes]:
+        response = self._open(method, path, data, timeout)
+        try:
+            return response.status, response.read()
+        except BaseException:  # whatever stopped it mid-read (even an interrupt): never reuse the connection
+            self._close()
+            raise
+
+    def _open(self, method: str, path: str, data: bytes | None, timeout: float,
+              accept: str = "application/json") -> http.client.HTTPResponse:
+        """Send a request on this thread's connection and return the response, its body unread."""
         for _ in range(2):
             conn, reused = self._connection()
             conn.timeout = timeout
             if conn.sock is not None:
                 conn.sock.settimeout(timeout)
             try:
-                conn.request(method, self._prefix + path, body=data, headers={"Content-Type": "application/json"})
-                response = conn.getresponse()
-                return response.status, response.read()
+                conn.request(method, self._prefix + path, body=data,
+                             headers={"Content-Type": "application/json", "Accept": accept})
+                return conn.getresponse()
             except _STALE:
                 self._close()
                 if not reused:
@@ -115,7 +128,60 @@ class LlmClient:
             raise LlmUnavailable(f"the LLM API at {self.base_url} answered without a reply text")
         return body["text"]
 
+    def stream(self, system: str, messages: list[dict[str, str]]) -> "Upstream":
+        """The LLM API's reply as a stream, opened: a failure to get one (unreachable, an error
+        status) raises LlmUnavailable here, before anything was streamed."""
+        where = f"the LLM API at {self.base_url}"
+        data = json.dumps({"messages": messages, "system": system, "stream": True}).encode()
+        try:
+            response = self._open("POST", "/api/generate", data, self.timeout, accept=sse.MIMETYPE)
+        except (OSError, http.client.HTTPException) as exc:
+            raise LlmUnavailable(f"{where} is unreachable: {_reason(exc)}") from None
+        if response.status != 200 or response.getheader("Content-Type", "").split(";")[0] != sse.MIMETYPE:
+            payload = self._read_quietly(response)
+            status = f"answered {response.status}" if response.status != 200 else "answered without a stream"
+            raise LlmUnavailable(f"{where} {status}: {_error_message(payload)}")
+        return Upstream(response, where, self._close)
+
+    def _read_quietly(self, response: http.client.HTTPResponse) -> bytes:
+        try:
+            return response.read()
+        except (OSError, http.client.HTTPException):
+            self._close()
+            return b""
+
     def health(self) -> dict[str, Any]:
         """The LLM API's health document (short timeout), whatever its status code; LlmUnavailable
         when there is none to read."""
         return self._call("GET", "/api/health", None, HEALTH_TIMEOUT_S, any_status=True)
+
+
+@dataclass
+class Upstream:
+    """An open stream from the LLM API: iterate for the reply's text pieces; `done` then holds the
+    LLM API's final event ({"engine", "model", "usage"}). A failure mid-stream (an `error` event, a
+    timeout, a cut connection) raises LlmUnavailable. `close()` abandons it (and its connection)."""
+
+    response: http.client.HTTPResponse
+    where: str
+    drop_connection: Any = field(repr=False)
+    done: dict[str, Any] | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            for event in sse.read_events(self.response):
+                if event.name == "delta" and isinstance(event.data, dict):
+                    yield str(event.data.get("text", ""))
+                elif event.name == "done":
+                    self.done = event.data if isinstance(event.data, dict) else {}
+                elif event.name == "error":
+                    raise LlmUnavailable(f"{self.where} failed mid-reply: {_error_message(json.dumps(event.data).encode())}")
+        except (OSError, http.client.HTTPException) as exc:
+            raise LlmUnavailable(f"{self.where} failed mid-reply: {_reason(exc)}") from None
+        if self.done is None:
+            raise LlmUnavailable(f"{self.where} ended its reply without a done event")
+
+    def close(self) -> None:
+        """Give the connection back when the stream was read to its end, else drop it."""
+        if self.done is None or not self.response.isclosed():
+            self.drop_connection()

@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from flask import request
+
+from services import sse
 from services.http_json import request_object
 from services.rai_api.errors import ApiError
 
@@ -87,3 +90,11 @@ def chat_request(body: dict[str, Any]) -> tuple[str, str | None]:
     if session_id is not None and (not isinstance(session_id, str) or not 0 < len(session_id) <= SESSION_ID_MAX):
         raise _invalid(f"session_id must be a session id string of at most {SESSION_ID_MAX} characters")
     return message, None if session_id is None else _unicode(session_id, "session_id")
+
+
+def wants_stream(body: dict[str, Any]) -> bool:
+    """Whether the chat is to be streamed: `"stream": true`, or `Accept: text/event-stream` (400
+    when `stream` is not a boolean)."""
+    if not isinstance(body.get("stream", False), bool):
+        raise _invalid("stream must be true or false")
+    return sse.wants_stream(body, request.headers.get("Accept"))

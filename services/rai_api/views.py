@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy.exc import IntegrityError
 
-from services.rai_api import auth, conversation, rules
+from services.rai_api import auth, conversation, rules, streaming
 from services.rai_api.errors import ApiError
 from services.rai_api.models import User
 
@@ -52,7 +52,11 @@ def login():
 @api.post("/chat")
 def chat():
     user_id = auth.request_user_id()  # the account itself is checked in the turn's first DB session
-    message, session_id = rules.chat_request(rules.json_body())
+    body = rules.json_body()
+    message, session_id = rules.chat_request(body)
+    if rules.wants_stream(body):
+        return streaming.response(streaming.chat_stream(_db(), current_app.extensions["rai_llm"], user_id,
+                                                        message, session_id))
     reply, session_id = conversation.chat_turn(_db(), current_app.extensions["rai_llm"], user_id,
                                                message, session_id)
     return jsonify(response=reply, session_id=session_id, status="success")
