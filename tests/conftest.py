@@ -100,3 +100,12 @@ def stack(isolated, monkeypatch):
     stack = Stack(isolated)
     yield stack
     stack.raictl("down")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (`item.rep_call`), so a fixture can tell a failed test
+    at teardown (the browser tests save a screenshot then)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

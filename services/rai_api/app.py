@@ -17,6 +17,7 @@ from services.rai_api.db import Database
 from services.rai_api.errors import register_error_handlers
 from services.rai_api.health import HealthReport
 from services.rai_api.llm_client import LlmClient
+from services.rai_api.page import register_page
 from services.rai_api.schema import HEALTH_HINT
 from services.rai_api.views import api
 
@@ -30,8 +31,9 @@ def create_app(settings=None) -> Flask:
         from raictl.settings import load_settings
 
         settings = load_settings()
-    app = Flask(__name__)
-    app.config.update(SECRET_KEY=settings.secret_key(), MAX_CONTENT_LENGTH=rules.MAX_BODY_BYTES)
+    app = Flask(__name__, static_folder="static", static_url_path="/static")  # the chat page's files
+    app.config.update(SECRET_KEY=settings.secret_key(), MAX_CONTENT_LENGTH=rules.MAX_BODY_BYTES,
+                      SEND_FILE_MAX_AGE_DEFAULT=0)
     app.json.sort_keys = False
     app.session_interface = NoCookieSessions()
     db = Database(settings.database_url)
@@ -39,6 +41,7 @@ def create_app(settings=None) -> Flask:
     app.extensions.update(rai_db=db, rai_llm=llm, rai_health=HealthReport(db, llm))
     register_error_handlers(app)
     app.register_blueprint(api)
+    register_page(app)
     return app
 
 
