@@ -171,6 +171,8 @@ def up_result(result) -> None:
             continue
         how = "already running" if name in result.already else "ready"
         sys.stdout.write(f"{_paint('✓', 'green', tty_out)} {name} {how}\n")
+    if result.page_url:
+        sys.stdout.write(f"  chat page: {_paint(result.page_url, 'cyan', tty_out)}\n")
     for failure in result.failures:
         sys.stderr.write(f"{_paint('✗ ' + failure.service, 'red', tty_err)}: {failure.reason}\n")
         if failure.log_tail:

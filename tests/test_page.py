@@ -345,3 +345,17 @@ def test_the_page_is_package_data():
     globs = pyproject["tool"]["setuptools"]["package-data"]["services.rai_api"]
     files = [p.relative_to(STATIC.parent).as_posix() for p in STATIC.rglob("*") if p.is_file()]
     assert files and all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), files
+
+
+def test_up_names_localhost_only_when_the_rai_api_listens_on_both_loopbacks():
+    from raictl.supervisor.control import chat_page_url
+    from raictl.supervisor.spec import ServiceSpec
+
+    def spec(*hosts: str) -> ServiceSpec:
+        return ServiceSpec("rai_api", ("python", "-m", "services.rai_api"), 6102, hosts)
+
+    assert chat_page_url(spec("127.0.0.1", "::1")) == "http://localhost:6102/"
+    # one loopback only: `localhost` may resolve to the other one (the log's ECONNREFUSED ::1:6102)
+    assert chat_page_url(spec("127.0.0.1")) == "http://127.0.0.1:6102/"
+    assert chat_page_url(spec("::1")) == "http://[::1]:6102/"
+    assert chat_page_url(spec("0.0.0.0")) == "http://127.0.0.1:6102/"

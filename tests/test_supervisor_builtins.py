@@ -30,11 +30,14 @@ def test_up_status_kill_down_with_the_real_services(isolated, monkeypatch):
         up = raictl("up")
         assert up.returncode == 0, up.stderr
         assert "llm_api ready" in up.stdout and "rai_api ready" in up.stdout
+        assert up.stdout.splitlines()[-1] == f"  chat page: http://localhost:{rai_port}/"
         status = raictl("status")
         assert status.returncode == 0, status.stdout  # all running and healthy
         for host in ("127.0.0.1", "::1"):  # both loopbacks, with the settings the supervisor handed over
             code, body = http("GET", url(host, rai_port, "/api/health"))
             assert code == 200 and body["service"] == "rai-chat-api"
+            code, page = http("GET", url(host, rai_port, "/"))
+            assert code == 200 and "<title>RAI chat</title>" in page
         llm = statuses()["llm_api"]
         os.kill(llm["pid"], signal.SIGKILL)
         wait_until(lambda: (s := statuses()["llm_api"])["health"]["ok"] and s["pid"] != llm["pid"],
@@ -110,7 +113,8 @@ def test_up_with_a_changed_port_or_database_restarts_rai_api_only(isolated, monk
         moved = raictl("up")
         assert moved.returncode == 0, moved.stderr
         assert moved.stdout.splitlines() == ["✓ llm_api already running",
-                                             f"↻ rai_api restarted: settings changed (port {old_port} → {new_port})"]
+                                             f"↻ rai_api restarted: settings changed (port {old_port} → {new_port})",
+                                             f"  chat page: http://localhost:{new_port}/"]
         after = statuses()
         assert after["llm_api"]["pid"] == before["llm_api"]["pid"]  # it reads no RAI_* setting
         assert after["rai_api"]["pid"] != before["rai_api"]["pid"] and after["rai_api"]["health"]["ok"]
@@ -120,13 +124,15 @@ def test_up_with_a_changed_port_or_database_restarts_rai_api_only(isolated, monk
         switched = raictl("up")
         assert switched.returncode == 0, switched.stderr
         assert switched.stdout.splitlines() == ["✓ llm_api already running",
-                                                "↻ rai_api restarted: settings changed (RAI_DATABASE_URL)"]
+                                                "↻ rai_api restarted: settings changed (RAI_DATABASE_URL)",
+                                                f"  chat page: http://localhost:{new_port}/"]
         assert str(database) not in switched.stdout + switched.stderr  # a database URL is a secret
         with sqlite3.connect(database) as conn:  # the new database was migrated before the switch
             assert conn.execute("SELECT version_num FROM alembic_version").fetchall()
         code, body = http("GET", url("::1", new_port, "/api/health"))
         assert code == 200 and body["status"] == "ok", body
         again = raictl("up")
-        assert again.stdout.splitlines() == ["✓ llm_api already running", "✓ rai_api already running"]
+        assert again.stdout.splitlines() == ["✓ llm_api already running", "✓ rai_api already running",
+                                             f"  chat page: http://localhost:{new_port}/"]
     finally:
         assert raictl("down").returncode == 0

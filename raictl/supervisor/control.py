@@ -19,7 +19,7 @@ from typing import Callable
 
 from raictl.errors import RaictlError
 from raictl.private_files import ensure_private_dir
-from raictl.settings import Settings, host_port, lenient_home, sqlite_file
+from raictl.settings import Settings, base_url, host_port, lenient_home, sqlite_file
 from raictl.supervisor import logs, probes, process
 from raictl.supervisor.entrycheck import ImportCheck, import_problem, reap, start_import_checks
 from raictl.supervisor.identity import MARKER_VAR, ExitInfo, environ_of, home_processes, lookup
@@ -47,6 +47,7 @@ class UpResult:
     supervisor_pid: int | None = None
     migration: str | None = None
     restarted: dict[str, str] = field(default_factory=dict)  # running, restarted: what changed ("": asked to)
+    page_url: str | None = None  # the chat page, when the RAI API is ready
 
     @property
     def ok(self) -> bool:
@@ -406,7 +407,19 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
                 return result
             _want(settings, {s.name: entries[s.name] for s in late}, keep=bool(early) or supervised)
             result.supervisor_pid = _ensure_supervisor(settings, read_state(settings.home))
-    return wait_ready(settings, specs, timeout, result, progress)
+    result = wait_ready(settings, specs, timeout, result, progress)
+    rai_api = next((s for s in specs if s.name == "rai_api"), None)
+    if rai_api and rai_api.name in result.ready:
+        result.page_url = chat_page_url(rai_api)
+    return result
+
+
+def chat_page_url(rai_api: ServiceSpec) -> str:
+    """Where `up` says the chat page is: `localhost` when the RAI API listens on both loopbacks (a
+    browser may resolve it to ::1 or to 127.0.0.1, and each answers), else its first address."""
+    if {"127.0.0.1", "::1"} <= set(rai_api.hosts):
+        return f"http://localhost:{rai_api.port}/"
+    return base_url(rai_api.hosts[0], rai_api.port) + "/"
 
 
 def _untouched(running: list[ServiceSpec]) -> str:
