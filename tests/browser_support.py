@@ -11,9 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from typing import Any
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
+
+from tests.fake_gemini import FakeGemini
+from tests.support import ServiceProcess, free_port, service_env
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
@@ -77,3 +82,31 @@ def console_errors(driver) -> list[str]:
     lines chrome adds for an HTTP error status."""
     return [e["message"] for e in driver.get_log("browser")
             if e.get("level") == "SEVERE" and HTTP_STATUS_LINE not in e["message"]]
+
+
+@contextmanager
+def page_stack(home: Path) -> Iterator[tuple[FakeGemini, ServiceProcess]]:
+    """(fake Gemini, RAI API) running for real on free ports, the LLM API between them on the gemini
+    engine (the real google-genai client), the RAI API on a fresh SQLite database at head."""
+    from alembic import command
+
+    from migrations import alembic_config
+
+    database = f"sqlite:///{home / 'rai.db'}"
+    command.upgrade(alembic_config(database), "head")
+    (home / "llm").mkdir()
+    (home / "rai").mkdir()
+    with FakeGemini() as fake:
+        llm_port, rai_port = free_port(), free_port()
+        llm = ServiceProcess("services.llm_api", llm_port, service_env(
+            home / "llm", LLM_ENGINE="gemini", GEMINI_API_KEY="fake-key", GEMINI_BASE_URL=fake.base_url,
+            LLM_API_PORT=str(llm_port), LLM_API_HOSTS="127.0.0.1"), hosts=("127.0.0.1",), log=home / "llm_api.log")
+        rai = ServiceProcess("services.rai_api", rai_port, service_env(
+            home / "rai", RAI_DATABASE_URL=database, RAI_API_PORT=str(rai_port), LLM_API_PORT=str(llm_port),
+            LLM_API_HOSTS="127.0.0.1"), log=home / "rai_api.log")
+        try:
+            llm.start()
+            yield fake, rai.start()
+        finally:
+            rai.stop()
+            llm.stop()

@@ -18,12 +18,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from alembic import command
 
-from migrations import alembic_config
-from tests.browser_support import console_errors, require_browser, requests_made, start_browser
-from tests.fake_gemini import FakeGemini
-from tests.support import ServiceProcess, free_port, http, service_env, wait_until
+from tests.browser_support import console_errors, page_stack, require_browser, requests_made, start_browser
+from tests.support import ServiceProcess, http, wait_until
 
 STATIC = Path(__file__).resolve().parent.parent / "services" / "rai_api" / "static"
 HOSTS = ("localhost", "127.0.0.1", "[::1]")
@@ -40,25 +37,8 @@ XSS = ('<img src=x onerror="window.__xss=1"> [click](javascript:window.__xss=2) 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """(fake Gemini, RAI API) running for real; the LLM API between them uses the gemini engine."""
-    home = tmp_path_factory.mktemp("page-stack")
-    database = f"sqlite:///{home / 'rai.db'}"
-    command.upgrade(alembic_config(database), "head")
-    (home / "llm").mkdir()
-    (home / "rai").mkdir()
-    with FakeGemini() as fake:
-        llm_port, rai_port = free_port(), free_port()
-        llm = ServiceProcess("services.llm_api", llm_port, service_env(
-            home / "llm", LLM_ENGINE="gemini", GEMINI_API_KEY="fake-key", GEMINI_BASE_URL=fake.base_url,
-            LLM_API_PORT=str(llm_port), LLM_API_HOSTS="127.0.0.1"), hosts=("127.0.0.1",), log=home / "llm_api.log")
-        rai = ServiceProcess("services.rai_api", rai_port, service_env(
-            home / "rai", RAI_DATABASE_URL=database, RAI_API_PORT=str(rai_port), LLM_API_PORT=str(llm_port),
-            LLM_API_HOSTS="127.0.0.1"), log=home / "rai_api.log")
-        try:
-            llm.start()
-            yield fake, rai.start()
-        finally:
-            rai.stop()
-            llm.stop()
+    with page_stack(tmp_path_factory.mktemp("page-stack")) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")
