@@ -106,20 +106,6 @@ def last_reply_done(driver) -> None:
                      " ? m.dataset.state : null })()", "the reply to finish")
 
 
-# Every change of the last reply's text while it streams, recorded in the page before Enter.
-RECORD_UPDATES = """
-window.__updates = [];
-const box = document.getElementById('messages');
-new MutationObserver(() => {
-  const m = [...box.querySelectorAll('.msg.assistant')].pop();
-  if (!m) return;
-  const text = m.querySelector('.body').innerText;
-  const last = window.__updates[window.__updates.length - 1];
-  if (!last || last[1] !== text || last[0] !== m.dataset.state) window.__updates.push([m.dataset.state, text]);
-}).observe(box, {subtree: true, childList: true, characterData: true, attributes: true});
-"""
-
-
 def chat(driver, text: str) -> None:
     """Type `text` as a user does (Shift+Enter between its lines), press Enter, wait for the reply."""
     from selenium.webdriver.common.keys import Keys
@@ -140,7 +126,6 @@ def test_register_chat_reload_and_delete_through_each_loopback_name(page, served
     open_page(page, origin)
     sign_up(page, f"u{uuid.uuid4().hex[:10]}")
     fake.reply(REPLY)
-    page.execute_script(RECORD_UPDATES)
     chat(page, "Where is the chat page?\nAnd how do I start it?")
 
     reply = page.find_element("css selector", ".msg.assistant")
@@ -150,11 +135,6 @@ def test_register_chat_reload_and_delete_through_each_loopback_name(page, served
     assert reply.find_element("css selector", "a").get_attribute("href") == "http://localhost:6102/"
     assert "raictl doctor" in reply.find_element("css selector", "pre").text
     assert page.find_element("css selector", ".msg.user").text == "Where is the chat page?\nAnd how do I start it?"
-    if not os.environ.get("PAGE_NO_SSE_YET"):
-        assert "engine: gemini" in reply.text  # from the stream's `done` event
-        updates = page.execute_script("return window.__updates")
-        assert len({text for state, text in updates if state == "streaming" and text}) >= 2, \
-            f"the reply did not stream: updates seen {updates}"
     if host == "localhost" and os.environ.get("RAI_PAGE_SCREENSHOT"):
         page.save_screenshot(os.environ["RAI_PAGE_SCREENSHOT"])
 
