@@ -41,11 +41,7 @@ def _foreground(names: list[str]) -> int:
         colours.setdefault(name, len(colours))
         render.log_line(name, line, max(width, len(name)), colours[name], prefixed=True)
 
-    settings = load_settings()
-    rai_api = next((s for s in control.all_specs(settings) if s.name == "rai_api"), None)
-    if rai_api and (not names or "rai_api" in names):
-        render.note(f"chat page (once rai_api is ready): {control.chat_page_url(rai_api)}")
-    fatal = control.run_foreground(settings, names, on_line)
+    fatal = control.run_foreground(load_settings(), names, on_line)
     for name in fatal:
         render.note(f"{name} ended fatal: `raictl logs {name}` shows why")
     return 1 if fatal else 0

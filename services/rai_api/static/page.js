@@ -311,7 +311,7 @@
     const controller = new AbortController();
     state.controller = controller;
     setWaiting(true, "Waiting for the reply…");
-    const turn = { text: "", node: reply, finished: false, newSession: state.sessionId === null };
+    const turn = { text: "", node: reply, finished: false };
     try {
       const body = { message: text, stream: true };
       if (state.sessionId) body.session_id = state.sessionId;
@@ -332,7 +332,7 @@
     } finally {
       if (state.controller === controller) state.controller = null;
       setWaiting(false, "");
-      if (turn.newSession && state.sessionId) loadSessions();
+      if (state.sessionId) loadSessions(); // a new chat's title; the most recent chat first
     }
   }
 
@@ -388,7 +388,10 @@
       if (data.session_id) state.sessionId = data.session_id;
       follow(() => setText(turn.node, turn.text));
       turn.node.dataset.state = "done";
-      if (data.engine) engineNote(turn.node, data.engine);
+      if (data.engine) {
+        engineNote(turn.node, data.engine);
+        showEngine(data.engine, "ok");
+      }
     } else if (name === "error") {
       turn.finished = true;
       fail(turn, explain(new ApiFailure(0, data.error || "error", data.message || "the reply failed")));
