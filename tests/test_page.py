@@ -243,6 +243,38 @@ def test_wrong_password_taken_name_and_rules_are_said_in_words(page, served):
     assert attempt(name, PASSWORD, "register").startswith("That username is taken")
     assert attempt(name + "2", "short", "register") == "Password must be 8-128 characters."
     assert attempt("a b", PASSWORD, "register").startswith("Username must be 3-32 characters")
+    page.execute_script("sessionStorage.setItem('rai.token', 'forged.token'); sessionStorage.setItem('rai.user', 'x')")
+    page.refresh()  # the page believes it is logged in until the RAI API says otherwise
+    assert wait_for(page, "!document.getElementById('auth-view').hidden && document.getElementById('auth-error').innerText",
+                    "the login form again") == "Your login is no longer valid: log in again."
+    assert page.execute_script("return sessionStorage.getItem('rai.token')") is None
+    assert_same_origin(page, origin)
+
+
+def test_a_reply_can_be_stopped_and_every_control_is_named(page, served):
+    fake, rai = served
+    origin = origin_of(rai, "127.0.0.1")
+    open_page(page, origin)
+    sign_up(page, f"s{uuid.uuid4().hex[:10]}")
+    unnamed = page.execute_script("""
+        return [...document.querySelectorAll('button, input, textarea, select')].filter(n =>
+          !(n.labels && n.labels.length) && !n.getAttribute('aria-label') && !n.textContent.trim()).map(n => n.outerHTML);""")
+    assert unnamed == []
+    fake.hang(3.0)  # the fake answers after 3 s: long enough to stop the reply while it waits
+    box = page.find_element("id", "message")
+    box.send_keys("take your time")
+    from selenium.webdriver.common.keys import Keys
+
+    box.send_keys(Keys.ENTER)
+    wait_for(page, "!document.getElementById('stop').hidden && document.getElementById('status').innerText",
+             "the waiting state")
+    assert page.find_element("css selector", ".msg.assistant").get_attribute("data-state") == "waiting"
+    assert page.find_element("id", "send").get_attribute("disabled") == "true"
+    page.find_element("id", "stop").click()
+    wait_for(page, "document.querySelector('.msg.assistant').dataset.state === 'stopped'", "the reply to stop")
+    assert page.find_element("css selector", ".msg.assistant .note").text == "Stopped."
+    assert page.find_element("id", "stop").is_displayed() is False
+    assert page.find_element("id", "send").get_attribute("disabled") is None
     assert_same_origin(page, origin)
 
 
