@@ -106,6 +106,20 @@ def last_reply_done(driver) -> None:
                      " ? m.dataset.state : null })()", "the reply to finish")
 
 
+# Every change of the last reply's text while it streams, recorded in the page before Enter.
+RECORD_UPDATES = """
+window.__updates = [];
+const box = document.getElementById('messages');
+new MutationObserver(() => {
+  const m = [...box.querySelectorAll('.msg.assistant')].pop();
+  if (!m) return;
+  const text = m.querySelector('.body').innerText;
+  const last = window.__updates[window.__updates.length - 1];
+  if (!last || last[1] !== text || last[0] !== m.dataset.state) window.__updates.push([m.dataset.state, text]);
+}).observe(box, {subtree: true, childList: true, characterData: true, attributes: true});
+"""
+
+
 def chat(driver, text: str) -> None:
     """Type `text` as a user does (Shift+Enter between its lines), press Enter, wait for the reply."""
     from selenium.webdriver.common.keys import Keys
@@ -125,7 +139,8 @@ def test_register_chat_reload_and_delete_through_each_loopback_name(page, served
     origin = origin_of(rai, host)
     open_page(page, origin)
     sign_up(page, f"u{uuid.uuid4().hex[:10]}")
-    fake.reply(REPLY)
+    fake.reply(REPLY, chunks=4, delay=0.1)  # four pieces, 0.1 s apart, over SSE end to end
+    page.execute_script(RECORD_UPDATES)
     chat(page, "Where is the chat page?\nAnd how do I start it?")
 
     reply = page.find_element("css selector", ".msg.assistant")
@@ -135,8 +150,15 @@ def test_register_chat_reload_and_delete_through_each_loopback_name(page, served
     assert reply.find_element("css selector", "a").get_attribute("href") == "http://localhost:6102/"
     assert "raictl doctor" in reply.find_element("css selector", "pre").text
     assert page.find_element("css selector", ".msg.user").text == "Where is the chat page?\nAnd how do I start it?"
+    assert "engine: gemini" in reply.text  # from the stream's `done` event
+    updates = page.execute_script("return window.__updates")
+    assert len({text for state, text in updates if state == "streaming" and text}) >= 2, \
+        f"the reply did not stream: updates seen {updates}"
     if host == "localhost" and os.environ.get("RAI_PAGE_SCREENSHOT"):
+        size = page.get_window_size()
+        page.set_window_size(900, 720)
         page.save_screenshot(os.environ["RAI_PAGE_SCREENSHOT"])
+        page.set_window_size(size["width"], size["height"])
 
     page.refresh()  # the token survives a reload (sessionStorage); the chat is listed by its first message
     title = wait_for(page, "document.querySelector('#session-list .session-title')?.innerText", "the chat's title")

@@ -410,7 +410,7 @@
 
   function engineNote(node, engine) {
     if (engine === "mock") note(node, "mock engine: a canned reply, not a real model", "mock");
-    else note(node, "engine: " + engine, "engine");
+    else note(node, "engine: " + engine, "source");
   }
 
   function fail(turn, text) {
