@@ -243,6 +243,14 @@ def test_llm_down_is_said_in_words_and_the_message_kept(page, served):
     assert "the model is overloaded" in error
     assert page.find_element("id", "message").get_attribute("value") == "are you there?"  # to send again
     assert page.find_element("css selector", ".msg.assistant").get_attribute("data-state") == "error"
+
+    page.find_element("id", "message").clear()
+    fake.reply("The first half arrives, then", chunks=2, delay=0.05, fail_after=1, status=503)
+    chat(page, "and now?")  # the LLM fails mid-reply: what came stays, the reason follows it
+    reply = page.find_elements("css selector", ".msg.assistant")[-1]
+    assert reply.get_attribute("data-state") == "error"
+    assert reply.find_element("css selector", ".body").text == "The first half"  # the first of two pieces
+    assert reply.find_element("css selector", ".note.error").text.startswith("The language model is unavailable")
     assert_same_origin(page, origin)
 
 
@@ -273,6 +281,32 @@ def test_wrong_password_taken_name_and_rules_are_said_in_words(page, served):
     assert_same_origin(page, origin)
 
 
+LONG = "\n\n".join(f"Paragraph {i}: " + "words to scroll by " * 12 for i in range(40))
+SCROLL = "const b = document.getElementById('messages'); return [b.scrollTop, b.scrollHeight - b.clientHeight]"
+
+
+def test_the_view_follows_a_reply_unless_the_user_scrolled_up(page, served):
+    fake, rai = served
+    origin = origin_of(rai, "localhost")
+    open_page(page, origin)
+    sign_up(page, f"f{uuid.uuid4().hex[:10]}")
+    fake.reply(LONG, chunks=8, delay=0.1)
+    chat(page, "a long answer, please")
+    top, end = page.execute_script(SCROLL)
+    assert end > 0 and top == end  # followed to the end
+
+    from selenium.webdriver.common.keys import Keys
+
+    page.find_element("id", "message").send_keys("another one" + Keys.ENTER)
+    wait_for(page, "[...document.querySelectorAll('.msg.assistant')].pop().dataset.state === 'streaming'",
+             "the second reply to start streaming")
+    page.execute_script("document.getElementById('messages').scrollTop = 100")  # the user reads above
+    last_reply_done(page)
+    top, end = page.execute_script(SCROLL)
+    assert top == 100 and end > 100
+    assert_same_origin(page, origin)
+
+
 def test_a_reply_can_be_stopped_and_every_control_is_named(page, served):
     fake, rai = served
     origin = origin_of(rai, "127.0.0.1")
@@ -297,6 +331,19 @@ def test_a_reply_can_be_stopped_and_every_control_is_named(page, served):
     assert page.find_element("css selector", ".msg.assistant .note").text == "Stopped."
     assert page.find_element("id", "stop").is_displayed() is False
     assert page.find_element("id", "send").get_attribute("disabled") is None
+
+    size = page.get_window_size()
+    try:  # a phone: the chat list folds behind a "Chats" button
+        page.set_window_size(390, 800)
+        assert not page.find_element("id", "sessions").is_displayed()
+        page.find_element("id", "toggle-sessions").click()
+        assert page.find_element("id", "sessions").is_displayed()
+        assert page.find_element("id", "toggle-sessions").get_attribute("aria-expanded") == "true"
+        assert page.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    finally:
+        page.set_window_size(size["width"], size["height"])
+    assert not page.find_element("id", "toggle-sessions").is_displayed()  # wide: the list is always there
+    assert page.find_element("id", "sessions").is_displayed()
     assert_same_origin(page, origin)
 
 

@@ -400,6 +400,11 @@
   }
 
   function scheduleRender(turn) {
+    if (!turn.painted) { // the first text goes on screen at once; later ones once per frame
+      turn.painted = true;
+      follow(() => setText(turn.node, turn.text));
+      return;
+    }
     if (turn.scheduled) return;
     turn.scheduled = true;
     requestAnimationFrame(() => {
