@@ -293,7 +293,7 @@ def test_the_view_follows_a_reply_unless_the_user_scrolled_up(page, served):
     fake.reply(LONG, chunks=8, delay=0.1)
     chat(page, "a long answer, please")
     top, end = page.execute_script(SCROLL)
-    assert end > 0 and top == end  # followed to the end
+    assert end > 0 and end - top <= 1  # followed to the end (a fraction of a pixel aside)
 
     from selenium.webdriver.common.keys import Keys
 

@@ -386,12 +386,12 @@
     } else if (name === "done") {
       turn.finished = true;
       if (data.session_id) state.sessionId = data.session_id;
-      follow(() => setText(turn.node, turn.text));
-      turn.node.dataset.state = "done";
-      if (data.engine) {
-        engineNote(turn.node, data.engine);
-        showEngine(data.engine, "ok");
-      }
+      follow(() => {
+        setText(turn.node, turn.text);
+        turn.node.dataset.state = "done";
+        if (data.engine) engineNote(turn.node, data.engine);
+      });
+      if (data.engine) showEngine(data.engine, "ok");
     } else if (name === "error") {
       turn.finished = true;
       fail(turn, explain(new ApiFailure(0, data.error || "error", data.message || "the reply failed")));
