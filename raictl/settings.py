@@ -61,6 +61,44 @@ def _hosts(raw: Any, name: str) -> tuple[str, ...]:
     return hosts
 
 
+def _names(raw: Any, name: str) -> tuple[str, ...]:
+    """Host names or IP literals, comma-separated or a list, lower-cased (an empty value: none)."""
+    import re
+
+    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    names = tuple(str(h).strip().strip("[]").lower().rstrip(".") for h in items if str(h).strip())
+    for host in names:
+        if not re.fullmatch(r"[a-z0-9_.:\-]{1,253}", host):
+            raise RaictlError(f"{name} holds {host!r}, which is not a host name",
+                              hint=f"list bare names or addresses, e.g. {name}=chat.example.org,192.0.2.7")
+    return names
+
+
+def _origins(raw: Any, name: str) -> tuple[str, ...]:
+    """Web origins (`https://chat.example.org`, `http://127.0.0.1:5173`), lower-cased, without a path."""
+    from urllib.parse import urlsplit
+
+    items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+    origins = tuple(str(o).strip().lower().rstrip("/") for o in items if str(o).strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+            raise RaictlError(f"{name} holds {origin!r}, which is not a web origin",
+                              hint=f"an origin is scheme://host[:port], e.g. {name}=http://127.0.0.1:5173")
+    return origins
+
+
+def _count(raw: Any, name: str) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise RaictlError(f"{name} must be a positive whole number, got {raw!r}",
+                          hint=f"fix {name} in the environment, .env or raictl.toml")
+    return value
+
+
 def _engine(raw: Any, name: str) -> str:
     engine = str(raw).strip().lower()
     if engine not in ENGINES:
@@ -103,7 +141,8 @@ class Field:
     toml: str
     parse: Callable[[Any, str], Any]
     secret: bool = False
-    toml_type: str = "string"  # what raictl.toml must hold: "string", "port" (an integer) or "addresses"
+    # what raictl.toml must hold: "string", "port" or "count" (an integer), "addresses" or "names" (a list)
+    toml_type: str = "string"
 
 
 FIELDS: tuple[Field, ...] = (
@@ -119,6 +158,10 @@ FIELDS: tuple[Field, ...] = (
     Field("gemini_model", ("GEMINI_MODEL",), "gemini.model", _text),
     Field("gemini_base_url", ("GEMINI_BASE_URL",), "gemini.base_url", _url),
     Field("secret_key", ("RAI_SECRET_KEY",), "rai_api.secret_key", _text, secret=True),
+    Field("allowed_hosts", ("RAICTL_ALLOWED_HOSTS",), "http.allowed_hosts", _names, toml_type="names"),
+    Field("allowed_origins", ("RAICTL_ALLOWED_ORIGINS",), "http.allowed_origins", _origins, toml_type="names"),
+    Field("max_connections", ("RAICTL_MAX_CONNECTIONS",), "http.max_connections", _count, toml_type="count"),
+    Field("idle_timeout_s", ("RAICTL_IDLE_TIMEOUT_S",), "http.idle_timeout_s", _count, toml_type="count"),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 # The keys raictl.toml may hold: top-level settings, the tables of the built-ins and their keys, and
@@ -137,6 +180,10 @@ DEFAULTS: dict[str, Any] = {
     "llm_api_hosts": LOOPBACKS,
     "llm_engine": "auto",
     "gemini_model": DEFAULT_GEMINI_MODEL,
+    "allowed_hosts": (),
+    "allowed_origins": (),
+    "max_connections": 1000,
+    "idle_timeout_s": 30,
 }
 
 
@@ -155,6 +202,10 @@ class Settings:
     gemini_api_key: str | None
     gemini_model: str
     gemini_base_url: str | None
+    allowed_hosts: tuple[str, ...] = ()  # served besides the loopbacks and the listen addresses
+    allowed_origins: tuple[str, ...] = ()  # may send state-changing requests besides the API's own origin
+    max_connections: int = 1000  # open connections per service (waitress' connection_limit)
+    idle_timeout_s: int = 30  # a connection silent this long is closed (waitress' channel_timeout)
     secret_key_value: str | None = field(repr=False, default=None)
     config_file: Path | None = None
     env_file: Path | None = None
@@ -216,9 +267,13 @@ class Settings:
             "LLM_API_URL": self.llm_api_url,
             "LLM_ENGINE": self.llm_engine,
             "GEMINI_MODEL": self.gemini_model,
+            "RAICTL_MAX_CONNECTIONS": str(self.max_connections),
+            "RAICTL_IDLE_TIMEOUT_S": str(self.idle_timeout_s),
         }
         optional = {"GEMINI_API_KEY": self.gemini_api_key, "GEMINI_BASE_URL": self.gemini_base_url,
-                    "RAI_SECRET_KEY": self.secret_key_value}
+                    "RAI_SECRET_KEY": self.secret_key_value,
+                    "RAICTL_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
+                    "RAICTL_ALLOWED_ORIGINS": ",".join(self.allowed_origins)}
         env.update({k: v for k, v in optional.items() if v})
         return env
 
@@ -315,15 +370,16 @@ def _toml_get(data: Mapping[str, Any], dotted: str) -> Any:
 
 
 _TOML_TYPES = {"string": "a string (text in quotes)", "port": "an integer port number",
+               "count": "a positive integer", "names": "a list of strings, e.g. [\"chat.example.org\"]",
                "addresses": "a list of IP addresses, e.g. [\"127.0.0.1\", \"::1\"]"}
 
 
 def _toml_type_ok(kind: str, value: Any) -> bool:
     if isinstance(value, bool):
         return False
-    if kind == "port":
+    if kind in ("port", "count"):
         return isinstance(value, (int, str))  # a quoted number is read as one; _port names a bad one
-    if kind == "addresses":
+    if kind in ("addresses", "names"):
         return isinstance(value, str) or (isinstance(value, list) and all(isinstance(h, str) for h in value))
     return isinstance(value, str)
 

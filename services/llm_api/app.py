@@ -16,7 +16,7 @@ from typing import Generator, Iterator
 from flask import Flask, Response, jsonify, request
 
 from raictl.settings import Settings, load_settings
-from services import sse
+from services import request_guard, sse
 from services.http_json import register_json_errors, request_object
 from services.llm_api.engines import DEFAULT_TIMEOUT_S, Delta, EngineError, Reply, choose_engine
 from services.llm_api.state import EngineState
@@ -36,6 +36,8 @@ def create_app(settings: Settings | None = None, *, gemini_timeout: float = DEFA
     _add_routes(app, state)
     # EngineError is a JsonError: the shared handlers answer it like every other failure.
     register_json_errors(app, "LLM API", endpoints="GET /api/health, POST /api/generate")
+    # The RAI API calls it by LLM_API_URL, whose host (a remote LLM API's name) is served too.
+    request_guard.install(app, request_guard.guard_for(settings, settings.llm_api_hosts, settings.llm_api_url))
     return app
 
 

@@ -12,6 +12,7 @@ import logging
 from flask import Flask
 from flask.sessions import SessionInterface
 
+from services import request_guard
 from services.rai_api import rules
 from services.rai_api.db import Database
 from services.rai_api.errors import register_error_handlers
@@ -40,6 +41,7 @@ def create_app(settings=None) -> Flask:
     llm = LlmClient(settings.llm_api_url)
     app.extensions.update(rai_db=db, rai_llm=llm, rai_health=HealthReport(db, llm))
     register_error_handlers(app)
+    request_guard.install(app, request_guard.guard_for(settings, settings.rai_api_hosts))
     app.register_blueprint(api)
     register_page(app)
     return app
