@@ -3,14 +3,26 @@ services.
 
 Both loopbacks are listed explicitly (`127.0.0.1:P [::1]:P`): `0.0.0.0` would refuse IPv6 clients
 (the troubleshooting log's `ECONNREFUSED ::1:6102`) and `::` under waitress refuses IPv4 ones.
+
+waitress' own limits are set from the app and the settings, not left at its defaults (issue 13): a body
+larger than the app takes is refused as soon as its Content-Length (or a chunked body passing the
+limit) says so, never read and spooled to disk first (its default limit is 1 GiB); up to
+`max_connections` connections are accepted (its default, 100, let 100 half-sent requests stop the
+service), with poll() so descriptors past 1024 work; a connection silent for `idle_timeout_s` is
+closed. Its own error answers (413, 400 for a malformed request) are JSON like every other error.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
+import resource
 import sys
 from typing import Callable, Iterable
+
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 
 from raictl.errors import RaictlError
 from raictl.settings import Settings, host_port, load_settings
@@ -32,14 +44,70 @@ def configure_logging() -> None:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
-def serve(app, hosts: Iterable[str], port: int, name: str, threads: int = 8) -> None:
+class JsonErrorTask(ErrorTask):
+    """waitress' answer to a request it refuses before the app sees it, as `{"error", "message"}`."""
+
+    CODES = {400: "bad_request", 413: "payload_too_large", 431: "request_header_fields_too_large",
+             501: "not_implemented"}
+
+    def execute(self) -> None:
+        error = self.request.error
+        if error.code == 413:
+            message = f"the body is larger than {self.channel.server.adj.max_request_body_size - 1} bytes"
+        else:
+            message = f"{error.reason}: {error.body}"
+        body = json.dumps({"error": self.CODES.get(error.code, "bad_request"), "message": message}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class JsonErrorChannel(HTTPChannel):
+    error_task_class = JsonErrorTask
+
+
+def waitress_options(app, settings: Settings | None) -> dict:
+    """waitress' limits for `app`: its body limit (MAX_CONTENT_LENGTH; waitress refuses a body of exactly
+    its limit, so one more), and the connection limit and idle timeout of the settings."""
+    connections = settings.max_connections if settings else 1000
+    idle = settings.idle_timeout_s if settings else 30
+    options = {"connection_limit": connections, "channel_timeout": idle,
+               "cleanup_interval": max(1, min(30, idle // 2)), "asyncore_use_poll": True}
+    limit = app.config.get("MAX_CONTENT_LENGTH") if hasattr(app, "config") else None
+    if limit:
+        options["max_request_body_size"] = limit + 1
+    return options
+
+
+def raise_open_files_limit(connections: int) -> None:
+    """Raise the soft limit of open descriptors towards the hard one, so `connections` sockets fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + 256  # listeners, database connections, logs
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < wanted:
+            log.warning("only %d open files allowed (hard limit): fewer than %d connections fit", new, connections)
+
+
+def serve(app, hosts: Iterable[str], port: int, name: str, threads: int = 8,
+          settings: Settings | None = None) -> None:
     """Serve `app` until stopped; a taken port ends the process with one clear line and exit code 1."""
-    from waitress import serve as waitress_serve
+    from waitress.server import BaseWSGIServer, create_server
 
     spec = listen_spec(hosts, port)
+    options = waitress_options(app, settings)
+    raise_open_files_limit(options["connection_limit"])
     log.info("%s listening on %s", name, spec)
     try:
-        waitress_serve(app, listen=spec, threads=threads, ident=name)
+        sockets: dict = {}
+        server = create_server(app, map=sockets, listen=spec, threads=threads, ident=name, **options)
+        for dispatcher in list(sockets.values()):
+            if isinstance(dispatcher, BaseWSGIServer):
+                dispatcher.channel_class = JsonErrorChannel
+        server.run()
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
             log.error("%s cannot listen on %s: %s", name, spec, exc.strerror)
@@ -59,5 +127,5 @@ def run_service(create_app: Callable[[Settings], object], name: str, settings_ke
         log.error("%s cannot start: %s", name, exc)
         return 1
     serve(app, getattr(settings, f"{settings_key}_hosts"), getattr(settings, f"{settings_key}_port"), name,
-          threads=threads)
+          threads=threads, settings=settings)
     return 0
