@@ -32,7 +32,8 @@ DOTENV_NAME = ".env"
 HOME_DIRNAME = ".raictl"
 SECRET_FILE = "secret_key"
 DEFAULT_GEMINI_MODEL = "gemini-2.5-flash"
-ENGINES = ("auto", "gemini", "mock")
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+ENGINES = ("auto", "gemini", "openai", "mock")
 LOOPBACKS = ("127.0.0.1", "::1")
 
 
@@ -103,7 +104,8 @@ def _engine(raw: Any, name: str) -> str:
     engine = str(raw).strip().lower()
     if engine not in ENGINES:
         raise RaictlError(f"{name} must be one of {', '.join(ENGINES)}, got {raw!r}",
-                          hint=f"set {name}=auto to use Gemini when a key is set, else the mock")
+                          hint=f"set {name}=auto to use Gemini when its key is set, else an OpenAI-compatible "
+                               "server when OPENAI_BASE_URL or OPENAI_API_KEY is set, else the mock")
     return engine
 
 
@@ -157,6 +159,9 @@ FIELDS: tuple[Field, ...] = (
     Field("gemini_api_key", ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "gemini.api_key", _text, secret=True),
     Field("gemini_model", ("GEMINI_MODEL",), "gemini.model", _text),
     Field("gemini_base_url", ("GEMINI_BASE_URL",), "gemini.base_url", _url),
+    Field("openai_base_url", ("OPENAI_BASE_URL",), "openai.base_url", _url),
+    Field("openai_api_key", ("OPENAI_API_KEY",), "openai.api_key", _text, secret=True),
+    Field("openai_model", ("OPENAI_MODEL",), "openai.model", _text),
     Field("secret_key", ("RAI_SECRET_KEY",), "rai_api.secret_key", _text, secret=True),
     Field("allowed_hosts", ("RAICTL_ALLOWED_HOSTS",), "http.allowed_hosts", _names, toml_type="names"),
     Field("allowed_origins", ("RAICTL_ALLOWED_ORIGINS",), "http.allowed_origins", _origins, toml_type="names"),
@@ -184,6 +189,7 @@ DEFAULTS: dict[str, Any] = {
     "allowed_origins": (),
     "max_connections": 1000,
     "idle_timeout_s": 30,
+    "openai_model": DEFAULT_OPENAI_MODEL,
 }
 
 
@@ -202,6 +208,9 @@ class Settings:
     gemini_api_key: str | None
     gemini_model: str
     gemini_base_url: str | None
+    openai_base_url: str | None
+    openai_api_key: str | None
+    openai_model: str
     allowed_hosts: tuple[str, ...] = ()  # served besides the loopbacks and the listen addresses
     allowed_origins: tuple[str, ...] = ()  # may send state-changing requests besides the API's own origin
     max_connections: int = 1000  # open connections per service (waitress' connection_limit)
@@ -219,10 +228,13 @@ class Settings:
 
     @property
     def resolved_engine(self) -> str:
-        """The engine `auto` stands for: gemini when a key is set, else mock."""
+        """The engine `auto` stands for: gemini when its key is set, else openai when an OpenAI base URL or
+        key is set, else mock."""
         if self.llm_engine != "auto":
             return self.llm_engine
-        return "gemini" if self.gemini_api_key else "mock"
+        if self.gemini_api_key:
+            return "gemini"
+        return "openai" if self.openai_base_url or self.openai_api_key else "mock"
 
     @property
     def rai_api_url(self) -> str:
@@ -267,10 +279,12 @@ class Settings:
             "LLM_API_URL": self.llm_api_url,
             "LLM_ENGINE": self.llm_engine,
             "GEMINI_MODEL": self.gemini_model,
+            "OPENAI_MODEL": self.openai_model,
             "RAICTL_MAX_CONNECTIONS": str(self.max_connections),
             "RAICTL_IDLE_TIMEOUT_S": str(self.idle_timeout_s),
         }
         optional = {"GEMINI_API_KEY": self.gemini_api_key, "GEMINI_BASE_URL": self.gemini_base_url,
+                    "OPENAI_BASE_URL": self.openai_base_url, "OPENAI_API_KEY": self.openai_api_key,
                     "RAI_SECRET_KEY": self.secret_key_value,
                     "RAICTL_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
                     "RAICTL_ALLOWED_ORIGINS": ",".join(self.allowed_origins)}

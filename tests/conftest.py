@@ -90,6 +90,18 @@ def fake_gemini():
 
 
 @pytest.fixture
+def fake_openai():
+    """A fake OpenAI-compatible server on 127.0.0.1 (tests/fake_openai.py), stopped after the test.
+
+    Point a service at it with OPENAI_BASE_URL=fake_openai.base_url (and OPENAI_MODEL one of fake_openai.models).
+    """
+    from tests.fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
 def stack(isolated, monkeypatch):
     """A folder whose raictl.toml declares extra services, and `raictl` run for real inside it.
 

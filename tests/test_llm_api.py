@@ -36,7 +36,8 @@ def test_auto_without_key_is_the_mock_and_health_says_why(client):
     body = response.get_json()
     assert body == {"status": "ok", "service": "llm-api", "engine": "mock", "model": "mock",
                     "fallback_reason": body["fallback_reason"], "last_error": None}
-    assert "no GEMINI_API_KEY (or GOOGLE_API_KEY) set" in body["fallback_reason"]
+    assert body["fallback_reason"] == ("no GEMINI_API_KEY (or GOOGLE_API_KEY), OPENAI_BASE_URL or "
+                                       "OPENAI_API_KEY set: LLM_ENGINE=auto uses the mock")
 
 
 def test_explicit_mock_has_no_fallback_reason(tmp_path):

@@ -58,7 +58,7 @@ def test_google_api_key_is_accepted_and_gemini_key_wins(isolated):
 @pytest.mark.parametrize("var,value,words", [
     ("RAI_API_PORT", "abc", "port number"),
     ("LLM_API_PORT", "70000", "port number"),
-    ("LLM_ENGINE", "gpt", "one of auto, gemini, mock"),
+    ("LLM_ENGINE", "gpt", "one of auto, gemini, openai, mock"),
     ("RAI_API_HOSTS", "localhost", "not an IP address"),
 ])
 def test_bad_values_are_named(isolated, var, value, words):

@@ -20,7 +20,8 @@ from raictl.settings import FIELDS
 SETTING_VARS = frozenset(var for f in FIELDS for var in f.env) - {"RAICTL_HOME"}  # another home: another state
 SECRET_VARS = frozenset(var for f in FIELDS if f.secret for var in f.env)
 # the settings a built-in reads, besides its own port and hosts (compared as the spec's)
-READS = {"llm_api": ("LLM_ENGINE", "GEMINI_API_KEY", "GEMINI_MODEL", "GEMINI_BASE_URL"),
+READS = {"llm_api": ("LLM_ENGINE", "GEMINI_API_KEY", "GEMINI_MODEL", "GEMINI_BASE_URL",
+                     "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL"),
          "rai_api": ("RAI_DATABASE_URL", "LLM_API_URL", "RAI_SECRET_KEY")}
 
 

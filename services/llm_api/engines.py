@@ -5,9 +5,11 @@ Every engine answers in two ways (the `Engine` protocol): `generate(prompt)` giv
 (the whole text and the usage) last. Either raises `EngineError`; a stream may raise it before its
 first piece (the API then answers with the JSON status) or after some (an `error` event).
 
-`choose_engine` applies DESIGN.md: `auto` means Gemini when a key is set, else the mock (and says
-why); `gemini` without a key gives an engine that refuses every request with the reason. google-genai
-is imported only inside `GeminiEngine`, so a mock-only service never loads it.
+`choose_engine` applies DESIGN.md: `auto` means Gemini when its key is set, else an OpenAI-compatible
+server (services/llm_api/openai_engine.py) when OPENAI_BASE_URL or OPENAI_API_KEY is set, else the mock
+(and says why); `gemini` without a key, or `openai` with neither, gives an engine that refuses every
+request with the reason. google-genai is imported only inside `GeminiEngine` (openai only inside
+`OpenAIEngine`), so a mock-only service never loads them.
 
 The mock's reply is a contract other services test against (see `MockEngine.generate`).
 """
@@ -28,6 +30,7 @@ MOCK_PIECES = 4
 FACTS_HEADER = "Remembered facts about the user:"
 RECALL_HEADER = "Relevant earlier conversations:"
 NO_KEY = "no GEMINI_API_KEY (or GOOGLE_API_KEY) set"
+NO_ENGINE = "no GEMINI_API_KEY (or GOOGLE_API_KEY), OPENAI_BASE_URL or OPENAI_API_KEY set"
 DEFAULT_TIMEOUT_S = 30.0
 
 
@@ -123,12 +126,10 @@ def count_block_items(system: str, header: str) -> int:
 
 
 class UnavailableEngine:
-    """Gemini was asked for but cannot run (no key): every request gets 503 with the reason."""
+    """An engine asked for that cannot run (no key, no server): every request gets 503 with the reason."""
 
-    name = "gemini"
-
-    def __init__(self, model: str, reason: str) -> None:
-        self.model, self.reason = model, reason
+    def __init__(self, model: str, reason: str, name: str = "gemini") -> None:
+        self.model, self.reason, self.name = model, reason, name
 
     def generate(self, prompt: Prompt) -> Reply:
         raise EngineError(503, "engine_unavailable", self.reason)
@@ -266,13 +267,25 @@ def _transport_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
 
 
 def choose_engine(settings: Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[Engine, str | None]:
-    """The engine for these settings and, when the mock stands in for Gemini, why."""
+    """The engine for these settings and, when the mock stands in for a real one, why."""
     engine = settings.resolved_engine
     if engine == "mock":
-        reason = None if settings.llm_engine == "mock" else f"{NO_KEY}: LLM_ENGINE=auto uses the mock"
+        reason = None if settings.llm_engine == "mock" else f"{NO_ENGINE}: LLM_ENGINE=auto uses the mock"
         return MockEngine(), reason
+    if engine == "openai":
+        return _openai_engine(settings, timeout_s), None
     if not settings.gemini_api_key:
         return UnavailableEngine(settings.gemini_model,
                                  f"LLM_ENGINE=gemini but {NO_KEY}; set a key or LLM_ENGINE=auto"), None
     return GeminiEngine(settings.gemini_api_key, settings.gemini_model, settings.gemini_base_url,
                         timeout_s), None
+
+
+def _openai_engine(settings: Any, timeout_s: float) -> Engine:
+    if not (settings.openai_base_url or settings.openai_api_key):
+        return UnavailableEngine(settings.openai_model, "LLM_ENGINE=openai but neither OPENAI_BASE_URL (a local "
+                                 "server, e.g. http://127.0.0.1:11434/v1 for Ollama) nor OPENAI_API_KEY is set",
+                                 name="openai")
+    from services.llm_api.openai_engine import OpenAIEngine
+
+    return OpenAIEngine(settings.openai_base_url, settings.openai_api_key, settings.openai_model, timeout_s)
