@@ -38,7 +38,8 @@ def healthy(tmp_path_factory):
 
 def test_healthy_stack_is_all_ok(healthy):
     results = doctor(healthy)
-    assert {r.status for r in results.values()} == {"ok"}, show(results)
+    assert {r.status for r in results.values() if r.id != "llm.openai"} == {"ok"}, show(results)
+    assert results["llm.openai"].status == "skip"  # Gemini serves: no OpenAI-compatible server to check
     assert [r.id for r in results.values()] == [c.id for c in registered_checks()]  # stable order, all ran
     assert KEY not in show(results) and "AIza…jklm" in results["llm.gemini"].summary
     assert "e2e.chat" in results and "cleaned up" in results["e2e.chat"].summary

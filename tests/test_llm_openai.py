@@ -140,10 +140,17 @@ def test_an_unknown_model_names_the_model(tmp_path, fake):
     assert body["message"].endswith("check OPENAI_MODEL")
 
 
+def test_ollama_s_way_of_saying_the_model_is_missing(tmp_path, fake):
+    """Ollama answers an unpulled model with a 404 that has no code, only the model's name in its message."""
+    fake.fail(404, 'model "qwen3" not found, try pulling it first')
+    body = ask(openai_client(tmp_path, OPENAI_BASE_URL=fake.base_url, OPENAI_MODEL="qwen3")).get_json()
+    assert "does not know the model 'qwen3' (HTTP 404)" in body["message"], body
+
+
 def test_a_base_url_without_v1_is_told_to_check_it(tmp_path, fake):
     body = ask(openai_client(tmp_path, OPENAI_BASE_URL=fake.base_url.removesuffix("/v1"))).get_json()
     assert body["error"] == "upstream_not_found"
-    assert "has no chat completions endpoint (HTTP 404)" in body["message"]
+    assert "has no such endpoint (HTTP 404): no such route: POST /chat/completions" in body["message"]
     assert "check OPENAI_BASE_URL (it usually ends in /v1)" in body["message"]
 
 

@@ -62,6 +62,11 @@ class OpenAIEngine:
                     if choice.delta and choice.delta.content:
                         yield choice.delta.content
 
+    def list_models(self) -> list[str]:
+        """The model ids `GET {base}/models` lists (doctor's llm.openai); EngineError when it fails."""
+        with self._mapped_errors():
+            return [model.id for model in self._client.models.list()]
+
     def _request(self, prompt: Prompt) -> dict[str, Any]:
         messages = [{"role": "system", "content": prompt.system}] if prompt.system else []
         messages += [{"role": m.role, "content": m.content} for m in prompt.messages]
@@ -91,26 +96,28 @@ class OpenAIEngine:
             cause = exc.__cause__ or exc
             return EngineError(502, "upstream_unavailable", self._scrub(f"cannot reach {self.where}: {cause}"))
         if isinstance(exc, openai.APIStatusError):
-            return self._status_error(exc.status_code, self._scrub(error_detail(exc.body, exc.message)))
+            detail = self._scrub(error_detail(exc.body, exc.message))
+            return self._status_error(exc.status_code, detail, exc.code == "model_not_found")
         if isinstance(exc, openai.APIError):
             return EngineError(502, "upstream_rejected", self._scrub(f"{self.where} answered oddly: {exc.message}"))
         return None
 
-    def _status_error(self, code: int, detail: str) -> EngineError:
-        """Map an HTTP error from the server to a reason a person can act on."""
+    def _status_error(self, code: int, detail: str, model_not_found: bool) -> EngineError:
+        """Map an HTTP error from the server to a reason a person can act on. A 404 is about the model when
+        the server says so (OpenAI's code `model_not_found`, or the model's name in the message, as Ollama
+        and vLLM write it); otherwise the base URL is wrong."""
         if code in (401, 403):
             key = "check OPENAI_API_KEY" if self._key else "it wants a key: set OPENAI_API_KEY"
             return EngineError(502, "upstream_auth", f"{self.where} rejected the API key (HTTP {code}): {detail}; {key}")
         if code == 429:
             return EngineError(502, "upstream_rate_limited",
                                f"{self.where} is rate limiting or out of quota (HTTP 429): {detail}")
-        if code == 404 and "model" in detail.lower():
+        if code == 404 and (model_not_found or self.model.lower() in detail.lower()):
             return EngineError(502, "upstream_not_found", f"{self.where} does not know the model {self.model!r} "
                                                           f"(HTTP 404): {detail}; check OPENAI_MODEL")
         if code == 404:
-            return EngineError(502, "upstream_not_found", f"{self.where} has no chat completions endpoint "
-                                                          f"(HTTP 404): {detail}; check OPENAI_BASE_URL (it "
-                                                          "usually ends in /v1)")
+            return EngineError(502, "upstream_not_found", f"{self.where} has no such endpoint (HTTP 404): "
+                                                          f"{detail}; check OPENAI_BASE_URL (it usually ends in /v1)")
         if code >= 500:
             return EngineError(502, "upstream_unavailable", f"{self.where} is unavailable (HTTP {code}): {detail}")
         return EngineError(502, "upstream_rejected", f"{self.where} rejected the request (HTTP {code}): {detail}")

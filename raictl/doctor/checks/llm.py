@@ -1,4 +1,4 @@
-"""LLM engine checks: which engine serves and why, and with a key a minimal real call (log steps 21, 23-24).
+"""LLM engine checks: which engine serves and why, and with a Gemini key a minimal real call (log steps 21, 23-24).
 
 The log's step 21: a key sat in a `.env` the server never read, and the mock silently stood in.
 `llm.engine` compares the engine the LLM API reports with what raictl's settings imply;
@@ -13,6 +13,9 @@ from raictl.doctor.registry import check
 from raictl.settings import mask_secret
 
 CALL_TIMEOUT = 6.0
+NO_ENGINE = "no GEMINI_API_KEY, OPENAI_BASE_URL or OPENAI_API_KEY"
+NO_ENGINE_HINT = ("set GEMINI_API_KEY, or OPENAI_BASE_URL for a local model server (Ollama: "
+                  "http://127.0.0.1:11434/v1), in the environment or .env (see config.env_file)")
 FIRST_BYTES = 120  # of a reply that is not JSON, shown in the finding
 
 
@@ -26,26 +29,41 @@ def engine(ctx):
     h = observe.health(ctx, "llm_api")
     if not h.service_matches:
         if s.resolved_engine == "mock" and s.llm_engine == "auto":
-            return ctx.warn("the LLM API is not answering; once started the mock would stand in: no GEMINI_API_KEY",
-                            hint="set GEMINI_API_KEY in the environment or in .env (see config.env_file)")
+            return ctx.warn(f"the LLM API is not answering; once started the mock would stand in: {NO_ENGINE}",
+                            hint=NO_ENGINE_HINT)
         return ctx.skip(f"the LLM API is not answering; with these settings it would use {s.resolved_engine}")
     name, model, reason = h.doc.get("engine"), h.doc.get("model"), h.doc.get("fallback_reason")
-    if name == "mock" and s.gemini_api_key:
+    if name == "mock" and s.resolved_engine != "mock":
         return ctx.fail(f"the LLM API serves the mock ({reason or 'LLM_ENGINE=mock'}), but raictl's settings "
-                        f"have a key ({_key_text(s)}): it was started without it",
+                        f"choose {s.resolved_engine} ({_engine_source(s)}): it was started without it",
                         hint="`raictl restart llm_api` hands it the current settings")
     if name == "mock" and reason:
-        return ctx.warn(f"the mock engine stands in for Gemini: {reason}",
-                        hint="set GEMINI_API_KEY (environment or .env), then `raictl restart llm_api`")
+        return ctx.warn(f"the mock engine stands in for a real one: {reason}", hint=NO_ENGINE_HINT)
     if name == "mock":
         return ctx.ok(f"mock engine, chosen by LLM_ENGINE=mock ({s.sources.get('llm_engine', 'default')})")
     if h.doc.get("last_error"):
-        return ctx.fail(f"{name} ({model}) is degraded: {h.doc['last_error']}", hint=_hint(h.doc["last_error"]))
-    key = f", key {_key_text(s)}" if s.gemini_api_key else ""
-    return ctx.ok(f"{name}, model {model}{key}")
+        return ctx.fail(f"{name} ({model}) is degraded: {h.doc['last_error']}",
+                        hint=_hint(h.doc["last_error"], name))
+    source = _engine_source(s, name)
+    return ctx.ok(f"{name}, model {model}" + (f", {source}" if source else ""))
 
 
-def _hint(reason: str) -> str:
+def _engine_source(s, name: str | None = None) -> str:
+    """What in the settings makes the engine `name` (default: the one they choose): a key, a server."""
+    name = name or s.resolved_engine
+    if name == "gemini" and s.gemini_api_key:
+        return f"key {_key_text(s)}"
+    if name == "openai":
+        from services.llm_api.openai_engine import OPENAI_URL
+
+        key = f", key {mask_secret(s.openai_api_key)}" if s.openai_api_key else ""
+        return f"server {s.openai_base_url or OPENAI_URL}{key}"
+    return ""
+
+
+def _hint(reason: str, engine: str = "gemini") -> str:
+    if engine == "openai":
+        return "`raictl doctor llm.openai` asks the server what is wrong"
     lowered = reason.lower()
     if "api key" in lowered or "gemini_api_key" in lowered:
         return "check GEMINI_API_KEY (a new key: https://aistudio.google.com/apikey)"
