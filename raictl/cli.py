@@ -8,6 +8,7 @@ SQLAlchemy, Alembic, google-genai) is imported inside the command that needs it.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 
 import typer
@@ -16,6 +17,7 @@ from typer.core import TyperGroup
 from raictl import commands, render
 from raictl.errors import RaictlError, debugging
 
+COMPLETE_VAR = "_RAICTL_COMPLETE"  # set by the scripts of `raictl completion` when the shell asks
 
 class _Group(TyperGroup):
     """Renders a RaictlError once, here at the edge, whichever command raised it."""
@@ -53,4 +55,8 @@ for _module in pkgutil.iter_modules(commands.__path__):
 
 def main() -> None:
     """Run the Typer app (the console entry point is raictl.entry.main, which may answer first)."""
-    app()
+    if os.environ.get(COMPLETE_VAR):  # a shell asks for completions: Typer's classes answer it
+        from typer.completion import completion_init
+
+        completion_init()
+    app(complete_var=COMPLETE_VAR)  # the same variable under `python -m raictl`
