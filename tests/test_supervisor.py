@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from tests.supervisor_support import alive, served
+from raictl.supervisor.process import RELAY_VAR
 from tests.support import free_port, wait_until
 
 IGNORE_TERM = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)"
@@ -257,13 +258,14 @@ def test_foreground_multiplexes_logs_and_ctrl_c_stops_everything(stack):
 
 
 def _marked(test_id: str, service: str | None = None) -> list[psutil.Process]:
+    """The live processes of this test (of one service), the log relays of extra services left out."""
     found = []
     for proc in psutil.process_iter():
         try:
             env = proc.environ()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if env.get("RAICTL_TEST_ID") == test_id and proc.pid != os.getpid() \
+        if env.get("RAICTL_TEST_ID") == test_id and proc.pid != os.getpid() and not env.get(RELAY_VAR) \
                 and (service is None or env.get("RAICTL_SERVICE") == service) and alive(proc.pid):
             found.append(proc)
     return found

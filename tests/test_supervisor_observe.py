@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -122,9 +123,11 @@ def test_logs_follow_waits_for_a_log_then_prints_new_lines_as_they_come(stack):
     try:
         lines = Lines(follower.stdout)
         assert stack.raictl("up", "ticker").returncode == 0
-        first = lines.next_matching("ticker  | tick ")  # padded to the widest name, llm_api
-        later = lines.next_matching("ticker  | tick ")
+        first = lines.next_matching(" tick ")
+        later = lines.next_matching(" tick ")
         assert _tick(later) > _tick(first)  # lines keep coming from the running service
+        # padded to the widest name, llm_api; stamped by the relay like the built-ins' lines
+        assert re.fullmatch(r"ticker  \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} tick \d+", later), later
     finally:
         out, err = _interrupt(follower)
     assert follower.returncode == 0 and "Traceback" not in err, err
@@ -295,7 +298,8 @@ def test_foreground_prefixes_are_coloured_on_a_terminal(stack):
     reader.join(timeout=10)
     text = collected[0]
     assert fg.returncode == 0
-    assert "\x1b[36mweb |\x1b[0m serving on" in text  # the first service's prefix in cyan
+    # the first service's prefix in cyan, its line stamped by the relay
+    assert re.search(r"\x1b\[36mweb \|\x1b\[0m \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} serving on", text), text
     assert not alive(pid)
 
 

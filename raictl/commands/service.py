@@ -16,6 +16,7 @@ from raictl.cli import app
 from raictl.settings import load_settings
 
 Services = Annotated[Optional[list[str]], typer.Argument(help="Services (default: all).", show_default=False)]
+LOG_LINES = 50  # `raictl logs` shows this many lines first, unless -n or --since says otherwise
 Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait for every service to be ready.")]
 
 
@@ -68,17 +69,23 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON docume
 @app.command()
 def logs(service: Annotated[Optional[str], typer.Argument(help="One service (default: all, by time).")] = None,
          follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
-         lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many lines to show first.")] = 50
-         ) -> None:
+         lines: Annotated[Optional[int], typer.Option("-n", "--lines", min=0, show_default=False,
+                                                      help="How many lines to show first [default: 50, "
+                                                           "or all with --since].")] = None,
+         since: Annotated[Optional[str], typer.Option("--since", help="Only lines from then on: a duration "
+                                                      "back from now (90s, 10m, 2h, 1d) or an ISO time "
+                                                      "(2026-12-02T01:30, local).")] = None) -> None:
     """Show a service's log, or all of them interleaved by time."""
     from raictl import render
     from raictl.supervisor import logs as service_logs
 
+    moment = service_logs.parse_since(since) if since is not None else None
     paths = service_logs.log_files(load_settings(), service, follow)
     width = max((len(n) for n in paths), default=0)
     index = {name: i for i, name in enumerate(paths)}
     prefixed = service is None
-    for name, line in service_logs.interleave(paths, lines):
+    shown = lines if lines is not None or moment is not None else LOG_LINES
+    for name, line in service_logs.interleave(paths, shown, moment):
         render.log_line(name, line, width, index[name], prefixed)
     if follow:
         try:

@@ -23,6 +23,8 @@ ROTATE_BYTES = 10 * 1024 * 1024
 BACKUPS = 3
 TAIL_LINES = 20
 _STAMP = re.compile(r"^\[?(?:raictl )?(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?)")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def log_path(logs_dir: Path, name: str) -> Path:
@@ -80,17 +82,57 @@ def _stamp(line: str) -> float | None:
         return None
 
 
-def interleave(paths: dict[str, Path], lines: int) -> list[tuple[str, str]]:
-    """The last `lines` lines of all logs as (name, line), ordered by their leading timestamps;
-    a line without one (a traceback line) keeps to the line before it."""
+def parse_since(text: str, now: float | None = None) -> float:
+    """The moment `--since` names: a duration back from now (`90s`, `10m`, `2h`, `1d`) or an ISO time
+    (`2026-12-02T01:30`, local time like the logs' stamps unless it carries an offset)."""
+    from raictl.errors import RaictlError
+
+    match = _DURATION.fullmatch(text.strip())
+    if match:
+        return (time.time() if now is None else now) - float(match.group(1)) * SECONDS[match.group(2)]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise RaictlError(f"--since {text!r} is neither a duration nor an ISO time",
+                          hint="e.g. --since 10m, --since 2h, --since 2026-12-02T01:30", exit_code=2) from None
+
+
+def _stamped(lines: list[str]) -> list[tuple[float, str]]:
+    """(time, line) for each line: its own leading timestamp, else the one of the line before it."""
+    last, out = 0.0, []
+    for line in lines:
+        last = _stamp(line) or last
+        out.append((last, line))
+    return out
+
+
+def since(path: Path, moment: float, backups: int = BACKUPS) -> list[tuple[float, str]]:
+    """(time, line) of every line of a log from `moment` on, reaching into rotated copies when needed."""
+    found: list[tuple[float, str]] = []
+    for candidate in [path] + [path.with_name(f"{path.name}.{n}") for n in range(1, backups + 1)]:
+        try:
+            text = candidate.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            break
+        stamped = _stamped(text.splitlines())
+        found = [item for item in stamped if item[0] >= moment] + found
+        if stamped and stamped[0][0] >= moment:
+            continue  # this file starts after the moment: the one rotated before it may hold more
+        break
+    return found
+
+
+def interleave(paths: dict[str, Path], lines: int | None, moment: float | None = None) -> list[tuple[str, str]]:
+    """The last `lines` lines of all logs (all of them from `moment` on, when given; at most `lines` if
+    that is set too) as (name, line), ordered by their leading timestamps; a line without one (a
+    traceback line) keeps to the line before it."""
     stamped = []
     for name, path in paths.items():
-        last = 0.0
-        for index, line in enumerate(tail(path, lines)):
-            last = _stamp(line) or last
-            stamped.append((last, name, index, line))
+        found = since(path, moment) if moment is not None else _stamped(tail(path, lines))
+        stamped += [(at, name, index, line) for index, (at, line) in enumerate(found)]
     stamped.sort(key=lambda item: (item[0], item[1], item[2]))
-    return [(name, line) for _, name, _, line in stamped[-lines:]]
+    kept = stamped if lines is None else stamped[-lines:] if lines else []
+    return [(name, line) for _, name, _, line in kept]
 
 
 def follow(paths: dict[str, Path], interval: float = 0.1, stop=lambda: False) -> Iterator[tuple[str, str]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Callable
 from raictl.private_files import ensure_private_dir
 from raictl.settings import Settings
 from raictl.supervisor.identity import MARKER_VAR, SERVICE_VAR, Identity, lookup, marked_processes
-from raictl.supervisor.spec import ServiceSpec
+from raictl.supervisor.spec import BUILTINS, ServiceSpec
 
 if TYPE_CHECKING:  # psutil (~10 ms) is imported where used: `up` starts its import checks first
     import psutil
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # psutil (~10 ms) is imported where used: `up` starts its imp
 INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "HOME", "USER", "TMPDIR", "TZ", "SYSTEMROOT",
              "RAICTL_TEST_ID")  # RAICTL_TEST_ID: the test suite's leftover check must see our children
 KILL_WAIT = 3.0
+RELAY_VAR = "RAICTL_LOG_RELAY"  # set on an extra service's stamping relay: it carries the run marker too
 
 
 def package_root() -> str:
@@ -59,16 +61,36 @@ def launch_cwd(spec: ServiceSpec, settings: Settings) -> str:
 
 
 def spawn(spec: ServiceSpec, env: dict[str, str], cwd: str, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """Start `spec` in its own session; returns the Popen and its new run marker. OSError if it cannot run."""
+    """Start `spec` in its own session; returns the Popen and its new run marker. OSError if it cannot run.
+
+    A built-in appends to its log itself (its logging stamps each line); an extra service's output goes
+    through the stamping relay (raictl/supervisor/stamp.py), which carries the same run marker."""
     import uuid
 
     marker = uuid.uuid4().hex
+    env = {**env, MARKER_VAR: marker}
     ensure_private_dir(log_path.parent)
     with open(log_path, "ab") as log:
-        child = subprocess.Popen(list(spec.command), cwd=spec.cwd or cwd, env={**env, MARKER_VAR: marker},
-                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 start_new_session=True, close_fds=True)
+        relay = None if spec.name in BUILTINS else _start_relay(env, log)
+        try:
+            child = subprocess.Popen(list(spec.command), cwd=spec.cwd or cwd, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=relay.stdin if relay else log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, close_fds=True)
+        finally:
+            if relay:  # the child holds the pipe now (or never will): the relay ends when it closes
+                relay.stdin.close()
     return child, marker
+
+
+def _start_relay(env: dict[str, str], log) -> subprocess.Popen:
+    """The stamping relay, appending to `log`; reaped by a daemon thread when it ends."""
+    import threading
+
+    relay = subprocess.Popen([sys.executable, "-m", "raictl.supervisor.stamp"], stdin=subprocess.PIPE,
+                             stdout=log, stderr=log, env={**env, "PYTHONPATH": package_root(), RELAY_VAR: "1"},
+                             start_new_session=True, close_fds=True)
+    threading.Thread(target=relay.wait, name="reap-relay", daemon=True).start()
+    return relay
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
