@@ -13,6 +13,7 @@ Usage (a context manager; every behaviour lasts until the next one is set)::
         fake.reply("hello")            # answer every chat with this text (the default), streamed in chunks of
         fake.chunks = 4                # ... this many characters, with
         fake.chunk_delay = 0.0         # ... this pause between chunks
+        fake.fail_after = 2            # a streamed reply breaks off after 2 pieces with an error event
         fake.echo()                    # answer with a JSON summary of what arrived (see `summary`)
         fake.fail(429)                 # answer with an OpenAI-style error (401, 404, 429, 500, 503, ...)
         fake.hang(5.0)                 # wait this long before answering; released at once on exit
@@ -85,6 +86,7 @@ class FakeOpenAI:
     models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
     chunks: int = 4
     chunk_delay: float = 0.0
+    fail_after: int | None = None
     requests: list[ReceivedRequest] = field(default_factory=list, init=False)
     _behaviour: _Behaviour = field(default_factory=_Behaviour, init=False, repr=False)
     _required_key: str | None = field(default=None, init=False, repr=False)
@@ -198,6 +200,9 @@ class FakeOpenAI:
         pieces = [text[i:i + self.chunks] for i in range(0, len(text), self.chunks)] or [""]
         for index, piece in enumerate(pieces):
             if index and self.chunk_delay and self._released.wait(self.chunk_delay):
+                return
+            if index == self.fail_after:  # how OpenAI-compatible servers report a failure mid-stream
+                yield _event({"error": {"message": "the model crashed mid-reply", "type": "server_error"}})
                 return
             delta = {"role": "assistant", "content": piece} if index == 0 else {"content": piece}
             yield _event(_chunk(model, [{"index": 0, "delta": delta, "finish_reason": None}]))

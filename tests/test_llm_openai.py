@@ -9,7 +9,7 @@ import pytest
 
 from raictl.settings import load_settings
 from services.llm_api.app import create_app
-from services.llm_api.engines import EngineError, Message, Prompt
+from services.llm_api.engines import Delta, EngineError, Message, Prompt
 from services.llm_api.openai_engine import PLACEHOLDER_KEY, OpenAIEngine
 from tests.support import free_port
 
@@ -206,12 +206,12 @@ def test_a_server_on_the_ipv6_loopback_answers(tmp_path):
 PROMPT = Prompt((Message("user", "hello"),), system="Be brief.")
 
 
-def test_the_stream_yields_the_reply_in_pieces_and_its_usage(fake):
+def test_the_stream_yields_the_reply_in_pieces_then_the_reply_with_its_usage(fake):
     fake.reply("one two three four five")
-    usage: dict[str, int] = {}
-    pieces = list(OpenAIEngine(fake.base_url, None, "gpt-4o-mini", TIMEOUT_S).stream_text(PROMPT, usage))
-    assert len(pieces) > 1 and "".join(pieces) == "one two three four five"
-    assert usage["output_tokens"] > 0 and usage["total_tokens"] > usage["output_tokens"]
+    *deltas, reply = OpenAIEngine(fake.base_url, None, "gpt-4o-mini", TIMEOUT_S).stream(PROMPT)
+    assert len(deltas) > 1 and all(isinstance(d, Delta) for d in deltas)
+    assert "".join(d.text for d in deltas) == reply.text == "one two three four five"
+    assert reply.usage["output_tokens"] > 0 and reply.usage["total_tokens"] > reply.usage["output_tokens"]
     received = fake.requests[-1]
     assert received.stream and received.body["stream_options"] == {"include_usage": True}
 
@@ -221,15 +221,52 @@ def test_the_stream_yields_the_reply_in_pieces_and_its_usage(fake):
 def test_a_stream_refused_upfront_is_the_same_engine_error(fake, status, code):
     fake.fail(status)
     with pytest.raises(EngineError) as caught:
-        list(OpenAIEngine(fake.base_url, KEY, "gpt-4o-mini", TIMEOUT_S).stream_text(PROMPT, {}))
+        next(OpenAIEngine(fake.base_url, KEY, "gpt-4o-mini", TIMEOUT_S).stream(PROMPT))
     assert caught.value.code == code
 
 
 def test_a_stream_stalling_midway_is_a_timeout(fake):
     fake.reply("a long answer that stalls")
     fake.chunk_delay = 30
-    stream = OpenAIEngine(fake.base_url, None, "gpt-4o-mini", TIMEOUT_S).stream_text(PROMPT, {})
-    assert next(stream) == "a lo"
+    stream = OpenAIEngine(fake.base_url, None, "gpt-4o-mini", TIMEOUT_S).stream(PROMPT)
+    assert next(stream) == Delta("a lo")
     with pytest.raises(EngineError) as caught:
         list(stream)
     assert caught.value.code == "upstream_timeout"
+
+
+# --- /api/generate as server-sent events through the openai engine ---------------------------------
+
+def sse_events(response) -> list[tuple[str, object]]:
+    from services.sse import read_events
+
+    assert response.mimetype == "text/event-stream", response.get_data(as_text=True)
+    return [(e.name, e.data) for e in read_events(iter(response.get_data().splitlines(keepends=True)))]
+
+
+def test_the_api_streams_each_piece_as_a_delta_then_done_with_usage(client, fake):
+    fake.reply("one two three four five six")
+    got = sse_events(ask(client, stream=True))
+    assert [name for name, _ in got] == ["delta"] * 7 + ["done"]
+    assert "".join(data["text"] for name, data in got if name == "delta") == "one two three four five six"
+    done = got[-1][1]
+    assert (done["engine"], done["model"]) == ("openai", "gpt-4o-mini")
+    assert done["usage"]["output_tokens"] > 0 and done["usage"]["input_tokens"] > 0
+    assert fake.requests[-1].stream
+
+
+def test_a_failure_mid_stream_is_an_error_event_and_degrades_health(client, fake):
+    fake.reply("one two three four five six")
+    fake.fail_after = 2
+    got = sse_events(ask(client, stream=True))
+    assert [name for name, _ in got] == ["delta", "delta", "error"]
+    assert got[-1][1] == {"error": "upstream_unavailable", "message": f"the OpenAI-compatible server at "
+                          f"{fake.base_url} broke off the reply: the model crashed mid-reply"}
+    assert client.get("/api/health").get_json()["last_error"] == got[-1][1]["message"]
+
+
+def test_a_stream_refused_before_the_first_byte_keeps_its_json_status(client, fake):
+    fake.require_key("sk-another-key-entirely-0123456789")
+    response = ask(client, stream=True)
+    assert response.status_code == 502 and response.mimetype == "application/json"
+    assert response.get_json()["error"] == "upstream_auth"

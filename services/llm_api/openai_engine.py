@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from raictl.settings import mask_secret
-from services.llm_api.engines import DEFAULT_TIMEOUT_S, EngineError, Prompt, Reply
+from services.llm_api.engines import DEFAULT_TIMEOUT_S, Delta, EngineError, Prompt, Reply
 
 OPENAI_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "no-key"  # what goes out as the bearer token when OPENAI_API_KEY is not set
@@ -50,17 +50,25 @@ class OpenAIEngine:
             raise EngineError(502, "upstream_empty", f"{self.where} returned no text (finish reason: {reason})")
         return Reply(text, usage_of(completion.usage))
 
-    def stream_text(self, prompt: Prompt, usage: dict[str, int]) -> Iterator[str]:
-        """The reply's text pieces as they arrive; `usage` is filled in when the server sends it (last)."""
+    def stream(self, prompt: Prompt) -> Iterator[Delta | Reply]:
+        """The reply's text pieces as they arrive, then the whole Reply with the usage the server sends
+        last (`stream_options.include_usage`); closing this generator closes the upstream request."""
+        pieces: list[str] = []
+        usage: dict[str, int] = {}
         with self._mapped_errors():
             events = self._client.chat.completions.create(
                 **self._request(prompt), stream=True, stream_options={"include_usage": True})
-            for chunk in events:
-                if chunk.usage:
-                    usage.update(usage_of(chunk.usage))
-                for choice in chunk.choices or ():
-                    if choice.delta and choice.delta.content:
-                        yield choice.delta.content
+            try:
+                for chunk in events:
+                    usage = usage_of(chunk.usage) or usage
+                    for text in (c.delta.content for c in chunk.choices or () if c.delta and c.delta.content):
+                        pieces.append(text)
+                        yield Delta(text)
+            finally:
+                events.close()
+        if not pieces:
+            raise EngineError(502, "upstream_empty", f"{self.where} streamed no text")
+        yield Reply("".join(pieces), usage)
 
     def list_models(self) -> list[str]:
         """The model ids `GET {base}/models` lists (doctor's llm.openai); EngineError when it fails."""
@@ -98,8 +106,9 @@ class OpenAIEngine:
         if isinstance(exc, openai.APIStatusError):
             detail = self._scrub(error_detail(exc.body, exc.message))
             return self._status_error(exc.status_code, detail, exc.code == "model_not_found")
-        if isinstance(exc, openai.APIError):
-            return EngineError(502, "upstream_rejected", self._scrub(f"{self.where} answered oddly: {exc.message}"))
+        if isinstance(exc, openai.APIError):  # e.g. an error event in the middle of a stream
+            detail = self._scrub(error_detail(exc.body, exc.message))
+            return EngineError(502, "upstream_unavailable", f"{self.where} broke off the reply: {detail}")
         return None
 
     def _status_error(self, code: int, detail: str, model_not_found: bool) -> EngineError:
