@@ -85,11 +85,11 @@ def logs(service: Annotated[Optional[str], typer.Argument(help="One service (def
     index = {name: i for i, name in enumerate(paths)}
     prefixed = service is None
     shown = lines if lines is not None or moment is not None else LOG_LINES
-    for name, line in service_logs.interleave(paths, shown, moment):
-        render.log_line(name, line, width, index[name], prefixed)
-    if follow:
-        try:
-            for name, line in service_logs.follow(paths):
-                render.log_line(name, line, width, index[name], prefixed)
-        except KeyboardInterrupt:
-            pass
+    try:  # Ctrl-C ends `logs -f` cleanly, also while the first lines are still being printed
+        for name, line in service_logs.interleave(paths, shown, moment):
+            render.log_line(name, line, width, index[name], prefixed)
+        for name, line in service_logs.follow(paths) if follow else ():
+            render.log_line(name, line, width, index[name], prefixed)
+    except KeyboardInterrupt:
+        if not follow:
+            raise
