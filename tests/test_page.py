@@ -332,6 +332,13 @@ def test_a_reply_can_be_stopped_and_every_control_is_named(page, served):
     assert page.find_element("id", "stop").is_displayed() is False
     assert page.find_element("id", "send").get_attribute("disabled") is None
 
+    page.find_element("css selector", ".memory summary").click()
+    page.find_element("id", "mem-list").click()  # sends "what do you remember?": answered by the database
+    last_reply_done(page)
+    reply = page.find_elements("css selector", ".msg.assistant")[-1]
+    assert reply.find_element("css selector", ".body").text.startswith("I don't remember anything about you yet")
+    assert reply.find_element("css selector", ".note").text == "answered from memory (the database), not by the model"
+
     size = page.get_window_size()
     try:  # a phone: the chat list folds behind a "Chats" button
         page.set_window_size(390, 800)

@@ -390,6 +390,7 @@
         setText(turn.node, turn.text);
         turn.node.dataset.state = "done";
         if (data.engine) engineNote(turn.node, data.engine);
+        else if ("engine" in data) note(turn.node, "answered from memory (the database), not by the model", "source");
       });
       if (data.engine) showEngine(data.engine, "ok");
     } else if (name === "error") {
