@@ -423,3 +423,18 @@ def doctor_fix_outcome(item, message: str, ok: bool) -> None:
     from rich.markup import escape
 
     console(stderr=True).print(f"  {MARKS['ok' if ok else 'fail']} {escape(item.fix.title)}: {escape(message)}")
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+def export_result(result, written, kept) -> None:
+    """What `raictl export` wrote, what it kept, the notes, and what to run next (stdout: it is the answer)."""
+    out = sys.stdout
+    out.write(f"raictl export {result.target}: {len(written)} file(s) in {result.out}\n")
+    for path in written:
+        out.write(f"  wrote {path.name}\n")
+    for path in kept:
+        out.write(f"  kept {path.name} (it exists: it may hold the values you filled in)\n")
+    for note_text in result.notes:
+        out.write(f"note: {note_text}\n")
+    out.write("next:\n" + "".join(f"  {step}\n" for step in result.next_steps))

@@ -12,7 +12,7 @@ from raictl.settings import FIELDS
 from tests.supervisor_support import Stack
 from tests.support import TEST_MARKER, free_port, processes_with_marker
 
-_SETTING_VARS = {var for f in FIELDS for var in f.env} | {"RAI_USER", "RAI_PASSWORD", "RAICTL_DEBUG"}
+_SETTING_VARS = {var for f in FIELDS for var in f.env} | {"RAI_USER", "RAI_PASSWORD", "RAICTL_DEBUG", "RAICTL_CONTAINER"}
 
 
 @pytest.fixture(autouse=True)

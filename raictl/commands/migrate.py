@@ -21,12 +21,15 @@ def migrate(
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Apply a repair without asking (required when stdin is not a terminal).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    wait: Annotated[float, typer.Option(
+        "--wait", min=0, help="Seconds to wait for another migrate of this database to finish (default: "
+                              "refuse at once). Exported systemd replicas use it: the first migrates.")] = 0.0,
 ) -> None:
     """Upgrade the database to head; with --repair, fix its history and schema additively (backup first)."""
     from raictl import render
 
     try:
-        result = _run(repair, dry_run, yes)
+        result = _run(repair, dry_run, yes, wait)
     except RaictlError as exc:
         if as_json:  # stdout still holds one JSON document; the error's line and hint go to stderr too
             render.migrate_failure(exc, dry_run)
@@ -35,14 +38,14 @@ def migrate(
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _run(repair: bool, dry_run: bool, yes: bool):
+def _run(repair: bool, dry_run: bool, yes: bool, wait: float = 0.0):
     from raictl import migrate as core
     from raictl.settings import load_settings
 
     settings = load_settings()
     if dry_run:  # reads only: no lock, so a plan can be looked at while a repair waits for its answer
         return core.dry_run_result(_plan(settings, repair))
-    with core.migrate_lock(settings.home, database_url=settings.database_url):  # planned under the lock: a second run sees the first's result
+    with core.migrate_lock(settings.home, wait, database_url=settings.database_url):  # planned under the lock: a second run sees the first's result
         plan = _plan(settings, repair)
         if repair and plan.actions and not yes:
             _confirm(plan)

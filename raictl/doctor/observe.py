@@ -84,6 +84,14 @@ def statuses(ctx) -> dict[str, Any]:
     return {s.name: s for s in overview(ctx).services}
 
 
+def engine(ctx) -> str | None:
+    """The container engine running the services (`compose`, `kubernetes`: RAICTL_CONTAINER, which only
+    exported files set), else None: `raictl up` runs them."""
+    from raictl.export.container import exported_container
+
+    return exported_container()
+
+
 def supervised(ctx) -> bool:
     """Whether a raictl supervisor of this home is alive (it restarts what crashes)."""
     return overview(ctx).supervisor_pid is not None

@@ -1,4 +1,5 @@
-"""Host checks: the IPv6 loopback, what `localhost` means here, and net.ipv6.bindv6only (log steps 0, 4, 26).
+"""Host checks: the IPv6 loopback, what `localhost` means here, net.ipv6.bindv6only (log steps 0, 4, 26), and
+whether this is a container an exported file runs (`host.container`).
 
 `localhost_addresses()` is the order a client tries `localhost` in: the system resolver's answer
 (getaddrinfo). With `RAICTL_HOSTS_FILE=PATH` doctor reads that hosts file instead of /etc/hosts and
@@ -128,3 +129,17 @@ def bindv6only(ctx):
                       "this does not matter to it")
     return ctx.ok(f"{value}: a listener on `::` also takes IPv4 unless it sets IPV6_V6ONLY (waitress does); "
                   "raictl binds 127.0.0.1 and ::1 explicitly")
+
+
+@check("host.container", "container or laptop", needs_settings=False)
+def container(ctx):
+    from raictl.export.container import CONTAINER_VAR, container_traces, exported_container
+
+    engine, traces = exported_container(), container_traces()
+    if engine:
+        return ctx.ok(f"in a container run by {engine} ({CONTAINER_VAR}={engine}, set by `raictl export`): the engine "
+                      "runs the services and they listen on every address on purpose")
+    if traces:
+        return ctx.ok(f"in a container ({', '.join(traces)}) that `raictl export` did not make: services that "
+                      "`raictl up` runs here are judged as on a laptop")
+    return ctx.ok("not in a container")

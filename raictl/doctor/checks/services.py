@@ -85,7 +85,10 @@ def running(ctx, name: str):
         return ctx.ok(summary)
     if st.state in ("starting", "backoff", "fatal"):
         return _in_trouble(ctx, name, st, tail)
-    health = observe.health(ctx, name)
+    health, engine = observe.health(ctx, name), observe.engine(ctx)
+    if health.answered and health.service_matches and engine:
+        return ctx.ok(f"run by {engine}, not by a raictl supervisor: {health.url} answers as "
+                      f"{observe.SERVICE_NAMES.get(name, name)}")
     if health.answered and health.service_matches:
         other = other_home(ctx, name)
         if other is not None:
@@ -130,6 +133,8 @@ def port(ctx, name: str):
     host, who = foreign[0]
     holder = who.describe()  # one line, cut at a word
     health = observe.health(ctx, name)
+    if health.service_matches and observe.engine(ctx):
+        return ctx.ok(f"port {svc.port} is held by {name} ({holder}), run by {observe.engine(ctx)}")
     other = other_home(ctx, name)
     if other is not None:  # a warning, like a copy started by hand, when it is this very service
         found = ctx.warn if health.service_matches and st.state != "running" else ctx.fail
@@ -181,11 +186,15 @@ def hosts_finding(ctx, name: str, svc, host: str):
 
     A wildcard fails: `0.0.0.0` takes IPv4 only (the log's ECONNREFUSED ::1), `::` under waitress IPv6
     only, and both expose the service to the network. A list that merely leaves a loopback out warns.
+    In a container an exported file runs, a wildcard is how the service must listen: the probe decides.
     """
     setting = hosts_setting(name, ",".join(svc.hosts))
     what = "the API" if name in HOSTS_VAR else name
     wildcards = [h for h in svc.hosts if h in WILDCARDS.values()]
-    exposed = f"exposes {what} to the network" if wildcards else ""
+    in_engine = observe.engine(ctx) is not None
+    if in_engine and WILDCARDS[host] in svc.hosts:
+        return None
+    exposed = f"exposes {what} to the network" if wildcards and not in_engine else ""
     hint = (f"bind both loopbacks, the default: {hosts_setting(name)}"
             + (f" (or unset {HOSTS_VAR[name]})" if name in HOSTS_VAR else "") + f", then `raictl restart {name}`")
     family = "IPv6" if ":" in host else "IPv4"
