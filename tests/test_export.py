@@ -302,3 +302,13 @@ def test_the_vendored_schema_is_the_compose_spec():
     schema = json.loads(COMPOSE_SCHEMA.read_text())
     assert schema["title"] == "Compose Specification" and "service_completed_successfully" in COMPOSE_SCHEMA.read_text()
     assert (REPO / "tests" / "data" / "README.md").is_file()
+
+
+def test_the_probe_says_what_it_saw_when_nothing_answers():
+    from tests.support import free_port
+
+    port = free_port()
+    done = subprocess.run([sys.executable, "-m", "raictl.export.probe", str(port), "/api/health"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"127.0.0.1:{port}/api/health: ") and done.stderr.count("\n") == 1, done.stderr
