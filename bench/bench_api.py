@@ -57,6 +57,7 @@ class Result:
     cpu_s: float = 0.0  # CPU time the servers involved spent during the window
     client_cpu_s: float = 0.0  # CPU time the client processes spent during the window
     db_cpu_s: float = 0.0  # CPU time the database server (MariaDB) spent during the window
+    server_cpu_s: tuple[float, ...] = ()  # the same window's CPU time of each server, in the order given
 
     def _per_request_ms(self, seconds: float) -> float:
         return seconds * 1000 / len(self.latencies) if self.latencies else float("nan")
@@ -89,7 +90,8 @@ class Result:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000 if ordered else float("nan")
 
 
-def _connection_loop(port, load, index, start_at, stop_at, latencies, errors) -> None:
+def _connection_loop(ports, load, index, start_at, stop_at, latencies, errors) -> None:
+    port = ports[index % len(ports)]  # several ports (replicas): connections spread over them in turn
     body, headers = load.requests[index % len(load.requests)]
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     while (now := time.perf_counter()) < stop_at:
@@ -107,10 +109,10 @@ def _connection_loop(port, load, index, start_at, stop_at, latencies, errors) ->
     conn.close()
 
 
-def _client_process(port, load, indexes, start_at, stop_at, queue) -> None:
+def _client_process(ports, load, indexes, start_at, stop_at, queue) -> None:
     latencies: list[float] = []
     errors: list[int] = []
-    threads = [threading.Thread(target=_connection_loop, args=(port, load, i, start_at, stop_at, latencies, errors))
+    threads = [threading.Thread(target=_connection_loop, args=(ports, load, i, start_at, stop_at, latencies, errors))
                for i in indexes]
     for thread in threads:
         thread.start()
@@ -133,29 +135,32 @@ def database_server() -> psutil.Process | None:
     return None
 
 
-def measure(name: str, port: int, load: Load, connections: int, seconds: float,
+def measure(name: str, port: int | tuple[int, ...], load: Load, connections: int, seconds: float,
             servers: tuple[ServiceProcess, ...] = (), database: psutil.Process | None = None) -> Result:
-    """Drive `connections` keep-alive connections at `port` for WARMUP_S + `seconds`; the CPU time of
-    `servers` and of the `database` server is counted over the measuring window."""
+    """Drive `connections` keep-alive connections at `port` (or spread over several ports) for WARMUP_S +
+    `seconds`; the CPU time of `servers` and of the `database` server is counted over the measuring window."""
+    ports = port if isinstance(port, tuple) else (port,)
     server_processes = [psutil.Process(s.proc.pid) for s in servers]
     database_processes = [database] if database else []
     start_at = time.perf_counter() + WARMUP_S
     stop_at = start_at + seconds
     queue: multiprocessing.Queue = multiprocessing.Queue()
     groups = [list(range(connections))[p::CLIENT_PROCESSES] for p in range(CLIENT_PROCESSES)]
-    procs = [multiprocessing.Process(target=_client_process, args=(port, load, g, start_at, stop_at, queue))
+    procs = [multiprocessing.Process(target=_client_process, args=(ports, load, g, start_at, stop_at, queue))
              for g in groups if g]
     for proc in procs:
         proc.start()
     time.sleep(max(0.0, start_at - time.perf_counter()))  # the warm-up; CPU is counted after it
     cpu_before, db_before = _cpu_seconds(server_processes), _cpu_seconds(database_processes)
+    each_before = [_cpu_seconds([p]) for p in server_processes]
     parts = [queue.get() for _ in procs]
+    each = tuple(_cpu_seconds([p]) - b for p, b in zip(server_processes, each_before))
     cpu = _cpu_seconds(server_processes) - cpu_before
     db_cpu = _cpu_seconds(database_processes) - db_before
     for proc in procs:
         proc.join()
     return Result(name, [x for lat, _, _ in parts for x in lat], sum(e for _, e, _ in parts), seconds, cpu,
-                  sum(c for _, _, c in parts), db_cpu)
+                  sum(c for _, _, c in parts), db_cpu, each)
 
 
 def chat_load(rai: ServiceProcess, connections: int) -> Load:

@@ -97,8 +97,8 @@ def make_plan(settings: Settings, target: str, replicas: int = 1) -> Plan:
         raise RaictlError(f"unknown export format {target!r}", hint=f"use one of {', '.join(TARGETS)}", exit_code=2)
     database = _database(settings.database_url)
     if replicas > 1 and database.kind == "sqlite":
-        raise RaictlError(f"cannot export {replicas} RAI API replicas on SQLite: each replica would hold its own "
-                          "copy of the database, or all would fight for one file's lock",
+        raise RaictlError(f"cannot export {replicas} RAI API replicas on SQLite: it is one file on one machine "
+                          "(replicas in other containers or pods cannot share it; on one host they queue on its lock)",
                           hint="set RAI_DATABASE_URL to a MySQL/MariaDB database "
                                "(mysql+pymysql://user:pw@host/db), or export one replica")
     container = target in CONTAINER_TARGETS
