@@ -76,6 +76,9 @@ def test_exported_compose_services_run_serve_a_chat_and_doctor_knows_the_contain
             wait_until(lambda: healthy(services[name], envs[name]), timeout=30, what=f"{name}'s healthcheck")
         for host in ("127.0.0.1", "[::1]"):  # every address, both families
             assert http("GET", f"http://{host}:{rai_port}/api/health")[0] == 200
+        for name, port in (("llm-api", llm_port), ("rai-api", rai_port)):  # as another container calls it
+            assert http("GET", f"http://127.0.0.1:{port}/api/health", headers={"Host": f"{name}:{port}"})[0] == 200
+        assert http("GET", f"http://127.0.0.1:{rai_port}/api/health", headers={"Host": "evil.example"})[0] == 400
         base = f"http://127.0.0.1:{rai_port}/api"
         assert http("POST", f"{base}/auth/register", {"username": "ops", "password": "correct horse"})[0] == 201
         token = http("POST", f"{base}/auth/login", {"username": "ops", "password": "correct horse"})[1]["access_token"]

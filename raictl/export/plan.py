@@ -254,6 +254,8 @@ def _container_env(settings: Settings, target: str, database: Database,
                 "RAI_API_HOSTS": hosts["rai_api"], "LLM_API_HOSTS": hosts["llm_api"]})
     env.pop("PYTHONPATH", None)
     env["LLM_API_URL"] = _container_llm_url(settings)
+    # other containers call a service by its name (`Host: llm-api:6301`): served besides the loopbacks
+    env["RAICTL_ALLOWED_HOSTS"] = ",".join(dict.fromkeys([*settings.allowed_hosts, *(u.slug for u in units)]))
     secrets = [Secret("RAI_SECRET_KEY", True, "signs tokens: one value shared by every replica "
                                               "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')")]
     key_wanted = bool(settings.gemini_api_key) or settings.llm_engine == "gemini"
