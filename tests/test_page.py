@@ -304,6 +304,15 @@ def test_the_view_follows_a_reply_unless_the_user_scrolled_up(page, served):
     last_reply_done(page)
     top, end = page.execute_script(SCROLL)
     assert top == 100 and end > 100
+
+    page.find_element("id", "new-chat").click()  # a new chat: empty, and a second entry once it has a message
+    assert page.find_elements("css selector", "#messages .msg") == []
+    fake.reply("short")
+    chat(page, "a second chat")
+    titles = wait_for(page, "(() => { const t = [...document.querySelectorAll('#session-list .session-title')]"
+                            ".map(b => [b.innerText, b.getAttribute('aria-current')]); return t.length === 2 && t })()",
+                      "two chats in the list")
+    assert titles == [["a second chat", "true"], ["a long answer, please", None]]  # most recent first
     assert_same_origin(page, origin)
 
 
