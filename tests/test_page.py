@@ -22,7 +22,8 @@ import pytest
 from tests.browser_support import console_errors, page_stack, require_browser, requests_made, start_browser
 from tests.support import ServiceProcess, http, wait_until
 
-STATIC = Path(__file__).resolve().parent.parent / "services" / "rai_api" / "static"
+REPO = Path(__file__).resolve().parent.parent
+STATIC = REPO / "services" / "rai_api" / "static"
 HOSTS = ("localhost", "127.0.0.1", "[::1]")
 PASSWORD = "correct horse"
 REPLY = ("Here is **what I found**:\n\n- `raictl up` starts both services\n- the page is at "
@@ -157,7 +158,7 @@ def test_register_chat_reload_and_delete_through_each_loopback_name(page, served
     if host == "localhost" and os.environ.get("RAI_PAGE_SCREENSHOT"):
         size = page.get_window_size()
         page.set_window_size(900, 720)
-        page.save_screenshot(os.environ["RAI_PAGE_SCREENSHOT"])
+        page.save_screenshot(str(REPO / os.environ["RAI_PAGE_SCREENSHOT"]))  # relative to the checkout
         page.set_window_size(size["width"], size["height"])
 
     page.refresh()  # the token survives a reload (sessionStorage); the chat is listed by its first message
@@ -418,7 +419,7 @@ def test_the_page_is_package_data():
     import fnmatch
     import tomllib
 
-    pyproject = tomllib.loads((STATIC.parents[2] / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     globs = pyproject["tool"]["setuptools"]["package-data"]["services.rai_api"]
     files = [p.relative_to(STATIC.parent).as_posix() for p in STATIC.rglob("*") if p.is_file()]
     assert files and all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), files
