@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_support import console_errors, page_stack, require_browser, requests_made, start_browser
-from tests.support import ServiceProcess, http, wait_until
+from tests.support import ServiceProcess, free_port, http, service_env, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 STATIC = REPO / "services" / "rai_api" / "static"
@@ -253,6 +253,33 @@ def test_llm_down_is_said_in_words_and_the_message_kept(page, served):
     assert reply.find_element("css selector", ".body").text == "The first half"  # the first of two pieces
     assert reply.find_element("css selector", ".note.error").text.startswith("The language model is unavailable")
     assert_same_origin(page, origin)
+
+
+def test_a_schema_mismatch_says_to_run_migrate_repair(page, tmp_path):
+    """The troubleshooting log's missing users.remembered_facts, met in the browser."""
+    from alembic import command
+
+    from migrations import alembic_config
+
+    database = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(database), "0001_initial")
+    port = free_port()
+    rai = ServiceProcess("services.rai_api", port, service_env(
+        tmp_path, RAI_DATABASE_URL=database, RAI_API_PORT=str(port), LLM_API_URL=f"http://127.0.0.1:{free_port()}"),
+        log=tmp_path / "rai_api.log").start()
+    try:
+        origin = origin_of(rai, "localhost")
+        open_page(page, origin)
+        page.find_element("id", "username").send_keys("olduser")
+        page.find_element("id", "password").send_keys(PASSWORD)
+        page.find_element("id", "register").click()  # logging in reads no new column; the chat list does
+        error = wait_for(page, "!document.getElementById('notice').hidden && document.getElementById('notice').innerText",
+                         "the schema error")
+        assert error.startswith("The database schema does not match this RAI API: run “raictl migrate --repair”.")
+        assert "remembered_facts" in error
+        assert_same_origin(page, origin)
+    finally:
+        rai.stop()
 
 
 def test_wrong_password_taken_name_and_rules_are_said_in_words(page, served):

@@ -68,7 +68,7 @@
       case "rate_limited": return `Too many failed attempts: wait ${wait(err.retryAfter)} and try again.`;
       case "busy": return `The server is busy with other chats: try again in ${wait(err.retryAfter)}.`;
       case "llm_unavailable": return `The language model is unavailable: ${err.message}`;
-      case "schema_mismatch": return `The database schema does not match this RAI API: run “raictl migrate --repair”. (${err.message})`;
+      case "schema_mismatch": return `The database schema does not match this RAI API: run “raictl migrate --repair”. Details: ${err.message}`;
       case "token_expired": return "Your login has expired: log in again.";
       case "invalid_token": case "missing_token": return "Your login is no longer valid: log in again.";
       case "invalid_input": return capital(err.message) + ".";
