@@ -21,6 +21,7 @@ from tests.fake_gemini import FakeGemini
 from tests.support import ServiceProcess, free_port, service_env
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+PAGE_SECRET = "page-stack-signing-secret"  # the stack's RAI_SECRET_KEY: a test can sign an expired token
 
 
 def browser_paths() -> tuple[str, str] | None:
@@ -103,7 +104,7 @@ def page_stack(home: Path) -> Iterator[tuple[FakeGemini, ServiceProcess]]:
             LLM_API_PORT=str(llm_port), LLM_API_HOSTS="127.0.0.1"), hosts=("127.0.0.1",), log=home / "llm_api.log")
         rai = ServiceProcess("services.rai_api", rai_port, service_env(
             home / "rai", RAI_DATABASE_URL=database, RAI_API_PORT=str(rai_port), LLM_API_PORT=str(llm_port),
-            LLM_API_HOSTS="127.0.0.1"), log=home / "rai_api.log")
+            LLM_API_HOSTS="127.0.0.1", RAI_SECRET_KEY=PAGE_SECRET), log=home / "rai_api.log")
         try:
             llm.start()
             yield fake, rai.start()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import console_errors, page_stack, require_browser, requests_made, start_browser
+from tests.browser_support import PAGE_SECRET, console_errors, page_stack, require_browser, requests_made, start_browser
 from tests.support import ServiceProcess, free_port, http, service_env, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -306,7 +306,26 @@ def test_wrong_password_taken_name_and_rules_are_said_in_words(page, served):
     assert wait_for(page, "!document.getElementById('auth-view').hidden && document.getElementById('auth-error').innerText",
                     "the login form again") == "Your login is no longer valid: log in again."
     assert page.execute_script("return sessionStorage.getItem('rai.token')") is None
+    page.execute_script("sessionStorage.setItem('rai.token', arguments[0])", expired_token())
+    page.refresh()
+    assert wait_for(page, "!document.getElementById('auth-view').hidden && document.getElementById('auth-error').innerText",
+                    "the login form again") == "Your login has expired: log in again."
     assert_same_origin(page, origin)
+
+
+def expired_token() -> str:
+    """A token the stack's RAI API signed 25 hours ago, as far as its signature says."""
+    import time
+
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    from services.rai_api.auth import TOKEN_SALT, TOKEN_TTL_S
+
+    class Yesterday(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - TOKEN_TTL_S - 3600
+
+    return URLSafeTimedSerializer(PAGE_SECRET, salt=TOKEN_SALT, signer=Yesterday).dumps({"uid": 1})
 
 
 LONG = "\n\n".join(f"Paragraph {i}: " + "words to scroll by " * 12 for i in range(40))
