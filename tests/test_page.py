@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import PAGE_SECRET, console_errors, page_stack, require_browser, requests_made, start_browser
+from tests.browser_support import (PAGE_SECRET, console_errors, page_stack, require_browser, requests_made,
+                                   start_browser)
 from tests.support import ServiceProcess, free_port, http, service_env, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
