@@ -134,10 +134,14 @@ def _message(reply: Reply) -> str:
     return f"HTTP {reply.status}" + (f": {body.strip()[:200]}" if isinstance(body, str) and body.strip() else "")
 
 
-def api_error(reply: Reply, doing: str) -> RaictlError:
-    """The RaictlError for an error reply of the RAI API, with the hint that fits its status."""
+def api_error(reply: Reply, doing: str, llm_running: bool = False) -> RaictlError:
+    """The RaictlError for an error reply of the RAI API, with the hint that fits its status.
+    `llm_running`: raictl's LLM API runs, so `raictl up` is not what an unreachable one needs."""
     code = reply.body.get("error") if isinstance(reply.body, dict) else None
     message = _message(reply)
+    if reply.status == 503 and code == "llm_unavailable" and llm_running and "unreachable" in message:
+        return RaictlError(message, hint="raictl's LLM API runs, but not where the RAI API calls it: check "
+                                         "LLM_API_URL (`raictl doctor wiring`), then `raictl restart rai_api`")
     if reply.status == 503 and code == "llm_unavailable":  # down, or up with its engine failing (e.g. Gemini 429)
         return RaictlError(message, hint="`raictl status` shows the LLM API, `raictl logs llm_api` its errors; "
                                          "`raictl up` starts it")
@@ -168,6 +172,20 @@ def supervised_record(home: Path) -> dict[str, Any]:
     state = read_json(home / STATE_FILE) or {}
     record = (state.get("services") or {}).get(SUPERVISED_NAME)
     return record if isinstance(record, dict) else {}
+
+
+def llm_running(home: Path) -> bool:
+    """Whether state.json records raictl's LLM API running, and its process is there."""
+    from raictl.supervisor.identity import Identity, lookup
+
+    state = read_json(home / STATE_FILE) or {}
+    record = (state.get("services") or {}).get("llm_api")
+    if not isinstance(record, dict) or record.get("state") != "running":
+        return False
+    try:
+        return lookup(Identity(record["pid"], record["create_time"], record["marker"])) is not None
+    except (KeyError, TypeError):
+        return False
 
 
 def from_mock(response: dict[str, Any]) -> bool:
@@ -258,7 +276,7 @@ class ChatClient:
             raise RaictlError(f"chat: {_message(answer)}", hint="it is forgotten: the next `raictl chat -c` "
                                                                 "starts a new session")
         if answer.status >= 400:
-            raise api_error(answer, "chat")
+            raise api_error(answer, "chat", llm_running(self.home))
         reply = answer.body
         if not isinstance(reply, dict) or "response" not in reply:
             raise RaictlError(f"the RAI API's chat reply has no response: {str(reply)[:200]}",

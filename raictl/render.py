@@ -173,6 +173,10 @@ def up_result(result) -> None:
         sys.stdout.write(f"{_paint('✓', 'green', tty_out)} {name} {how}\n")
     if result.page_url:
         sys.stdout.write(f"  chat page: {_paint(result.page_url, 'cyan', tty_out)}\n")
+    for notice in result.warnings:
+        sys.stderr.write(f"{_paint('! ' + notice.service, 'yellow', tty_err)}: {notice.message}\n")
+        if notice.hint:
+            sys.stderr.write(f"hint: {notice.hint}\n")
     for failure in result.failures:
         sys.stderr.write(f"{_paint('✗ ' + failure.service, 'red', tty_err)}: {failure.reason}\n")
         if failure.log_tail:
@@ -234,6 +238,17 @@ def _taken_notes(view) -> list[str]:
     return notes
 
 
+def _wildcard_notes(view) -> list[str]:
+    """A service bound to a wildcard: the loopback that refuses, as a client shows it, and the exposure."""
+    notes = []
+    for s in view.services:
+        if s.wildcards and s.pid:
+            refused = [f"ECONNREFUSED {l.host}:{l.port}" for l in s.listen if not l.ok]
+            said = f"a client of localhost gets {' and '.join(refused)}; " if refused else ""
+            notes.append(f"{s.name} binds {', '.join(s.wildcards)}: {said}it takes connections from the network")
+    return notes
+
+
 def _health_text(status) -> str:
     latency = f" {status.health.latency_ms:g} ms" if status.health.latency_ms is not None else ""
     return status.health.detail + latency
@@ -278,7 +293,7 @@ def service_status(view, as_json: bool) -> None:
     lines = ["  ".join(_paint(h.ljust(w), "dim", tty) for h, w in zip(STATUS_COLUMNS, widths)).rstrip()]
     for cells, colours in rows:
         lines.append("  ".join(_paint(c.ljust(w), k, tty) for c, w, k in zip(cells, widths, colours)).rstrip())
-    lines += [_paint(note, "yellow", tty) for note in _taken_notes(view)]
+    lines += [_paint(note, "yellow", tty) for note in _taken_notes(view) + _wildcard_notes(view)]
     if view.supervisor_pid is None and any(s.pid for s in view.services):
         lines.append(_paint("the supervisor process is gone: nothing restarts these; `raictl up` adopts them",
                             "yellow", tty))

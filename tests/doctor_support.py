@@ -23,6 +23,7 @@ def write_stack_folder(folder: Path, llm_port: int, rai_port: int, toml: str = "
                                         f'[llm_api]\nport = {llm_port}\n{toml}')
     if dotenv:
         (folder / ".env").write_text(dotenv)
+        (folder / ".env").chmod(0o600)  # it may hold a key: private, as doctor's config.env_secrets asks
     return folder
 
 

@@ -32,6 +32,10 @@ SIGNATURES: tuple[Signature, ...] = (
     _sig("ModuleNotFoundError", r"ModuleNotFoundError: No module named '?([\w.]+)",
          "a module could not be imported: {0}",
          "run the service with the interpreter that has the project installed (see imports.*)"),
+    _sig("ImportError", r"ImportError: (.+)",
+         "a module could not be imported: {0}",
+         "install what is missing into the interpreter that runs the service (for google.genai: "
+         "pip install google-genai), then `raictl restart`"),
     _sig("unexpected keyword", r"got an unexpected keyword argument '?(\w+)",
          "a call passes a keyword argument the function does not take: {0}",
          "make the call match the function's signature (log step 11)"),

@@ -23,11 +23,12 @@ from raictl.settings import Settings, base_url, host_port, lenient_home, sqlite_
 from raictl.supervisor import logs, probes, process
 from raictl.supervisor.entrycheck import ImportCheck, import_problem, reap, start_import_checks
 from raictl.supervisor.identity import MARKER_VAR, ExitInfo, environ_of, home_processes, lookup
-from raictl.supervisor.spec import ServiceSpec, all_specs, check_addresses, dependency_order, select
+from raictl.supervisor.spec import BUILTINS, ServiceSpec, all_specs, check_addresses, dependency_order, select
 from raictl.supervisor.state import (STATE_FILE, DamagedState, SupervisorState, read_desired, read_state,
                                      service_names, supervisor_lock, write_desired, write_state)
 
 POLL = 0.01
+PARTIAL_GRACE = 3.0  # one address accepts, another still refuses this long after: it never will
 DB_SERVICES = ("rai_api",)  # services that need the database at head before they start
 
 
@@ -48,6 +49,7 @@ class UpResult:
     migration: str | None = None
     restarted: dict[str, str] = field(default_factory=dict)  # running, restarted: what changed ("": asked to)
     page_url: str | None = None  # the chat page, when the RAI API is ready
+    warnings: list = field(default_factory=list)  # advice.Notice: ready, but not as a client expects
 
     @property
     def ok(self) -> bool:
@@ -63,8 +65,11 @@ class DownResult:
 
 # -- pre-flight ---------------------------------------------------------------------------------
 
-def port_problem(spec: ServiceSpec, host: str, port: int, settings: Settings) -> RaictlError | None:
-    """None when host:port is free; else who holds it, by pid, name and command line."""
+def port_problem(spec: ServiceSpec, host: str, port: int, settings: Settings,
+                 own: frozenset[str] = frozenset()) -> RaictlError | None:
+    """None when host:port is free, or held by a process carrying one of the run markers `own` (a
+    service about to be restarted: its wildcard listener covers the loopback it will bind next);
+    else who holds it, by pid, name and command line."""
     free = probes.port_free(host, port)
     if free:
         return None
@@ -78,6 +83,8 @@ def port_problem(spec: ServiceSpec, host: str, port: int, settings: Settings) ->
         held = f"a connection using it as its local port: {users[0]}" if users else "a socket that closed as we looked"
         return RaictlError(f"{spec.name} cannot listen on {where}: in use by {held}",
                            hint="a TIME_WAIT socket frees itself within a minute; " + _port_hint(spec))
+    if owner.pid and own and environ_of(owner.pid).get(MARKER_VAR) in own:
+        return None
     home = raictl_home_of(owner.pid) if owner.pid else None
     if home is None:
         hint = _port_hint(spec)
@@ -124,11 +131,11 @@ def start_problem(spec: ServiceSpec, settings: Settings) -> RaictlError | None:
 
 
 def preflight(specs: list[ServiceSpec], settings: Settings, started: list[ImportCheck] | None = None,
-              own: frozenset[tuple[str, int]] = frozenset()) -> None:
+              own: frozenset[str] = frozenset()) -> None:
     """Ports free on every address, entry modules importable: else a RaictlError naming the culprit.
     `started`: import checks launched ahead of time (`entrycheck.early_import_checks`); the checks
-    of services they do not cover are started here. `own`: addresses held by the services about
-    to be restarted (not checked: they free them when stopped)."""
+    of services they do not cover are started here. `own`: the run markers of the services about
+    to be restarted (what they hold, on any address, they free when stopped)."""
     for spec in specs:
         problem = start_problem(spec, settings)
         if problem:
@@ -140,7 +147,7 @@ def preflight(specs: list[ServiceSpec], settings: Settings, started: list[Import
     try:
         for spec in specs:
             for host, port in spec.addresses:
-                problem = None if (host, port) in own else port_problem(spec, host, port, settings)
+                problem = port_problem(spec, host, port, settings, own)
                 if problem:
                     raise problem
         for check in checks:
@@ -270,7 +277,7 @@ def _spawn_watcher(home: Path, logs_dir: Path) -> int:
 
 
 def _become_daemon(report_fd: int, home: Path, logs_dir: Path) -> None:
-    from raictl.supervisor.watch import Watcher
+    from raictl.supervisor.watch import Watcher, name_process
 
     code = 0
     try:
@@ -281,6 +288,7 @@ def _become_daemon(report_fd: int, home: Path, logs_dir: Path) -> None:
         os.write(report_fd, str(os.getpid()).encode())
         os.close(report_fd)
         os.closerange(3, 1024)  # the CLI's lock and pipes are not the supervisor's
+        name_process(home)
         Watcher(home, logs_dir).run()
     except BaseException:  # the daemon's last words go to supervisor.log, then it must exit
         import traceback
@@ -368,7 +376,7 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
         result.already = [s.name for s in specs if s.name in alive and s.name not in result.restarted]
         todo = [s for s in specs if s.name not in result.already]
         replaced = [s for s in todo if s.name in result.restarted]
-        own = frozenset((h, r.port) for n in result.restarted if (r := state.services[n]).port for h in r.hosts)
+        own = frozenset(r.identity.marker for n in result.restarted if (r := state.services[n]).identity)
         try:
             preflight(todo, settings, import_checks, own)
         except RaictlError as exc:
@@ -386,7 +394,7 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
             migrated = True
         if replaced and not supervised:  # left by a supervisor that died: stopped here, started anew
             every = service_names([s.name for s in known], state)
-            _down_direct(settings.home, [s.name for s in replaced], every, state, known)
+            _down_direct(settings.home, [s.name for s in replaced], every, state, known, "restart")
         # services left running by a supervisor that was killed: the new one adopts them
         orphans = [s for s in specs if s.name in result.already and not supervised]
         waiting = [] if migrated else [s for s in todo if _needs_db(s, todo)]
@@ -411,6 +419,9 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
     rai_api = next((s for s in specs if s.name == "rai_api"), None)
     if rai_api and rai_api.name in result.ready:
         result.page_url = chat_page_url(rai_api)
+    from raictl.supervisor.advice import after_up
+
+    result.warnings = after_up(settings, specs, result.ready)
     return result
 
 
@@ -469,6 +480,7 @@ def wait_ready(settings: Settings, specs: list[ServiceSpec], timeout: float, res
     pending = {s.name: s for s in specs}
     renewed = {n: _requested_at(settings, n) for n in result.restarted}  # ready only as a new process
     shown: dict[str, str] | None = None
+    partial = PartialListen()
     while pending:
         state = read_state(settings.home)
         states = _progress_states(state, specs)
@@ -484,6 +496,9 @@ def wait_ready(settings: Settings, specs: list[ServiceSpec], timeout: float, res
                     record.last_exit.at >= _requested_at(settings, name):
                 result.failures.append(_failure(settings, name, record.reason or "crash loop", "fatal: "))
                 del pending[name]
+        for name, reason in partial.check(state, pending).items():
+            result.failures.append(_failure(settings, name, reason, hint=_one_address_hint(pending[name])))
+            del pending[name]
         if pending and lookup(state.supervisor) is None:
             result.failures += [_failure(settings, n, "the supervisor process exited") for n in pending]
             break
@@ -496,13 +511,54 @@ def wait_ready(settings: Settings, specs: list[ServiceSpec], timeout: float, res
     return result
 
 
+class PartialListen:
+    """A service that accepts on one of its addresses and still refuses on another, PARTIAL_GRACE
+    seconds after the first one accepted, is not going to bind it (a program that listens on one
+    loopback only): `up` names the address now instead of waiting for its whole timeout."""
+
+    EVERY = 0.25
+
+    def __init__(self) -> None:
+        self.since: dict[str, float] = {}
+        self.next_probe = 0.0
+
+    def check(self, state: SupervisorState, pending: dict[str, ServiceSpec]) -> dict[str, str]:
+        """name -> reason for each pending service found listening partially for too long."""
+        now = time.monotonic()
+        if now < self.next_probe:
+            return {}
+        self.next_probe = now + self.EVERY
+        found = {}
+        for name, spec in pending.items():
+            record = state.services.get(name)
+            if len(spec.addresses) < 2 or record is None or record.state != "starting":
+                continue
+            results = probes.probe_all([lambda a=a: probes.probe_listen(*a, 0.2) for a in spec.addresses])
+            refused = [r for r in results if not r.ok]
+            if not refused or len(refused) == len(results):
+                self.since.pop(name, None)
+                continue
+            if now - self.since.setdefault(name, now) >= PARTIAL_GRACE:
+                good = ", ".join(host_port(r.host, r.port) for r in results if r.ok)
+                bad = "; ".join(f"{host_port(r.host, r.port)} refuses ({r.detail})" for r in refused)
+                found[name] = f"{bad}, while {good} has accepted for {PARTIAL_GRACE:g}s: it listens on one address only"
+        return found
+
+
 def _requested_at(settings: Settings, name: str) -> float:
     return read_desired(settings.home).get(name, {}).get("requested_at", 0.0)
 
 
-def _failure(settings: Settings, name: str, reason: str, prefix: str = "") -> Failure:
+def _failure(settings: Settings, name: str, reason: str, prefix: str = "", hint: str | None = None) -> Failure:
     tail = logs.tail(logs.log_path(settings.logs_dir, name), logs.TAIL_LINES)
-    return Failure(name, prefix + reason, tail, f"full log: raictl logs {name}")
+    return Failure(name, prefix + reason, tail, hint or f"full log: raictl logs {name}")
+
+
+def _one_address_hint(spec: ServiceSpec) -> str:
+    if spec.name in BUILTINS:
+        return f"`raictl logs {spec.name}` shows what it bound; `raictl doctor {spec.name}` explains the refusal"
+    return (f"make its command listen on every address in hosts (it gets the port as $PORT), or list only "
+            f"the addresses it binds: hosts = [...] in [services.{spec.name}]")
 
 
 def _not_ready_reason(spec: ServiceSpec, timeout: float) -> str:
@@ -580,10 +636,10 @@ def _down_damaged(home: Path, names: list[str], known: list[ServiceSpec]) -> Dow
     if names:
         raise RaictlError("state.json is damaged: only `raictl down` of every service can repair it",
                           hint="run `raictl down` with no service names")
+    running = home_processes(str(home))  # before withdrawing: a live supervisor starts stopping them
     write_desired(home, {})
     result = DownResult(supervisor_gone=True)
     order = [s.name for s in reversed(known)]  # dependents first, as always
-    running = home_processes(str(home))
     for marker, name in sorted(running.items(), key=lambda item: _rank(order, item[1])):
         if process.stop(None, marker, 5.0):
             result.forced.append(name)
@@ -630,7 +686,7 @@ def _down_supervised(home: Path, targets: list[str]) -> None:
         time.sleep(POLL)
 
 
-def _down_direct(home: Path, targets, every, state: SupervisorState, known) -> None:
+def _down_direct(home: Path, targets, every, state: SupervisorState, known, cause: str = "down") -> None:
     """No supervisor: stop from state.json by identity (pid + create time), then sweep markers.
     Not their parent, we cannot read an exit code: last_exit records the signal that ended them."""
     graces = {s.name: s.grace for s in known}
@@ -642,7 +698,7 @@ def _down_direct(home: Path, targets, every, state: SupervisorState, known) -> N
         was_alive = lookup(record.identity) is not None
         forced = process.stop(record.identity, marker, graces.get(name, 5.0))
         if was_alive:
-            record.last_exit = ExitInfo(None, "SIGKILL" if forced else "SIGTERM", time.time())
+            record.last_exit = ExitInfo(None, "SIGKILL" if forced else "SIGTERM", time.time(), cause)
         if record.state in ("running", "starting", "backoff"):
             record.state = "stopped"
         record.identity, record.next_start_at = None, None

@@ -30,21 +30,36 @@ class Identity:
         return {"pid": self.pid, "create_time": self.create_time, "marker": self.marker}
 
 
+# Why raictl ended a process itself (ExitInfo.cause), as status and doctor say it; None: it ended on its own.
+CAUSES = {"down": "stopped by raictl down", "restart": "stopped to be restarted",
+          "liveness": "restarted for failing liveness", "supervisor": "stopped with its supervisor"}
+
+
 @dataclass(frozen=True)
 class ExitInfo:
-    """How a process ended: `code` for a normal exit, `signal` (by name) when killed."""
+    """How a process ended: `code` for a normal exit, `signal` (by name) when killed; `cause` when
+    raictl ended it on purpose (a key of CAUSES), so a `down` never reads like a crash."""
 
     code: int | None
     signal: str | None
     at: float
+    cause: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "signal": self.signal, "at": self.at}
+        return {"code": self.code, "signal": self.signal, "at": self.at, "cause": self.cause}
 
     def describe(self) -> str:
         if self.signal:
-            return f"killed by {self.signal}"
-        return "exit status unknown" if self.code is None else f"exited with code {self.code}"
+            how = f"killed by {self.signal}"
+        else:
+            how = "exit status unknown" if self.code is None else f"exited with code {self.code}"
+        if self.cause in CAUSES:
+            forced = " (SIGKILL after the grace period)" if self.signal == "SIGKILL" else ""
+            return CAUSES[self.cause] + forced if self.cause != "liveness" else f"{CAUSES[self.cause]} ({how})"
+        return how
+
+    def because(self, cause: str) -> "ExitInfo":
+        return ExitInfo(self.code, self.signal, self.at, cause)
 
 
 def decode_exit(returncode: int | None, at: float | None = None) -> ExitInfo:

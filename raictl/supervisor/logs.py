@@ -172,10 +172,14 @@ def log_files(settings, service: str | None, follow: bool = False) -> dict[str, 
     every one, so a log that appears later is followed too."""
     from raictl.errors import RaictlError
     from raictl.supervisor.spec import all_specs, select
-    from raictl.supervisor.state import read_state, service_names
+    from raictl.supervisor.state import DamagedState, SupervisorState, read_state, service_names
 
     specs = all_specs(settings)
-    names = service_names([s.name for s in specs], read_state(settings.home))
+    try:
+        state = read_state(settings.home)
+    except DamagedState:  # logs need no state: only the services it recorded beyond the configured ones
+        state = SupervisorState()
+    names = service_names([s.name for s in specs], state)
     if service is not None and service not in names:
         select(specs, [service], with_deps=False)  # raises the usage error naming the known services
     paths = {name: log_path(settings.logs_dir, name) for name in ([service] if service else names)}

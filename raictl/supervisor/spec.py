@@ -73,13 +73,20 @@ class ServiceSpec:
         return cls(**known)
 
 
+# `python -m` puts the child's folder (raictl.toml's, the user's project) first on sys.path, where
+# a `services/` package or a `waitress.py` of the user's would shadow raictl's own: the built-ins
+# import only from raictl's installation (Python 3.11+ honours PYTHONSAFEPATH).
+BUILTIN_ENV = {"PYTHONSAFEPATH": "1"}
+
+
 def builtin_specs(settings: Settings) -> list[ServiceSpec]:
     """The LLM API and the RAI API, run by the interpreter running raictl."""
     return [
         ServiceSpec("llm_api", (sys.executable, "-m", "services.llm_api"),
-                    settings.llm_api_port, tuple(settings.llm_api_hosts)),
+                    settings.llm_api_port, tuple(settings.llm_api_hosts), env=BUILTIN_ENV),
         ServiceSpec("rai_api", (sys.executable, "-m", "services.rai_api"),
-                    settings.rai_api_port, tuple(settings.rai_api_hosts), depends_on=("llm_api",)),
+                    settings.rai_api_port, tuple(settings.rai_api_hosts), depends_on=("llm_api",),
+                    env=BUILTIN_ENV),
     ]
 
 
@@ -186,6 +193,16 @@ def check_addresses(specs: Iterable[ServiceSpec]) -> None:
 def port_setting(name: str) -> str:
     """Where a service's port is set: `LLM_API_PORT`, or `port in [services.NAME]`."""
     return {"llm_api": "LLM_API_PORT", "rai_api": "RAI_API_PORT"}.get(name, f"port in [services.{name}]")
+
+
+HOSTS_VAR = {"llm_api": "LLM_API_HOSTS", "rai_api": "RAI_API_HOSTS"}
+
+
+def hosts_setting(name: str, value: str = "127.0.0.1,::1") -> str:
+    """Where a service's addresses are set: `LLM_API_HOSTS=...`, or `hosts = [...]` in its raictl.toml table."""
+    if name in HOSTS_VAR:
+        return f"{HOSTS_VAR[name]}={value}"
+    return f"hosts = {[h for h in value.split(',')]} in [services.{name}]".replace("'", '"')
 
 
 def dependency_order(specs: Iterable[ServiceSpec], strict: bool = True) -> list[ServiceSpec]:

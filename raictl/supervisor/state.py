@@ -4,7 +4,7 @@
       {"version": 1, "updated_at": t,
        "supervisor": {"pid", "create_time", "marker"} | null, "foreground": bool,
        "services": {NAME: {"state", "pid", "create_time", "marker", "started_at", "ready_at",
-                           "restarts", "last_exit": {"code", "signal", "at"} | null,
+                           "restarts", "last_exit": {"code", "signal", "at", "cause"} | null,
                            "log_tail": [str] | null, "reason": str | null, "next_start_at",
                            "port", "hosts", "health"}}}
 - `desired.json`  what should run: written by `up`/`down`, read by the watch loop
@@ -76,7 +76,8 @@ class ServiceRecord:
         leaves no identity, so nothing is trusted or signalled on its word."""
         ident = _identity(d)
         exit_doc = d.get("last_exit") or {}
-        last = ExitInfo(exit_doc.get("code"), exit_doc.get("signal"), exit_doc.get("at") or 0.0) \
+        last = ExitInfo(exit_doc.get("code"), exit_doc.get("signal"), exit_doc.get("at") or 0.0,
+                        exit_doc.get("cause")) \
             if exit_doc else None
         return cls(name, d.get("state", "stopped"), ident, d.get("started_at"), d.get("ready_at"),
                    d.get("restarts", 0), last, d.get("log_tail"), d.get("reason"), d.get("next_start_at"),

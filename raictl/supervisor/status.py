@@ -9,16 +9,18 @@ probed in parallel with short timeouts.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from raictl.settings import Settings
 from raictl.supervisor import probes
+from raictl.supervisor.advice import is_wildcard, probed_hosts
 from raictl.supervisor.identity import ExitInfo, lookup
 from raictl.supervisor.spec import ServiceSpec, all_specs
 from raictl.supervisor.state import ServiceRecord, SupervisorState, read_state, service_names
 
 STATES = ("running", "starting", "backoff", "stopped", "fatal")
+ACTIVE = ("running", "starting", "backoff")
 NOT_RUNNING = probes.HealthResult(False, None, "not running")
 
 
@@ -34,6 +36,7 @@ class ServiceStatus:
     health: probes.HealthResult
     reason: str | None = None
     log_tail: list[str] | None = None
+    wildcards: tuple[str, ...] = ()  # addresses it binds that take connections from the network
 
     @property
     def ok(self) -> bool:
@@ -80,9 +83,10 @@ def _where(spec: ServiceSpec | None, record: ServiceRecord | None, alive: bool):
 
 
 def _jobs(port, hosts, health, alive: bool) -> list:
-    """A listen probe per address; when it runs, a health probe per address too (one address
+    """A listen probe per address, a wildcard's being both loopbacks (what a client of localhost
+    dials: the log's ECONNREFUSED ::1); when it runs, a health probe per address too (one address
     answering is not enough: the troubleshooting log's client used the other one)."""
-    jobs = [lambda h=h: probes.probe_listen(h, port) for h in hosts] if port else []
+    jobs = [lambda h=h: probes.probe_listen(h, port) for h in probed_hosts(hosts)] if port else []
     if alive and port and health:
         jobs += [lambda h=h: (h, probes.probe_health(h, port, health)) for h in hosts]
     return jobs
@@ -98,13 +102,16 @@ def overview(settings: Settings, state: SupervisorState | None = None) -> Overvi
     for name in names:
         record = state.services.get(name)
         proc = lookup(record.identity) if record else None
+        if name not in specs and live_state(record, proc is not None, supervisor is not None) not in ACTIVE:
+            continue  # removed from raictl.toml and no longer running: nothing left to show
         port, hosts, health = _where(specs.get(name), record, proc is not None)
-        rows.append((name, record, proc, health, _jobs(port, hosts, health, proc is not None)))
+        rows.append((name, record, proc, hosts, health, _jobs(port, hosts, health, proc is not None)))
     results = probes.probe_all([job for row in rows for job in row[-1]])
     statuses = []
-    for name, record, proc, health, jobs in rows:
+    for name, record, proc, hosts, health, jobs in rows:
         mine, results = results[:len(jobs)], results[len(jobs):]
         statuses.append(_status(name, record, proc, supervisor is not None, mine, bool(health)))
+        statuses[-1] = replace(statuses[-1], wildcards=tuple(h for h in hosts if is_wildcard(h)))
     return Overview(supervisor.pid if supervisor else None, statuses)
 
 

@@ -29,7 +29,7 @@ from raictl.supervisor import logs, probes, process
 from raictl.supervisor.identity import ExitInfo, Identity, decode_exit, identify, lookup
 from raictl.supervisor.spec import ServiceSpec, dependency_order
 from raictl.supervisor.state import (ServiceRecord, SupervisorState, desired_version, read_desired,
-                                     read_state, write_state)
+                                     read_state, supervisor_lock, write_desired, write_state)
 
 TICK = 0.01          # loop period while something is starting or due
 IDLE_TICK = 0.1      # loop period when all is steady
@@ -89,11 +89,13 @@ class Watcher:
         try:
             while not self.stopping:
                 self._safe_tick()
-                if self._idle():
+                if self._idle() and self._forget_launches():
                     break
                 time.sleep(TICK if self._busy() else IDLE_TICK)
         finally:
             self.stop_all()
+            if self.stopping:
+                self._forget_launches()
 
     def _safe_tick(self) -> None:
         """One tick; an unexpected error is written to supervisor.log (once per distinct error)
@@ -111,6 +113,22 @@ class Watcher:
                 traceback.print_exc()
                 sys.stderr.flush()
             time.sleep(IDLE_TICK)
+
+    def _forget_launches(self) -> bool:
+        """Nothing runs any more: empty desired.json, whose launch environments hold the secrets
+        (no secret stays on disk once nothing runs). Under `up`'s lock, and only when no `up` has
+        handed over something new since the last tick: then False, and the loop goes on."""
+        if not read_desired(self.home):  # `down` withdrew everything (and holds the lock meanwhile)
+            return True
+        try:
+            with supervisor_lock(self.home, timeout=0.2):
+                if desired_version(self.home) != self.desired_seen:
+                    return False
+                write_desired(self.home, {})
+                self.desired_seen = desired_version(self.home)
+        except RaictlError:  # an `up` holds the lock: it is handing something over
+            return False
+        return True
 
     def _on_signal(self, signum, frame) -> None:
         self.stopping = True
@@ -151,7 +169,7 @@ class Watcher:
         asked for again (`up` after fatal, `up` with changed settings, `restart`)."""
         order = list(reversed([c.spec.name for c in self._ordered()]))  # dependents first
         for name in [n for n in order if n not in desired]:
-            self.stop_child(self.children.pop(name))
+            self.stop_child(self.children.pop(name), "down")
         for name in [n for n in order if n in desired]:
             child, entry = self.children[name], desired[name]
             if entry.get("requested_at", 0) > child.requested_at and (
@@ -171,7 +189,7 @@ class Watcher:
         """Asked for again: stop what runs (if anything), take the new launch, start afresh."""
         if child.record.identity is not None:
             logs.event(self._log(child), "restart requested: stopping")
-        self.stop_child(child)
+        self.stop_child(child, "restart")
         child.spec, child.env, child.cwd = ServiceSpec.from_dict(entry["spec"]), entry["env"], entry["cwd"]
         child.requested_at = entry.get("requested_at", 0.0)
         child.exits.clear()
@@ -272,13 +290,14 @@ class Watcher:
         return True
 
     # -- stopping -------------------------------------------------------------------------------
-    def stop_child(self, child: Child) -> None:
+    def stop_child(self, child: Child, cause: str) -> None:
+        """Stop its process tree (TERM, grace, KILL); last_exit records `cause` (a key of CAUSES)."""
         rec = child.record
         if rec.identity is not None:
             waiter = self._popen_waiter(child.popen) if child.popen else None
             forced = process.stop(rec.identity, rec.identity.marker, child.spec.grace, waiter)
             code = child.popen.poll() if child.popen else None  # reaps one that died just before
-            rec.last_exit = decode_exit(code)
+            rec.last_exit = decode_exit(code).because(cause)
             logs.event(self._log(child), "stopped" + (" (SIGKILL after the grace period)" if forced else ""))
         child.popen = child.adopted = None
         if rec.state in ACTIVE:  # a fatal service stays fatal until asked for again
@@ -299,7 +318,7 @@ class Watcher:
     def stop_all(self) -> None:
         for child in reversed(self._ordered()):
             try:
-                self.stop_child(child)
+                self.stop_child(child, "supervisor")
             except Exception:  # noqa: BLE001 - one that cannot be stopped must not spare the rest
                 import traceback
 
@@ -329,7 +348,25 @@ def command_text(spec: ServiceSpec, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def name_process(home: Path) -> None:
+    """Show in `ps` what this process is and which home it watches, not the command that forked it
+    (`raictl doctor --fix --yes`). SPT_NOENV: /proc/PID/environ stays readable (RAICTL_HOME, the
+    test suite's leftover check), so the title gets only the room of the original command line: a
+    long home keeps its end, the part that tells one project from another."""
+    import os
+
+    os.environ["SPT_NOENV"] = "1"  # read when setproctitle is first imported
+    from setproctitle import setproctitle
+
+    room = len(os.fsencode("\0".join(psutil.Process().cmdline()))) - 1  # the last NUL stays
+    title = f"raictl supervisor {home}"
+    if len(os.fsencode(title)) > room:
+        head = "raictl supervisor ..."
+        title = head + os.fsdecode(os.fsencode(str(home))[-max(room - len(head), 0):])
+    setproctitle(title)
+
+
 if __name__ == "__main__":  # started by control.detach from a threaded caller: python -m ... HOME LOGS
     import sys
 
-    Watcher(Path(sys.argv[1]), Path(sys.argv[2])).run()
+    Watcher(Path(sys.argv[1]), Path(sys.argv[2])).run()  # its command line already says what it is

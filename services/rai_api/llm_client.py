@@ -33,7 +33,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return "it did not answer in time"
     if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is it running? `raictl up llm_api`)"
+        return "connection refused (nothing listens there)"  # chat's hint says what to do: it knows what runs
     if isinstance(exc, socket.gaierror):
         return f"its host name does not resolve ({exc.strerror})"
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

@@ -147,6 +147,25 @@ def secret_key(ctx):
     return ctx.ok(f"{path} (mode 0600)")
 
 
+SECRET_VARS = {var for f in FIELDS if f.secret for var in f.env}
+
+
+@check("config.env_secrets", ".env holding secrets private")
+def env_secrets(ctx):
+    """A `.env` that sets a key, a password or the signing secret must be readable by its owner only."""
+    path = ctx.settings.env_file
+    if path is None:
+        return ctx.skip("no .env is read")
+    held = sorted(n for n in read_dotenv(path) if n in SECRET_VARS)
+    if not held:
+        return ctx.ok(f"{path} holds no secret setting")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        return ctx.warn(f"{path} holds {', '.join(held)} and has mode {mode:04o}: other users can read it",
+                        hint=f"chmod 600 {path}")
+    return ctx.ok(f"{path} holds {', '.join(held)} (mode {mode:04o})")
+
+
 @check("config.services", "Services of raictl.toml load")
 def services(ctx):
     from raictl.doctor.observe import ServicesUnreadable, read_specs

@@ -65,6 +65,8 @@ def _hint(reason: str, engine: str = "gemini") -> str:
     if engine == "openai":
         return "`raictl doctor llm.openai` asks the server what is wrong"
     lowered = reason.lower()
+    if "importerror" in lowered or "modulenotfounderror" in lowered:
+        return "install google-genai into raictl's interpreter (pip install google-genai), then `raictl restart llm_api`"
     if "api key" in lowered or "gemini_api_key" in lowered:
         return "check GEMINI_API_KEY (a new key: https://aistudio.google.com/apikey)"
     if "429" in lowered or "quota" in lowered or "rate" in lowered:
@@ -75,7 +77,8 @@ def _hint(reason: str, engine: str = "gemini") -> str:
 
 
 def _direct_call(s) -> str | None:
-    """One minimal generate with the LLM API's own engine code; the failure reason, or None."""
+    """One minimal generate with the LLM API's own engine code; the failure reason, or None (a
+    google-genai that does not import is the reason, as the LLM API would crash on it at start)."""
     from services.llm_api.engines import EngineError, GeminiEngine
     from services.llm_api.state import PROBE
 
@@ -83,6 +86,8 @@ def _direct_call(s) -> str | None:
         GeminiEngine(s.gemini_api_key, s.gemini_model, s.gemini_base_url, CALL_TIMEOUT).generate(PROBE)
     except EngineError as exc:
         return exc.message
+    except ImportError as exc:
+        return f"google-genai does not import: {type(exc).__name__}: {exc}"
     return None
 
 

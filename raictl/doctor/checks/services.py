@@ -19,25 +19,19 @@ from raictl.doctor import observe
 from raictl.doctor.checks.host import localhost_addresses
 from raictl.doctor.registry import ServiceCheck, service_checks
 from raictl.settings import host_port
-from raictl.supervisor.spec import BUILTINS, port_setting
-
-HOSTS_VAR = {"llm_api": "LLM_API_HOSTS", "rai_api": "RAI_API_HOSTS"}
-
-
-def hosts_setting(name: str, value: str = "127.0.0.1,::1") -> str:
-    """Where a service's addresses are set: `LLM_API_HOSTS=...`, or `hosts = [...]` in its raictl.toml table."""
-    if name in HOSTS_VAR:
-        return f"{HOSTS_VAR[name]}={value}"
-    return f"hosts = {[h for h in value.split(',')]} in [services.{name}]".replace("'", '"')
+from raictl.supervisor.spec import BUILTINS, HOSTS_VAR, hosts_setting, port_setting
 
 
 STOP_SIGNALS = ("SIGTERM", "SIGINT")  # how `raictl down` and Ctrl-C end a service: not a crash
 
 
 def _crash(status):
-    """The last exit when it was a crash (an exit code, or a signal other than a stop request)."""
+    """The last exit when it was a crash (an exit code, or a signal other than a stop request), or a
+    restart for failing liveness; not when raictl stopped it (`down`, `restart`)."""
     last = status.last_exit
-    return None if last is None or last.signal in STOP_SIGNALS else last
+    if last is None or last.cause not in (None, "liveness"):
+        return None
+    return None if last.signal in STOP_SIGNALS and last.cause is None else last
 
 
 def _exit_text(status) -> str:
