@@ -277,7 +277,7 @@ def test_a_schema_mismatch_says_to_run_migrate_repair(page, tmp_path):
         error = wait_for(page, "!document.getElementById('notice').hidden && document.getElementById('notice').innerText",
                          "the schema error")
         assert error.startswith("The database schema does not match this RAI API: run “raictl migrate --repair”.")
-        assert "remembered_facts" in error
+        assert "Details: the database schema does not match this RAI API" in error  # the RAI API's own words
         assert_same_origin(page, origin)
     finally:
         rai.stop()
