@@ -52,6 +52,8 @@ def test_rai_api_bound_to_0_0_0_0_is_a_failure_naming_the_consequences(tmp_path)
 @pytest.mark.parametrize("hosts,check,status,words", [
     ("::", "ipv4", "fail", "RAI_API_HOSTS=:: binds ::, which takes IPv6 only (waitress sets IPV6_V6ONLY)"),
     ("::", "ipv6", "fail", "RAI_API_HOSTS=:: binds ::, every IPv6 interface: it exposes the API"),
+    ("::0", "ipv4", "fail", "RAI_API_HOSTS=::0 binds ::0, which takes IPv6 only (waitress sets IPV6_V6ONLY)"),
+    ("::0", "ipv6", "fail", "RAI_API_HOSTS=::0 binds ::0, every IPv6 interface: it exposes the API"),
     ("0.0.0.0,::1", "ipv4", "fail", "binds 0.0.0.0, every IPv4 interface: it exposes the API to the network"),
     ("127.0.0.1", "ipv6", "warn", "RAI_API_HOSTS=127.0.0.1 leaves ::1 out"),
     ("::1", "ipv4", "warn", "RAI_API_HOSTS=::1 leaves 127.0.0.1 out"),

@@ -19,6 +19,7 @@ from raictl.doctor import observe
 from raictl.doctor.checks.host import localhost_addresses
 from raictl.doctor.registry import ServiceCheck, service_checks
 from raictl.settings import host_port
+from raictl.supervisor.advice import is_wildcard
 from raictl.supervisor.spec import BUILTINS, HOSTS_VAR, hosts_setting, port_setting
 
 
@@ -171,9 +172,6 @@ def not_running(ctx, name: str):
     return None
 
 
-WILDCARDS = {"127.0.0.1": "0.0.0.0", "::1": "::"}  # the wildcard of each loopback's family
-
-
 def hosts_finding(ctx, name: str, svc, host: str):
     """A Result when the configured addresses themselves leave the loopback `host` unserved or bind its
     family's wildcard (found from the settings alone, running or not), else None.
@@ -184,23 +182,25 @@ def hosts_finding(ctx, name: str, svc, host: str):
     """
     setting = hosts_setting(name, ",".join(svc.hosts))
     what = "the API" if name in HOSTS_VAR else name
-    wildcards = [h for h in svc.hosts if h in WILDCARDS.values()]
+    wildcards = [h for h in svc.hosts if is_wildcard(h)]  # `::0` and any other spelling of `::` too
+    v4, v6 = [w for w in wildcards if ":" not in w], [w for w in wildcards if ":" in w]
+    family = "IPv6" if ":" in host else "IPv4"
+    same = v6 if family == "IPv6" else v4  # the wildcard of this loopback's family, if bound
     in_engine = observe.engine(ctx) is not None
-    if in_engine and WILDCARDS[host] in svc.hosts:
+    if in_engine and same:
         return None
     exposed = f"exposes {what} to the network" if wildcards and not in_engine else ""
     hint = (f"bind both loopbacks, the default: {hosts_setting(name)}"
             + (f" (or unset {HOSTS_VAR[name]})" if name in HOSTS_VAR else "") + f", then `raictl restart {name}`")
-    family = "IPv6" if ":" in host else "IPv4"
-    if WILDCARDS[host] in svc.hosts:
-        return ctx.fail(f"{setting} binds {WILDCARDS[host]}, every {family} interface: it {exposed}", hint=hint)
+    if same:
+        return ctx.fail(f"{setting} binds {same[0]}, every {family} interface: it {exposed}", hint=hint)
     if host in svc.hosts:
         return None
     refused = f"a client of {host_port(host, svc.port)} is refused"
-    if "0.0.0.0" in wildcards and family == "IPv6":
-        why = f"binds 0.0.0.0, which takes IPv4 only: {refused} (the log's ECONNREFUSED ::1)"
-    elif "::" in wildcards and family == "IPv4" and name in HOSTS_VAR:
-        why = f"binds ::, which takes IPv6 only (waitress sets IPV6_V6ONLY): {refused}"
+    if v4 and family == "IPv6":
+        why = f"binds {v4[0]}, which takes IPv4 only: {refused} (the log's ECONNREFUSED ::1)"
+    elif v6 and family == "IPv4" and name in HOSTS_VAR:
+        why = f"binds {v6[0]}, which takes IPv6 only (waitress sets IPV6_V6ONLY): {refused}"
     else:
         why = (f"leaves {host} out: {refused}, as is one of localhost that tries {host} first"
                + (" (the log's ECONNREFUSED ::1)" if host == "::1" else ""))
