@@ -21,7 +21,7 @@ import pytest
 
 from tests.browser_support import (PAGE_SECRET, console_errors, page_stack, require_browser, requests_made,
                                    start_browser)
-from tests.support import ServiceProcess, free_port, http, service_env, wait_until
+from tests.support import ServiceProcess, free_port, http, mock_llm_api, service_env, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 STATIC = REPO / "services" / "rai_api" / "static"
@@ -256,31 +256,47 @@ def test_llm_down_is_said_in_words_and_the_message_kept(page, served):
     assert_same_origin(page, origin)
 
 
-def test_a_schema_mismatch_says_to_run_migrate_repair(page, tmp_path):
-    """The troubleshooting log's missing users.remembered_facts, met in the browser."""
+VISIBLE_ERROR = ("[document.getElementById('auth-error'), document.getElementById('notice')]"
+                 ".filter(n => !n.hidden).map(n => n.innerText).join(' ')")
+
+
+def test_schema_mismatch_then_migrate_then_chat_with_the_mock_labelled(page, tmp_path):
+    """The troubleshooting log's story in the browser: a database behind the code (no
+    users.remembered_facts) is named with the command that fixes it; after the migration the same
+    page chats, and the mock engine's replies say they are canned."""
     from alembic import command
 
     from migrations import alembic_config
 
     database = f"sqlite:///{tmp_path / 'old.db'}"
     command.upgrade(alembic_config(database), "0001_initial")
-    port = free_port()
+    llm, port = mock_llm_api(tmp_path), free_port()
     rai = ServiceProcess("services.rai_api", port, service_env(
-        tmp_path, RAI_DATABASE_URL=database, RAI_API_PORT=str(port), LLM_API_URL=f"http://127.0.0.1:{free_port()}"),
-        log=tmp_path / "rai_api.log").start()
+        tmp_path, RAI_DATABASE_URL=database, RAI_API_PORT=str(port), LLM_API_URL=llm.url("")),
+        log=tmp_path / "rai_api.log")
     try:
-        origin = origin_of(rai, "localhost")
+        origin = origin_of(rai.start(), "localhost")
         open_page(page, origin)
+        assert page.find_element("id", "engine").text == "Engine: mock (canned replies, not a real model)"
         page.find_element("id", "username").send_keys("olduser")
         page.find_element("id", "password").send_keys(PASSWORD)
-        page.find_element("id", "register").click()  # logging in reads no new column; the chat list does
-        error = wait_for(page, "!document.getElementById('notice').hidden && document.getElementById('notice').innerText",
-                         "the schema error")
-        assert error.startswith("The database schema does not match this RAI API: run “raictl migrate --repair”.")
+        page.find_element("id", "register").click()
+        error = wait_for(page, VISIBLE_ERROR, "the schema error")
+        assert "The database schema does not match this RAI API: run “raictl migrate --repair”." in error
         assert "Details: the database schema does not match this RAI API" in error  # the RAI API's own words
+
+        command.upgrade(alembic_config(database), "head")  # what `raictl migrate` does
+        open_page(page, origin)
+        sign_up(page, "newuser")
+        chat(page, "hello after the migration")
+        reply = page.find_element("css selector", ".msg.assistant")
+        assert reply.get_attribute("data-state") == "done"
+        assert reply.find_element("css selector", ".body").text.startswith('[mock] reply to "hello after the migration"')
+        assert reply.find_element("css selector", ".note").text == "mock engine: a canned reply, not a real model"
         assert_same_origin(page, origin)
     finally:
         rai.stop()
+        llm.stop()
 
 
 def test_wrong_password_taken_name_and_rules_are_said_in_words(page, served):
