@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from raictl.settings import host_port
+from raishared.settings import host_port
 
 MARKS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]", "skip": "[dim]-[/]"}
 
@@ -326,14 +326,17 @@ def log_line(name: str, line: str, width: int, colour_index: int, prefixed: bool
 # ---------------------------------------------------------------- migrate: `raictl migrate [--repair]`
 
 def migrate_plan(plan) -> None:
-    """The plan shown before asking to apply it (stderr: stdout stays for the result)."""
+    """The plan shown before asking to apply it (stderr: stdout stays for the result). Every value is
+    escaped: a detail or a revision may hold [brackets] rich would read as markup."""
+    from rich.markup import escape
+
     err = console(stderr=True)
-    err.print(f"database at: {plan.before or 'no revision'}"
-              + (f"; its schema matches [bold]{plan.matched}[/]" if plan.matched else ""))
+    err.print(f"database at: {escape(plan.before or 'no revision')}"
+              + (f"; its schema matches [bold]{escape(plan.matched)}[/]" if plan.matched else ""))
     for action in plan.actions:
-        err.print(f"  [yellow]•[/] {action.kind}: {action.detail}", markup=True, highlight=False)
+        err.print(f"  [yellow]•[/] {action.kind}: {escape(action.detail)}")
     for refusal in plan.refused:
-        err.print(f"  {MARKS['fail']} refused: {refusal}")
+        err.print(f"  {MARKS['fail']} refused: {escape(refusal)}")
 
 
 def migrate_result(result, as_json: bool) -> None:
@@ -363,21 +366,25 @@ def migrate_result(result, as_json: bool) -> None:
 def migrate_failure(exc, dry_run: bool) -> None:
     """`raictl migrate --json` that failed: DESIGN's document, nothing done, plus `error` {message, hint}.
     A refusal knows where the database stands (`before` == `after`); a database never reached does not."""
-    before = getattr(exc, "before", None)
-    refused = [exc.message] if hasattr(exc, "before") else []
+    from raictl.migrate import Refusal
+
+    before = exc.before if isinstance(exc, Refusal) else None
+    refused = [exc.message] if isinstance(exc, Refusal) else []
     print_json({"before": before, "after": before, "actions": [], "refused": refused, "extras": [], "backup": None,
                 "dry_run": dry_run, "error": {"message": exc.message, "hint": exc.hint}})
 
 
 def _migrate_outcome(out, result) -> None:
+    from rich.markup import escape
+
     if result.backup:
-        out.print(f"backup: {result.backup} [dim](the repair modifies no rows: table definitions and "
+        out.print(f"backup: {escape(result.backup)} [dim](the repair modifies no rows: table definitions and "
                   "alembic_version only)[/]")
     if result.dry_run:
         out.print("dry run: nothing was changed" + ("; nothing would be done" if not result.actions else ""))
     elif not result.actions and not result.refused:
-        out.print(f"nothing to do: the database is at {result.after or 'no revision'}")
-    out.print(f"after: {result.after or 'no revision'}")
+        out.print(f"nothing to do: the database is at {escape(result.after or 'no revision')}")
+    out.print(f"after: {escape(result.after or 'no revision')}")
 
 
 # ---------------------------------------------------------------- doctor: `raictl doctor`
