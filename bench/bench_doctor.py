@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from raictl.settings import FIELDS  # noqa: E402
+from raishared.settings import FIELDS  # noqa: E402
 from tests.support import free_port  # noqa: E402
 
 GOALS = {"healthy": 1.5, "down": 3.0, "silent": 3.0}

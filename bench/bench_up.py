@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from raictl.settings import load_settings  # noqa: E402
 from raictl.supervisor.process import launch_env  # noqa: E402
 from raictl.supervisor.spec import builtin_specs  # noqa: E402
+from raishared.settings import load_settings  # noqa: E402
 from tests.support import free_port  # noqa: E402
 
 

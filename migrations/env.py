@@ -16,7 +16,7 @@ def _url() -> str:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from raictl.settings import load_settings
+    from raishared.settings import load_settings
 
     return load_settings().database_url
 
@@ -45,13 +45,13 @@ def run_online() -> None:
         return
     from alembic.util import CommandError
 
-    from raictl.errors import RaictlError
-    from services.rai_api.db import ensure_sqlite_folder, parse_url
+    from raishared.database import ensure_sqlite_folder, parse_url
+    from raishared.errors import HintedError
 
     try:
         url = parse_url(_url())
         ensure_sqlite_folder(url)
-    except RaictlError as exc:  # the alembic CLI prints a CommandError as one `FAILED:` line
+    except HintedError as exc:  # the alembic CLI prints a CommandError as one `FAILED:` line
         raise CommandError(str(exc)) from None
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:

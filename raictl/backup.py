@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from raictl.private_files import ensure_private_dir
+from raishared.private_files import ensure_private_dir
 from services.rai_api.schema import VERSION_TABLE
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 from raictl.errors import RaictlError
-from raictl.private_files import create_private, keep_private, write_json_atomic
-from raictl.settings import Settings, base_url
+from raishared.private_files import create_private, keep_private, write_json_atomic
+from raishared.settings import Settings, base_url
 
 CREDENTIALS_FILE = "credentials.json"
 TOKEN_FILE = "token.json"

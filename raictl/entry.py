@@ -91,8 +91,8 @@ def fast_path(argv: list[str]) -> int | None:
 def run_status(as_json: bool) -> int:
     """`raictl status`: 0 when every service is running and healthy, else 3."""
     from raictl import render
-    from raictl.settings import load_settings
     from raictl.supervisor.status import overview
+    from raishared.settings import load_settings
 
     view = overview(load_settings())
     render.service_status(view, as_json)
@@ -100,8 +100,8 @@ def run_status(as_json: bool) -> int:
 
 
 def run_up(names: list[str], timeout: float) -> int:
-    from raictl.settings import load_settings
     from raictl.supervisor.entrycheck import early_import_checks, reap
+    from raishared.settings import load_settings
 
     settings = load_settings()
     # the import checks' interpreters (~30 ms) start now, while the rest of raictl is imported
@@ -115,8 +115,8 @@ def run_up(names: list[str], timeout: float) -> int:
 
 
 def run_restart(names: list[str], timeout: float) -> int:
-    from raictl.settings import load_settings
     from raictl.supervisor import control
+    from raishared.settings import load_settings
 
     return finish_up(control.restart(load_settings(), names, timeout, progress()))
 
@@ -126,8 +126,8 @@ def run_down(names: list[str]) -> int:
     down then acts on what `<home>` records, with one warning line; it fails with the settings
     error only when no home can be found."""
     from raictl import render
-    from raictl.settings import load_settings
     from raictl.supervisor import control
+    from raishared.settings import load_settings
 
     try:
         settings = load_settings()

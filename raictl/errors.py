@@ -1,21 +1,17 @@
-"""The one user-facing error type, raised where a failure is understood, rendered once at the CLI edge."""
+"""The one user-facing error type, raised where a failure is understood, rendered once at the CLI edge.
+
+`RaictlError` is the shared layer's `HintedError` (raishared.errors): a bad setting raised by
+`raishared.settings` and a failure raised by raictl's own core are the same type, caught and
+rendered in the same place.
+"""
 
 from __future__ import annotations
 
 import os
 
+from raishared.errors import HintedError
 
-class RaictlError(Exception):
-    """An expected failure: a one-line message naming what failed, and a hint saying what to do."""
-
-    def __init__(self, message: str, hint: str | None = None, *, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.exit_code = exit_code
-
-    def __str__(self) -> str:
-        return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
+RaictlError = HintedError
 
 
 def debugging() -> bool:

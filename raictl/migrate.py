@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raictl.errors import RaictlError
-from raictl.private_files import ensure_private_dir
+from raishared.database import (MYSQL_CONNECT_TIMEOUT_S, UNKNOWN_HINT, driver_problem, ensure_sqlite_folder, mask_url,
+                                mysql_error_code, parse_url)
+from raishared.private_files import ensure_private_dir
 
 REPAIR_HINT = "raictl migrate --repair"
 LOCK_FILE = "migrate.lock"
@@ -100,8 +102,6 @@ class UpgradeResult:
 def resolve_url(url: str) -> str:
     """`url` checked and normalised the way the RAI API reads it (plain mysql:// is pymysql; an unknown
     scheme or an in-memory SQLite database is a RaictlError)."""
-    from services.rai_api.db import parse_url
-
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite" and (parsed.database in (None, "", ":memory:")
                                                   or parsed.query.get("mode") == "memory"):
@@ -117,8 +117,6 @@ def _engine(url: str, writing: bool = False):
     without creating it (so a plan or `--dry-run` leaves no trace)."""
     import sqlalchemy as sa
 
-    from services.rai_api.db import MYSQL_CONNECT_TIMEOUT_S, ensure_sqlite_folder
-
     url = sa.make_url(resolve_url(url))
     if url.get_backend_name() == "sqlite":
         if writing:
@@ -130,38 +128,10 @@ def _engine(url: str, writing: bool = False):
     return sa.create_engine(url, connect_args={"connect_timeout": MYSQL_CONNECT_TIMEOUT_S})
 
 
-_HINTS = {  # what to do about a driver error: pymysql's error codes, SQLite's messages
-    1044: "grant this user rights on the database, or use another user in RAI_DATABASE_URL",
-    1045: "check the user name and password in RAI_DATABASE_URL",
-    1049: "create the database (CREATE DATABASE name CHARACTER SET utf8mb4) or fix its name in RAI_DATABASE_URL",
-    2003: "start the database server, or fix the host and port in RAI_DATABASE_URL",
-    2005: "fix the host name in RAI_DATABASE_URL",
-    2013: "start the database server, or fix the host and port in RAI_DATABASE_URL",
-    "file is not a database": "RAI_DATABASE_URL must name a SQLite database file, or a new one (default <home>/rai.db)",
-    "unable to open database file": "RAI_DATABASE_URL must name a file (not a folder) SQLite can open",
-    "readonly database": "SQLite cannot write this database: make the file and its folder writable",
-}
-
-
-def _driver_error(exc) -> tuple[str, str | None]:
-    """A driver error as (its one-line reason, what to do about it when known)."""
-    from services.rai_api.db import mysql_error_code
-
-    orig = getattr(exc, "orig", None) or exc
-    code = mysql_error_code(orig)
-    if code is not None:
-        return f"{orig.args[1]} (error {code})", _HINTS.get(code)
-    reason = (str(orig).strip() or type(orig).__name__).splitlines()[0]
-    return reason, next((h for key, h in _HINTS.items() if isinstance(key, str) and key in reason), None)
-
-
 def database_error(exc, url: str, doing: str) -> RaictlError:
     """A driver error as one line naming the database (password masked) and what was being done."""
-    from raictl.settings import mask_url
-
-    reason, hint = _driver_error(exc)
-    return RaictlError(f"{doing} on {mask_url(url)} failed: {reason}",
-                       hint=hint or "check RAI_DATABASE_URL and that the database server is running")
+    reason, hint = driver_problem(exc)
+    return RaictlError(f"{doing} on {mask_url(url)} failed: {reason}", hint=hint or UNKNOWN_HINT)
 
 
 def read_database_state(url: str, script_location: str | None = None):
@@ -575,7 +545,7 @@ def _backup(engine, plan: Plan, home) -> str | None:
 
 
 def _reason(exc) -> str:
-    return _driver_error(exc)[0]
+    return driver_problem(exc)[0]
 
 
 def _run_actions(engine, plan: Plan, backup: str | None) -> None:
@@ -589,7 +559,7 @@ def _run_actions(engine, plan: Plan, backup: str | None) -> None:
                 _run_action(conn, action, plan)
             conn.commit()
     except (sa.exc.DBAPIError, CommandError) as exc:
-        reason, hint = _driver_error(exc)
+        reason, hint = driver_problem(exc)
         raise RaictlError(f"{action.detail if action else 'connecting'} failed: {reason}",
                           hint=(f"{hint}; " if hint else "") + f"backup: {backup or 'none'}; see what is left with "
                                f"`{REPAIR_HINT} --dry-run` (MariaDB/MySQL keep the DDL of the steps before it)") from None
@@ -600,7 +570,6 @@ def _run_action(conn, action: Action, plan: Plan) -> None:
     from alembic import command
 
     from migrations import alembic_config
-    from services.rai_api.db import mysql_error_code
 
     if action.kind == "upgrade":
         config = alembic_config(plan.url, plan.script_location)

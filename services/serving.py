@@ -24,8 +24,8 @@ from typing import Callable, Iterable
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
 
-from raictl.errors import RaictlError
-from raictl.settings import Settings, host_port, load_settings
+from raishared.errors import HintedError
+from raishared.settings import Settings, host_port, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def run_service(create_app: Callable[[Settings], object], name: str, settings_ke
     try:
         settings = load_settings()
         app = create_app(settings)
-    except RaictlError as exc:
+    except HintedError as exc:
         log.error("%s cannot start: %s", name, exc)
         return 1
     serve(app, getattr(settings, f"{settings_key}_hosts"), getattr(settings, f"{settings_key}_port"), name,

@@ -8,7 +8,7 @@ import uuid
 import psutil
 import pytest
 
-from raictl.settings import FIELDS
+from raishared.settings import FIELDS
 from tests.supervisor_support import Stack
 from tests.support import TEST_MARKER, free_port, processes_with_marker
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from raictl.doctor.context import Context
 from raictl.doctor.runner import run_checks
-from raictl.settings import FIELDS, load_settings
+from raishared.settings import FIELDS, load_settings
 from tests.support import TEST_MARKER
 
 _SETTING_VARS = {var for f in FIELDS for var in f.env}

@@ -301,7 +301,7 @@ def test_a_listener_that_never_answers_is_not_called_down(monkeypatch):
 
     from raictl.chat import locate
     from raictl.errors import RaictlError
-    from raictl.settings import load_settings
+    from raishared.settings import load_settings
 
     with socket.socket() as squatter:  # the kernel completes the handshake; nobody ever answers
         squatter.bind(("127.0.0.1", 0))

@@ -20,8 +20,8 @@ from raictl.doctor.checks.host import localhost_addresses
 from raictl.doctor.context import Context
 from raictl.doctor.registry import Check
 from raictl.doctor.runner import make_context, run_checks
-from raictl.settings import host_port, load_settings
 from raictl.supervisor.probes import probe_listen
+from raishared.settings import host_port, load_settings
 from tests.doctor_support import doctor, show
 from tests.support import ServiceProcess, free_port, run_sql, service_env, wait_until, with_connection
 

@@ -20,7 +20,7 @@ import yaml
 
 from raictl.errors import RaictlError
 from raictl.export import export
-from raictl.settings import load_settings
+from raishared.settings import load_settings
 from tests.support import REPO
 
 COMPOSE_SCHEMA = Path(__file__).parent / "data" / "compose-spec.json"

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from raictl.export import export
-from raictl.settings import load_settings
+from raishared.settings import load_settings
 from tests.doctor_support import cli_env
 from tests.support import TEST_MARKER, free_port, http, wait_until
 

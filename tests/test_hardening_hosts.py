@@ -93,7 +93,7 @@ def test_a_cross_origin_read_is_answered_without_cors(served):
 
 def test_settings_reject_bad_hosts_and_origins(monkeypatch):
     from raictl.errors import RaictlError
-    from raictl.settings import load_settings
+    from raishared.settings import load_settings
 
     monkeypatch.setenv("RAICTL_ALLOWED_ORIGINS", "attacker.example")
     with pytest.raises(RaictlError, match="not a web origin"):

@@ -131,7 +131,7 @@ def test_an_idle_connection_is_closed_after_the_timeout(service):
 
 def test_limits_are_settings(monkeypatch):
     from raictl.errors import RaictlError
-    from raictl.settings import load_settings
+    from raishared.settings import load_settings
     from services.serving import waitress_options
 
     monkeypatch.setenv("RAICTL_MAX_CONNECTIONS", "2000")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from raictl.settings import load_settings
+from raishared.settings import load_settings
 from services.llm_api.app import MAX_BODY_BYTES, create_app
 from tests.support import REPO
 

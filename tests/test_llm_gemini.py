@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from raictl.settings import load_settings
+from raishared.settings import load_settings
 from services.llm_api.app import create_app
 from tests.support import free_port
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from raictl.settings import load_settings
+from raishared.settings import load_settings
 from services.llm_api.app import create_app
 from services.llm_api.engines import Delta, EngineError, Message, Prompt
 from services.llm_api.openai_engine import PLACEHOLDER_KEY, OpenAIEngine

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from raictl.settings import load_settings
+from raishared.settings import load_settings
 from services.llm_api.app import create_app
 from services.sse import read_events
 from tests.test_llm_gemini import KEY, TIMEOUT_S, assert_no_key

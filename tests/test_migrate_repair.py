@@ -17,7 +17,7 @@ from alembic import command
 from migrations import alembic_config
 from raictl.errors import RaictlError
 from raictl.migrate import apply_plan, plan_repair, read_database_state, upgrade_to_head
-from raictl.settings import load_settings
+from raishared.settings import load_settings
 from services.rai_api.models import Base
 from tests.migrate_support import (UNKNOWN, copy_scripts, differences_from_models, dump, revision_file, rows,
                                    seed_rows, sql, the_incident)

@@ -8,7 +8,7 @@ from alembic import command
 from migrations import alembic_config
 from raictl.errors import RaictlError
 from raictl.migrate import upgrade_to_head
-from raictl.settings import load_settings
+from raishared.settings import load_settings
 from tests.support import run_sql
 
 

@@ -14,7 +14,7 @@ from alembic import command
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from migrations import alembic_config
-from raictl.settings import load_settings
+from raishared.settings import load_settings
 from services.rai_api import auth
 from services.rai_api.app import create_app
 from tests.support import ServiceProcess, free_port, mock_llm_api, service_env, wait_until

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from raictl.errors import RaictlError
-from raictl.settings import load_settings, mask_secret, mask_url
+from raishared.database import mask_url
+from raishared.settings import load_settings, mask_secret
 
 KEY = "AIzaSyD-EXAMPLE-0123456789abcdefghijklm"
 
@@ -159,7 +160,7 @@ def test_a_remote_llm_api_url_is_kept(isolated):
 
 
 def test_unknown_toml_keys_get_a_suggestion():
-    from raictl.settings import unknown_toml_keys
+    from raishared.settings import unknown_toml_keys
 
     doc = {"rai-api": {"port": 1}, "rai_api": {"prot": 1, "port": 2}, "services": {"web": {}},
            "databse_url": "x", "hosts": ["::1"], "zzz": 1, "home": "h"}
@@ -169,7 +170,7 @@ def test_unknown_toml_keys_get_a_suggestion():
 
 
 def test_an_unparsable_dotenv_line_is_found_with_its_name_never_its_value(isolated):
-    from raictl.settings import dotenv_errors
+    from raishared.settings import dotenv_errors
 
     (isolated / ".env").write_text(f'LLM_ENGINE=mock\nexport GEMINI_API_KEY="{KEY}\n')
     s = load_settings(environ={})

@@ -274,8 +274,8 @@ def test_up_from_a_threaded_caller_starts_the_supervisor_without_fork(stack):
     """`raictl doctor --fix` calls control.up from a process running check threads."""
     import threading
 
-    from raictl.settings import load_settings
     from raictl.supervisor import control
+    from raishared.settings import load_settings
 
     stack.declare("web", served(), free_port())
     release = threading.Event()

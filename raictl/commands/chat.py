@@ -19,7 +19,7 @@ def _client():
     """The chat client; whatever it noticed on the way (a secret file made 0600 again) is shown at the end."""
     from raictl import render
     from raictl.chat import ChatClient
-    from raictl.settings import load_settings
+    from raishared.settings import load_settings
 
     client = ChatClient(load_settings())
     try:
@@ -38,7 +38,8 @@ def chat(
     json_: JsonOption = False,
 ) -> None:
     """Chat with the stack: one reply on stdout for MESSAGE, else a REPL (/help lists its commands)."""
-    from raictl import chat as core, render
+    from raictl import chat as core
+    from raictl import render
 
     if message is None and json_:
         raise RaictlError("--json needs a MESSAGE", hint='e.g. raictl chat --json "hello"', exit_code=2)
@@ -60,7 +61,8 @@ def chat(
 
 
 def _repl(client, session_id: str | None) -> int:
-    from raictl import chat as core, render
+    from raictl import chat as core
+    from raictl import render
 
     view = render.ChatView()
     view.note(f"chatting as {client.credentials.username} in "

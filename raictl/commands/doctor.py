@@ -28,12 +28,12 @@ def doctor(
     context = core.make_context()
     results = core.run_checks(checks, context)
     if fix:
-        results = _fix(core, render, results, context, checks, yes, json_)
+        results = _fix(core, render, results, context, checks, yes)
     render.doctor_results(results, as_json=json_, verbose=verbose)
     raise typer.Exit(1 if any(r.status == "fail" for r in results) else 0)
 
 
-def _fix(core, render, results, context, checks, yes: bool, json_: bool):
+def _fix(core, render, results, context, checks, yes: bool):
     """List the applicable fixes, ask where needed, apply them, and check again."""
     from raictl.doctor.fixes import apply_fix, plan_fixes
     from raictl.doctor.runner import extra_specs

@@ -26,7 +26,7 @@ def export(
     """Write compose, Kubernetes or systemd files from the same services and settings `raictl up` uses."""
     from raictl import render
     from raictl.export import export as make_export
-    from raictl.settings import load_settings
+    from raishared.settings import load_settings
 
     settings = load_settings()
     folder = out if out is not None else settings.base_dir / "deploy" / target
@@ -37,7 +37,7 @@ def export(
 
 def write_files(result) -> tuple[list[Path], list[Path]]:
     """Write each file of `result` under its folder, with its mode; (written, kept as they were)."""
-    from raictl.private_files import create_private
+    from raishared.private_files import create_private
 
     written, kept = [], []
     try:

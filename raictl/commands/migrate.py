@@ -40,7 +40,7 @@ def migrate(
 
 def _run(repair: bool, dry_run: bool, yes: bool, wait: float = 0.0):
     from raictl import migrate as core
-    from raictl.settings import load_settings
+    from raishared.settings import load_settings
 
     settings = load_settings()
     if dry_run:  # reads only: no lock, so a plan can be looked at while a repair waits for its answer

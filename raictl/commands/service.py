@@ -13,7 +13,7 @@ import typer
 
 from raictl import entry
 from raictl.cli import app
-from raictl.settings import load_settings
+from raishared.settings import load_settings
 
 Services = Annotated[Optional[list[str]], typer.Argument(help="Services (default: all).", show_default=False)]
 LOG_LINES = 50  # `raictl logs` shows this many lines first, unless -n or --since says otherwise

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from raictl.doctor.registry import Result
-from raictl.settings import Settings
+from raishared.settings import Settings
 
 
 @dataclass

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from raictl.doctor.registry import Fix, Result, fix, fix_for, service_fix
 from raictl.errors import RaictlError
-from raictl.private_files import create_private
-from raictl.settings import DOTENV_NAME, Settings
 from raictl.supervisor.spec import BUILTINS
+from raishared.private_files import create_private
+from raishared.settings import DOTENV_NAME, Settings
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,11 @@ def plan_fixes(results: list[Result], services: tuple[str, ...] | list[str] = ()
 
 def apply_fix(planned: PlannedFix, settings: Settings) -> str:
     """Run one fix; what it did, in one line (RaictlError when it could not)."""
-    return planned.fix.apply(settings, planned.result)
+    return planned.fix.apply(settings)
 
 
 def _service_fix(name: str):
-    def run(settings: Settings, result: Result) -> str:
+    def run(settings: Settings) -> str:
         from raictl.supervisor import control
         from raictl.supervisor.status import service_statuses
 
@@ -57,7 +57,7 @@ def _service_fix(name: str):
 service_fix("{name}.running", "start or restart {name} (raictl up {name})", BUILTINS)(_service_fix)
 
 
-def repair_database(settings: Settings, result: Result) -> str:
+def repair_database(settings: Settings) -> str:
     from raictl.migrate import apply_plan, plan_repair
 
     plan = plan_repair(settings.database_url)
@@ -93,7 +93,7 @@ ENV_TEMPLATE = """\
 """
 
 
-def write_env_template(settings: Settings, result: Result) -> str:
+def write_env_template(settings: Settings) -> str:
     path = settings.base_dir / DOTENV_NAME
     if not create_private(path, ENV_TEMPLATE):  # 0600 and never over an existing file: a key will go there
         raise RaictlError(f"{path} already exists; not overwritten")

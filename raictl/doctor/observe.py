@@ -137,7 +137,7 @@ def owner(ctx, host: str, port: int):
 
 def _fetch_health(ctx, name: str) -> Health:
     from raictl.chat import request
-    from raictl.settings import base_url
+    from raishared.settings import base_url
 
     svc = spec(ctx, name)
     accepting = [h for h in svc.hosts if listen(ctx, h, svc.port).ok] if svc and svc.port else []

@@ -12,9 +12,12 @@ service is checked by the very same functions. Their fixes are templates too (`s
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from raictl.errors import RaictlError
+
+if TYPE_CHECKING:
+    from raishared.settings import Settings
 
 STATUSES = ("ok", "warn", "fail", "skip")
 DEFAULT_TIMEOUT = 2.5
@@ -77,7 +80,7 @@ class Fix:
 
     check_id: str
     title: str
-    apply: Callable[..., str]
+    apply: Callable[[Settings], str]  # what it did, in one line
     when: tuple[str, ...] = ("fail",)
     confirm: bool = False
     applies: Callable[..., bool] | None = field(default=None, repr=False)

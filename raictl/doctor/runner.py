@@ -16,7 +16,7 @@ from raictl.doctor.context import CheckContext, Context
 from raictl.doctor.observe import ServicesUnreadable
 from raictl.doctor.registry import Check, Result, select, with_services
 from raictl.errors import RaictlError
-from raictl.settings import Settings, load_settings
+from raishared.settings import Settings, load_settings
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raictl.export.plan import TARGETS, make_plan
-from raictl.settings import Settings
+from raishared.settings import Settings
 
 __all__ = ["Export", "GeneratedFile", "TARGETS", "export"]
 

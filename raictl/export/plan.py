@@ -22,8 +22,9 @@ from typing import Mapping
 
 from raictl.errors import RaictlError
 from raictl.export.container import CONTAINER_VAR
-from raictl.settings import FIELDS, Settings, mask_url, sqlite_file
-from raictl.supervisor.spec import ServiceSpec, all_specs
+from raishared.database import mask_url, sqlite_file
+from raishared.settings import FIELDS, Settings
+from raictl.supervisor.spec import BUILTINS, ServiceSpec, all_specs, hosts_var
 
 TARGETS = ("compose", "kubernetes", "systemd")
 CONTAINER_TARGETS = ("compose", "kubernetes")
@@ -33,7 +34,6 @@ WILDCARDS = ("0.0.0.0", "::")
 MIGRATE_WAIT = 60          # seconds a systemd replica's migration waits for another one's (it runs once)
 _SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|PASS$|CREDENTIAL", re.I)
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_HOSTS_VAR = {"llm_api": "LLM_API_HOSTS", "rai_api": "RAI_API_HOSTS"}
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def _unit(spec: ServiceSpec, settings: Settings, target: str, replicas: int, not
     if not _DNS_LABEL.match(name):
         raise RaictlError(f"the service name {spec.name!r} cannot name a container, a Kubernetes object or a unit",
                           hint="rename [services.NAME] to lower-case letters, digits, - and _ (at most 63)")
-    env = {"PORT": str(spec.port)} if spec.port and spec.name not in _HOSTS_VAR else {}
+    env = {"PORT": str(spec.port)} if spec.port and spec.name not in BUILTINS else {}
     secret_env = sorted(k for k in spec.env if _SECRET_NAME.search(k))
     env.update({k: v for k, v in spec.env.items() if k not in secret_env})
     if secret_env:
@@ -187,10 +187,10 @@ def _container_hosts(spec: ServiceSpec, settings: Settings) -> tuple[str, ...]:
     address list set on purpose must already hold a wildcard (raictl cannot rebind an extra's command)."""
     if not spec.port or any(h in WILDCARDS or h == "::0" for h in spec.hosts):
         return spec.hosts
-    builtin = spec.name in _HOSTS_VAR
+    builtin = spec.name in BUILTINS
     if builtin and settings.sources.get(spec.name + "_hosts", "default") == "default":
         return WILDCARDS
-    where = f"{_HOSTS_VAR[spec.name]}={','.join(spec.hosts)}" if builtin else \
+    where = f"{hosts_var(spec.name)}={','.join(spec.hosts)}" if builtin else \
         f"hosts = {list(spec.hosts)} in [services.{spec.name}]"
     raise RaictlError(f"{spec.name} listens only on {', '.join(spec.hosts)} ({where}): inside a container no other "
                       "container, and no health probe of the engine, could reach it",

@@ -93,7 +93,7 @@ def _depends(unit: Unit, plan: Plan) -> list[str]:
 def _probe(unit: Unit, port: str) -> list[str]:
     if not unit.port:
         return []
-    from raictl.settings import connect_host
+    from raishared.settings import connect_host
 
     words = [sys.executable, "-m", "raictl.export.probe", "--host", connect_host(unit.hosts[0]), "--wait", str(READY_WAIT)]
     tail = [port, *([_quote(unit.health)] if unit.health else [])]

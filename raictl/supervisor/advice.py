@@ -15,9 +15,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from raictl.settings import LOOPBACKS, Settings, host_port
 from raictl.supervisor import probes
 from raictl.supervisor.spec import ServiceSpec, hosts_setting
+from raishared.settings import LOOPBACKS, Settings, host_port
 
 
 @dataclass(frozen=True)

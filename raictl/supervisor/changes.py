@@ -15,14 +15,15 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from raictl.settings import FIELDS
+from raishared.settings import FIELDS, env_var
 
-SETTING_VARS = frozenset(var for f in FIELDS for var in f.env) - {"RAICTL_HOME"}  # another home: another state
+SETTING_VARS = frozenset(var for f in FIELDS for var in f.env) - {env_var("home")}  # another home: another state
 SECRET_VARS = frozenset(var for f in FIELDS if f.secret for var in f.env)
 # the settings a built-in reads, besides its own port and hosts (compared as the spec's)
-READS = {"llm_api": ("LLM_ENGINE", "GEMINI_API_KEY", "GEMINI_MODEL", "GEMINI_BASE_URL",
-                     "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_MODEL"),
-         "rai_api": ("RAI_DATABASE_URL", "LLM_API_URL", "RAI_SECRET_KEY")}
+READS = {service: tuple(env_var(name) for name in names) for service, names in (
+    ("llm_api", ("llm_engine", "gemini_api_key", "gemini_model", "gemini_base_url",
+                 "openai_base_url", "openai_api_key", "openai_model")),
+    ("rai_api", ("database_url", "llm_api_url", "secret_key")))}
 
 
 def launch_view(entry: Mapping[str, Any]) -> dict[str, Any]:

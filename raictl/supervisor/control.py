@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Callable
 
 from raictl.errors import RaictlError
-from raictl.private_files import ensure_private_dir
-from raictl.settings import Settings, base_url, host_port, lenient_home, sqlite_file
 from raictl.supervisor import logs, probes, process
 from raictl.supervisor.entrycheck import ImportCheck, import_problem, reap, start_import_checks
 from raictl.supervisor.identity import MARKER_VAR, ExitInfo, environ_of, home_processes, lookup
-from raictl.supervisor.spec import BUILTINS, ServiceSpec, all_specs, check_addresses, dependency_order, select
+from raictl.supervisor.spec import (BUILTINS, ServiceSpec, all_specs, check_addresses, dependency_order, hosts_var,
+                                    port_setting, select)
 from raictl.supervisor.state import (STATE_FILE, DamagedState, SupervisorState, read_desired, read_state,
                                      service_names, supervisor_lock, write_desired, write_state)
+from raishared.database import sqlite_file
+from raishared.private_files import ensure_private_dir
+from raishared.settings import Settings, base_url, host_port, lenient_home
 
 POLL = 0.01
 PARTIAL_GRACE = 3.0  # one address accepts, another still refuses this long after: it never will
@@ -102,12 +104,11 @@ def raictl_home_of(pid: int) -> str | None:
 
 
 def _port_hint(spec: ServiceSpec, hosts: bool = False) -> str:
-    var = {"llm_api": "LLM_API", "rai_api": "RAI_API"}.get(spec.name)
-    key = "HOSTS" if hosts else "PORT"
-    if var:
-        return f"stop that process, or set {var}_{key} to another value" if not hosts else \
-            f"set {var}_HOSTS to addresses this machine has, e.g. 127.0.0.1"
-    return f"stop that process, or change {key.lower()} in [services.{spec.name}] of raictl.toml"
+    if spec.name not in BUILTINS:
+        return f"stop that process, or change {'hosts' if hosts else 'port'} in [services.{spec.name}] of raictl.toml"
+    if hosts:
+        return f"set {hosts_var(spec.name)} to addresses this machine has, e.g. 127.0.0.1"
+    return f"stop that process, or set {port_setting(spec.name)} to another value"
 
 
 def start_problem(spec: ServiceSpec, settings: Settings) -> RaictlError | None:

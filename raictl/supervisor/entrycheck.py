@@ -12,9 +12,9 @@ import json
 import subprocess
 
 from raictl.errors import RaictlError
-from raictl.settings import Settings
 from raictl.supervisor import process
 from raictl.supervisor.spec import BUILTINS, ServiceSpec, all_specs, select
+from raishared.settings import Settings
 
 _FIND_SPECS = ("import importlib.util, json, sys\n"
                "found = {}\n"

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from raictl.private_files import ensure_private_dir
+from raishared.private_files import ensure_private_dir
 
 ROTATE_BYTES = 10 * 1024 * 1024
 BACKUPS = 3

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 import psutil
 
-from raictl.settings import connect_host, host_port
+from raishared.settings import connect_host, host_port
 
 LISTEN_TIMEOUT = 0.5
 HEALTH_TIMEOUT = 1.0

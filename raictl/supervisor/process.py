@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from raictl.private_files import ensure_private_dir
-from raictl.settings import Settings
 from raictl.supervisor.identity import MARKER_VAR, SERVICE_VAR, Identity, lookup, marked_processes
 from raictl.supervisor.spec import BUILTINS, ServiceSpec
+from raishared.private_files import ensure_private_dir
+from raishared.settings import Settings
 
 if TYPE_CHECKING:  # psutil (~10 ms) is imported where used: `up` starts its import checks first
     import psutil

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from raictl.errors import RaictlError
-from raictl.settings import LOOPBACKS, Settings, _hosts, _port
+from raishared.settings import LOOPBACKS, Settings, _hosts, _port, env_var
 
 BUILTINS = ("llm_api", "rai_api")
 HEALTH_PATH = "/api/health"
@@ -192,16 +192,18 @@ def check_addresses(specs: Iterable[ServiceSpec]) -> None:
 
 def port_setting(name: str) -> str:
     """Where a service's port is set: `LLM_API_PORT`, or `port in [services.NAME]`."""
-    return {"llm_api": "LLM_API_PORT", "rai_api": "RAI_API_PORT"}.get(name, f"port in [services.{name}]")
+    return env_var(f"{name}_port") if name in BUILTINS else f"port in [services.{name}]"
 
 
-HOSTS_VAR = {"llm_api": "LLM_API_HOSTS", "rai_api": "RAI_API_HOSTS"}
+def hosts_var(name: str) -> str:
+    """The environment variable of a built-in's addresses: `LLM_API_HOSTS`."""
+    return env_var(f"{name}_hosts")
 
 
 def hosts_setting(name: str, value: str = "127.0.0.1,::1") -> str:
     """Where a service's addresses are set: `LLM_API_HOSTS=...`, or `hosts = [...]` in its raictl.toml table."""
-    if name in HOSTS_VAR:
-        return f"{HOSTS_VAR[name]}={value}"
+    if name in BUILTINS:
+        return f"{hosts_var(name)}={value}"
     return f"hosts = {[h for h in value.split(',')]} in [services.{name}]".replace("'", '"')
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from raictl.errors import RaictlError
-from raictl.private_files import ensure_private_dir, write_json_atomic
 from raictl.supervisor.identity import ExitInfo, Identity
+from raishared.private_files import ensure_private_dir, write_json_atomic
 
 STATE_FILE = "state.json"
 DESIRED_FILE = "desired.json"

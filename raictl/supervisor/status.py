@@ -12,12 +12,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from raictl.settings import Settings
 from raictl.supervisor import probes
 from raictl.supervisor.advice import is_wildcard, probed_hosts
 from raictl.supervisor.identity import ExitInfo, lookup
 from raictl.supervisor.spec import ServiceSpec, all_specs
 from raictl.supervisor.state import ServiceRecord, SupervisorState, read_state, service_names
+from raishared.settings import Settings
 
 STATES = ("running", "starting", "backoff", "stopped", "fatal")
 ACTIVE = ("running", "starting", "backoff")

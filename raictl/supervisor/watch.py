@@ -24,12 +24,12 @@ from typing import Any
 import psutil
 
 from raictl.errors import RaictlError
-from raictl.settings import host_port
 from raictl.supervisor import logs, probes, process
 from raictl.supervisor.identity import ExitInfo, Identity, decode_exit, identify, lookup
 from raictl.supervisor.spec import ServiceSpec, dependency_order
 from raictl.supervisor.state import (ServiceRecord, SupervisorState, desired_version, read_desired,
                                      read_state, supervisor_lock, write_desired, write_state)
+from raishared.settings import host_port
 
 TICK = 0.01          # loop period while something is starting or due
 IDLE_TICK = 0.1      # loop period when all is steady

@@ -15,7 +15,7 @@ from typing import Generator, Iterator
 
 from flask import Flask, Response, jsonify, request
 
-from raictl.settings import Settings, load_settings
+from raishared.settings import Settings, load_settings
 from services import request_guard, sse
 from services.http_json import register_json_errors, request_object
 from services.llm_api.engines import DEFAULT_TIMEOUT_S, Delta, EngineError, Reply, choose_engine

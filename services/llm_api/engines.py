@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Protocol
 
-from raictl.settings import mask_secret
+from raishared.settings import mask_secret
 from services.http_json import JsonError
 from services.llm_api import MOCK_LABEL
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from raictl.settings import mask_secret
+from raishared.settings import mask_secret
 from services.llm_api.engines import DEFAULT_TIMEOUT_S, Delta, EngineError, Prompt, Reply
 
 OPENAI_URL = "https://api.openai.com/v1"

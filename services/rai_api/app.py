@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings=None) -> Flask:
-    """A Flask app for `settings` (default: `raictl.settings.load_settings()`)."""
+    """A Flask app for `settings` (default: `raishared.settings.load_settings()`)."""
     if settings is None:
-        from raictl.settings import load_settings
+        from raishared.settings import load_settings
 
         settings = load_settings()
     app = Flask(__name__, static_folder="static", static_url_path="/static")  # the chat page's files

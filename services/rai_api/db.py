@@ -11,21 +11,14 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager, nullcontext
-from functools import lru_cache
-from pathlib import Path
 from typing import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from raictl.errors import RaictlError
-from raictl.private_files import create_private
-from raictl.settings import mask_url
+from raishared.database import MYSQL_CONNECT_TIMEOUT_S, ensure_sqlite_folder, parse_url
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
-SHIPPED_DRIVERS = ("sqlite", "sqlite+pysqlite", "mysql+pymysql")
-_SSL_FILES = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_capath")  # paths a mysql+pymysql URL may name
-MYSQL_CONNECT_TIMEOUT_S = 5  # an unreachable server: health and requests answer 503 within this
 
 
 def _on_sqlite_connect(dbapi_connection, _record) -> None:
@@ -36,72 +29,6 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:
     # With WAL, NORMAL never corrupts the database; a power cut may lose the last commits only.
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def mysql_error_code(exc: BaseException) -> int | None:
-    """The MariaDB/MySQL error number of a driver error (pymysql's `(code, message)` args, wrapped by
-    SQLAlchemy or not); None for SQLite's errors and anything else."""
-    args = getattr(getattr(exc, "orig", None) or exc, "args", ())
-    return args[0] if len(args) == 2 and isinstance(args[0], int) else None
-
-
-def parse_url(url: str) -> sa.URL:
-    """`url` as a SQLAlchemy URL; plain `mysql://` means pymysql, the driver we ship."""
-    try:
-        parsed = sa.make_url(url)
-    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
-        raise RaictlError(f"RAI_DATABASE_URL is not a database URL: {mask_url(url)!r}",
-                          hint="e.g. sqlite:////path/rai.db or mysql+pymysql://user:pw@127.0.0.1/rai") from None
-    if parsed.drivername in ("mysql", "mariadb", "mariadb+pymysql"):  # one dialect: it detects MariaDB itself
-        parsed = parsed.set(drivername="mysql+pymysql")
-    if parsed.get_backend_name() not in ("sqlite", "mysql", "mariadb"):
-        raise RaictlError(f"RAI_DATABASE_URL names an unsupported database: {parsed.get_backend_name()}",
-                          hint="use SQLite (the default) or MariaDB/MySQL through mysql+pymysql://")
-    if parsed.drivername not in SHIPPED_DRIVERS:  # another driver is not installed, or not tested with us
-        raise RaictlError(f"RAI_DATABASE_URL names the driver {parsed.drivername!r}, which raictl does not ship",
-                          hint="use mysql+pymysql:// (or plain mysql://) for MariaDB/MySQL, sqlite:/// for SQLite")
-    unknown = sorted(set(parsed.query) - _pymysql_options()) if parsed.drivername == "mysql+pymysql" else []
-    if unknown:  # else pymysql's connect() raises TypeError ("unexpected keyword argument") on first use
-        raise RaictlError(f"RAI_DATABASE_URL has a query parameter pymysql does not take: {', '.join(unknown)}",
-                          hint="remove it; pymysql takes e.g. charset, connect_timeout, ssl_ca, ssl_verify_cert")
-    for key in _SSL_FILES:  # else ssl.create_default_context raises FileNotFoundError when connecting
-        if parsed.query.get(key) and not Path(str(parsed.query[key])).exists():
-            raise RaictlError(f"RAI_DATABASE_URL's {key} names {parsed.query[key]}, which does not exist",
-                              hint="point it at the server's CA certificate (or your client certificate/key)")
-    return parsed
-
-
-@lru_cache(maxsize=1)
-def _pymysql_options() -> frozenset[str]:
-    """The `?key=value` names a mysql+pymysql URL may carry: pymysql.connect()'s string-valued keyword
-    arguments, and the ssl_* keys SQLAlchemy gathers into its `ssl` argument."""
-    import inspect
-
-    import pymysql
-
-    taken = set(inspect.signature(pymysql.connections.Connection.__init__).parameters)
-    return frozenset(taken - {"self", "conv", "cursorclass", "auth_plugin_map", "ssl"}
-                     | {"ssl_capath", "ssl_cipher", "ssl_check_hostname"})
-
-
-def ensure_sqlite_folder(parsed: sa.URL) -> None:
-    """Create the folder (0700) and the empty file (0600) of a SQLite file database when missing:
-    SQLite creates the file but not its folder (a fresh checkout has no <home> yet), and it would
-    create it 0644, readable by every local user, though it holds password hashes and every message.
-    The one place for this (the RAI API, `raictl migrate`, Alembic's env)."""
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return
-    if parsed.query.get("uri"):  # a `file:` URI names its own path and mode (mode=ro must create nothing)
-        return
-    path = Path(parsed.database)
-    # An empty file opens as an empty database, and SQLite gives its -wal and -shm the file's mode.
-    # An existing database (or whatever is there: SQLite will say) keeps its mode; create_private
-    # makes missing folders 0700 (raictl.private_files.ensure_private_dir).
-    try:
-        create_private(path, "")
-    except OSError as exc:
-        raise RaictlError(f"cannot create the SQLite database {path}: {exc.strerror}",
-                          hint="point RAICTL_HOME or RAI_DATABASE_URL at a writable place") from None
 
 
 def make_engine(url: str) -> sa.Engine:

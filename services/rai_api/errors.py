@@ -11,8 +11,8 @@ import logging
 
 from flask import Flask, current_app
 
+from raishared.database import is_schema_error
 from services.http_json import JsonError, error_response, register_json_errors
-from services.rai_api.db import mysql_error_code
 from services.rai_api.schema import HEALTH_HINT
 
 log = logging.getLogger(__name__)
@@ -29,24 +29,12 @@ def _api_error(exc: ApiError):
     return response
 
 
-# A statement naming a table or column the database lacks: SQLite's words, MySQL's error codes.
-_SQLITE_SCHEMA_WORDS = ("no such table", "no such column", "has no column named")
-_MYSQL_SCHEMA_CODES = (1054, 1146)  # unknown column, table does not exist
-
-
-def _is_schema_error(exc: Exception) -> bool:
-    code = mysql_error_code(exc)
-    if code is not None:
-        return code in _MYSQL_SCHEMA_CODES
-    return any(word in str(getattr(exc, "orig", None)) for word in _SQLITE_SCHEMA_WORDS)
-
-
 def _database_error(exc: Exception):
     # The log's "Unknown column 'users.remembered_facts'" surfaced as a login failure; say what it is.
     # Only the driver's reason: the statement's parameters may hold a password hash or a message.
     reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0][:300]
     log.error("database error: %s", reason)
-    if _is_schema_error(exc):
+    if is_schema_error(exc):
         return error_response(503, "schema_mismatch", f"the database schema does not match this RAI API: "
                                                       f"{reason}; {_schema_advice()}")
     return error_response(503, "database_unavailable",

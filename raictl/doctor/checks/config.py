@@ -8,18 +8,8 @@ import stat
 from pathlib import Path
 
 from raictl.doctor.registry import check
-from raictl.settings import (
-    DOTENV_NAME,
-    FIELDS,
-    FIELDS_BY_NAME,
-    SECRET_FILE,
-    TOML_TABLES,
-    TOML_TOP,
-    dotenv_errors,
-    read_dotenv,
-    read_toml,
-    unknown_toml_keys,
-)
+from raishared.settings import (DOTENV_NAME, FIELDS, FIELDS_BY_NAME, SECRET_FILE, TOML_TABLES, TOML_TOP, dotenv_errors,
+                                read_dotenv, read_toml, unknown_toml_keys)
 
 KNOWN_VARS = {var for f in FIELDS for var in f.env}
 # Folders never searched for a stray .env (virtualenvs and dependencies carry their own).

@@ -12,23 +12,18 @@ from __future__ import annotations
 from raictl.doctor.registry import check
 from raictl.errors import RaictlError
 from raictl.migrate import REPAIR_HINT, unresolvable_words
-from raictl.settings import mask_url, sqlite_file
+from raishared.database import UNKNOWN_HINT, driver_problem, mask_url, parse_url, sqlite_file
 
 CONNECT_TIMEOUT = 2
 READ_TIMEOUT = 2  # pymysql drops connect_timeout once connected: a server that never greets would hang
 DB_TIMEOUT = 6.0
-REACH_HINTS = (  # (words in the driver's error, what to do)
-    ("Access denied", "check the user and password in RAI_DATABASE_URL (doctor never shows the password)"),
-    ("Unknown database", "create that database (CREATE DATABASE ...), or fix its name in RAI_DATABASE_URL"),
-    ("timed out", "the server takes connections but does not answer: check the host and port in RAI_DATABASE_URL"),
-)
 
 
 def _read(url: str):
-    """("ok", SchemaState) from one connection made within the timeouts, else ("error", reason)."""
+    """("ok", SchemaState) from one connection made within the timeouts, else ("error", RaictlError)
+    naming the database and what to do (the driver's hints, as `raictl migrate` gives them)."""
     import sqlalchemy as sa
 
-    from services.rai_api.db import parse_url
     from services.rai_api.schema import read_state, script_directory
 
     parsed = parse_url(url)  # as the RAI API reads it: plain mysql:// is pymysql; another database is refused
@@ -39,7 +34,8 @@ def _read(url: str):
         with engine.connect() as conn:
             return "ok", _with_indexes(conn, read_state(conn, script_directory()))
     except sa.exc.SQLAlchemyError as exc:
-        return "error", str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason, hint = driver_problem(exc)
+        return "error", RaictlError(f"{mask_url(url)}: {reason}", hint=hint or UNKNOWN_HINT)
     finally:
         engine.dispose()
 
@@ -70,11 +66,6 @@ def database(ctx) -> tuple[str, object]:
     return ctx.memo("db", probe, f"reading the schema state of {mask_url(url)}")
 
 
-def reach_hint(reason: str) -> str:
-    return next((hint for words, hint in REACH_HINTS if words in reason),
-                "check RAI_DATABASE_URL and that the database server runs")
-
-
 @check("db.reachable", "Database reachable", timeout=DB_TIMEOUT)
 def reachable(ctx):
     where = mask_url(ctx.settings.database_url)
@@ -83,8 +74,6 @@ def reachable(ctx):
         return ctx.ok(f"{reason}: `raictl up` creates it and migrates it to head")
     if isinstance(reason, RaictlError):
         return ctx.fail(reason.message, hint=reason.hint)
-    if status == "error":
-        return ctx.fail(f"{where}: {reason}", hint=reach_hint(reason))
     return ctx.ok(f"{where} answers")
 
 

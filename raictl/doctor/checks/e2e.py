@@ -47,7 +47,7 @@ def delete_user(url: str, username: str) -> int:
     """Delete the throw-away user (and anything left of it) from the database; rows deleted."""
     import sqlalchemy as sa
 
-    from services.rai_api.db import parse_url
+    from raishared.database import parse_url
     from services.rai_api.models import ChatSession, Message, User
 
     engine = sa.create_engine(parse_url(url), poolclass=sa.pool.NullPool)

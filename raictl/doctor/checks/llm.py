@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from raictl.doctor import observe
 from raictl.doctor.registry import check
-from raictl.settings import mask_secret
+from raishared.settings import mask_secret
 
 CALL_TIMEOUT = 6.0
 NO_ENGINE = "no GEMINI_API_KEY, OPENAI_BASE_URL or OPENAI_API_KEY"

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from raictl.doctor.checks.host import localhost_addresses
 from raictl.doctor.registry import check
-from raictl.settings import host_port, mask_secret
+from raishared.settings import host_port, mask_secret
 
 CALL_TIMEOUT = 5.0
 SHOWN_MODELS = 8

@@ -18,9 +18,9 @@ import psutil
 from raictl.doctor import observe
 from raictl.doctor.checks.host import localhost_addresses
 from raictl.doctor.registry import ServiceCheck, service_checks
-from raictl.settings import host_port
 from raictl.supervisor.advice import is_wildcard
-from raictl.supervisor.spec import BUILTINS, HOSTS_VAR, hosts_setting, port_setting
+from raictl.supervisor.spec import BUILTINS, hosts_setting, hosts_var, port_setting
+from raishared.settings import host_port
 
 
 STOP_SIGNALS = ("SIGTERM", "SIGINT")  # how `raictl down` and Ctrl-C end a service: not a crash
@@ -157,7 +157,7 @@ def bind_hint(name: str, svc, host: str) -> str:
     """What makes `host` accept: add it to the service's addresses, or make what listens honour them."""
     if host not in svc.hosts:
         return f"bind both loopbacks: {hosts_setting(name)}, then `raictl restart {name}`"
-    if name in HOSTS_VAR:  # raictl binds every configured address itself
+    if name in BUILTINS:  # raictl binds every configured address itself
         return (f"{hosts_setting(name, ','.join(svc.hosts))} already includes {host}: what listens was started "
                 f"another way or with older settings (see {name}.port); `raictl restart {name}`")
     return (f"[services.{name}] lists {host}, but its command does not listen there: make it bind every address "
@@ -181,7 +181,7 @@ def hosts_finding(ctx, name: str, svc, host: str):
     In a container an exported file runs, a wildcard is how the service must listen: the probe decides.
     """
     setting = hosts_setting(name, ",".join(svc.hosts))
-    what = "the API" if name in HOSTS_VAR else name
+    what = "the API" if name in BUILTINS else name
     wildcards = [h for h in svc.hosts if is_wildcard(h)]  # `::0` and any other spelling of `::` too
     v4, v6 = [w for w in wildcards if ":" not in w], [w for w in wildcards if ":" in w]
     family = "IPv6" if ":" in host else "IPv4"
@@ -191,7 +191,7 @@ def hosts_finding(ctx, name: str, svc, host: str):
         return None
     exposed = f"exposes {what} to the network" if wildcards and not in_engine else ""
     hint = (f"bind both loopbacks, the default: {hosts_setting(name)}"
-            + (f" (or unset {HOSTS_VAR[name]})" if name in HOSTS_VAR else "") + f", then `raictl restart {name}`")
+            + (f" (or unset {hosts_var(name)})" if name in BUILTINS else "") + f", then `raictl restart {name}`")
     if same:
         return ctx.fail(f"{setting} binds {same[0]}, every {family} interface: it {exposed}", hint=hint)
     if host in svc.hosts:
@@ -199,7 +199,7 @@ def hosts_finding(ctx, name: str, svc, host: str):
     refused = f"a client of {host_port(host, svc.port)} is refused"
     if v4 and family == "IPv6":
         why = f"binds {v4[0]}, which takes IPv4 only: {refused} (the log's ECONNREFUSED ::1)"
-    elif v6 and family == "IPv4" and name in HOSTS_VAR:
+    elif v6 and family == "IPv4" and name in BUILTINS:
         why = f"binds {v6[0]}, which takes IPv6 only (waitress sets IPV6_V6ONLY): {refused}"
     else:
         why = (f"leaves {host} out: {refused}, as is one of localhost that tries {host} first"

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from raictl.doctor import observe
 from raictl.doctor.registry import check
 from raictl.supervisor.identity import environ_of
+from raishared.settings import env_var
 
 _LOOPBACK_NAMES = {"127.0.0.1", "::1", "localhost", "0.0.0.0", "::"}
 
@@ -44,7 +45,7 @@ def rai_llm_url(ctx) -> tuple[str | None, str]:
         return reported, "its health"
     st = observe.status(ctx, "rai_api")
     if st and st.pid:
-        url = environ_of(st.pid).get("LLM_API_URL")
+        url = environ_of(st.pid).get(env_var("llm_api_url"))
         if url:
             return url, f"its environment (pid {st.pid})"
     return None, ""

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from raictl.errors import RaictlError
+from raishared.errors import HintedError
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -72,6 +72,6 @@ def keep_private(path: Path) -> str | None:
     try:
         os.chmod(path, 0o600)
     except OSError as exc:  # e.g. another user's file
-        raise RaictlError(f"{path} is readable by others (mode {mode:04o}) and cannot be made 0600: "
+        raise HintedError(f"{path} is readable by others (mode {mode:04o}) and cannot be made 0600: "
                           f"{exc.strerror or exc}", hint=f"chmod 600 {path}, or remove it") from None
     return f"{path} was mode {mode:04o}; made it 0600 (it holds a secret)"

@@ -1,4 +1,4 @@
-"""The one Settings object shared by raictl, the LLM API and the RAI API.
+"""The one Settings object shared by raictl, the LLM API and the RAI API, and its fields table.
 
 Precedence, lowest first: built-in defaults < raictl.toml < .env < environment < explicit overrides
 (CLI flags). A `.env` value never overrides a variable that is already set in the environment.
@@ -6,7 +6,8 @@ Every resolved value remembers where it came from, so `raictl doctor` can say so
 
 The supervisor hands each child the settings it resolved through the environment
 (`Settings.to_env()`), so the services and raictl can never disagree about a port, a database or a key.
-This module imports only the standard library and python-dotenv: it is on the CLI's start-up path.
+Each setting's environment variable is named once, in FIELDS (`env_var`). This module imports only
+the standard library and python-dotenv: it is on the CLI's start-up path.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from raictl.errors import RaictlError
-from raictl.private_files import create_private
+from raishared.database import mask_url
+from raishared.errors import HintedError
+from raishared.private_files import create_private
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,7 +45,7 @@ def _port(raw: Any, name: str) -> int:
     except ValueError:
         port = -1
     if not 1 <= port <= 65535:
-        raise RaictlError(f"{name} must be a port number from 1 to 65535, got {raw!r}",
+        raise HintedError(f"{name} must be a port number from 1 to 65535, got {raw!r}",
                           hint=f"fix {name} in the environment, .env or raictl.toml")
     return port
 
@@ -52,12 +54,12 @@ def _hosts(raw: Any, name: str) -> tuple[str, ...]:
     items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
     hosts = tuple(str(h).strip().strip("[]") for h in items if str(h).strip())
     if not hosts:
-        raise RaictlError(f"{name} is empty", hint=f"set {name} to e.g. 127.0.0.1,::1")
+        raise HintedError(f"{name} is empty", hint=f"set {name} to e.g. 127.0.0.1,::1")
     for host in hosts:
         try:
             ipaddress.ip_address(host)
         except ValueError:
-            raise RaictlError(f"{name} holds {host!r}, which is not an IP address",
+            raise HintedError(f"{name} holds {host!r}, which is not an IP address",
                               hint=f"use IP literals, e.g. {name}=127.0.0.1,::1") from None
     return hosts
 
@@ -70,7 +72,7 @@ def _names(raw: Any, name: str) -> tuple[str, ...]:
     names = tuple(str(h).strip().strip("[]").lower().rstrip(".") for h in items if str(h).strip())
     for host in names:
         if not re.fullmatch(r"[a-z0-9_.:\-]{1,253}", host):
-            raise RaictlError(f"{name} holds {host!r}, which is not a host name",
+            raise HintedError(f"{name} holds {host!r}, which is not a host name",
                               hint=f"list bare names or addresses, e.g. {name}=chat.example.org,192.0.2.7")
     return names
 
@@ -84,7 +86,7 @@ def _origins(raw: Any, name: str) -> tuple[str, ...]:
     for origin in origins:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
-            raise RaictlError(f"{name} holds {origin!r}, which is not a web origin",
+            raise HintedError(f"{name} holds {origin!r}, which is not a web origin",
                               hint=f"an origin is scheme://host[:port], e.g. {name}=http://127.0.0.1:5173")
     return origins
 
@@ -95,7 +97,7 @@ def _count(raw: Any, name: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise RaictlError(f"{name} must be a positive whole number, got {raw!r}",
+        raise HintedError(f"{name} must be a positive whole number, got {raw!r}",
                           hint=f"fix {name} in the environment, .env or raictl.toml")
     return value
 
@@ -103,7 +105,7 @@ def _count(raw: Any, name: str) -> int:
 def _engine(raw: Any, name: str) -> str:
     engine = str(raw).strip().lower()
     if engine not in ENGINES:
-        raise RaictlError(f"{name} must be one of {', '.join(ENGINES)}, got {raw!r}",
+        raise HintedError(f"{name} must be one of {', '.join(ENGINES)}, got {raw!r}",
                           hint=f"set {name}=auto to use Gemini when its key is set, else an OpenAI-compatible "
                                "server when OPENAI_BASE_URL or OPENAI_API_KEY is set, else the mock")
     return engine
@@ -128,7 +130,7 @@ def _url(raw: Any, name: str) -> str | None:
     except ValueError:
         ok = False
     if not ok:
-        raise RaictlError(f"{name} must be an http:// or https:// URL with a host, got {text!r}",
+        raise HintedError(f"{name} must be an http:// or https:// URL with a host, got {text!r}",
                           hint=f"e.g. {name}=" + ("http://127.0.0.1:6301" if name == "LLM_API_URL" else "https://HOST")
                                + " (or unset it to use the default)")
     return text
@@ -268,28 +270,19 @@ class Settings:
         return "" if value is None else str(value)
 
     def to_env(self) -> dict[str, str]:
-        """The environment a child needs to resolve exactly these settings."""
-        env = {
-            "RAICTL_HOME": str(self.home),
-            "RAI_DATABASE_URL": self.database_url,
-            "RAI_API_PORT": str(self.rai_api_port),
-            "RAI_API_HOSTS": ",".join(self.rai_api_hosts),
-            "LLM_API_PORT": str(self.llm_api_port),
-            "LLM_API_HOSTS": ",".join(self.llm_api_hosts),
-            "LLM_API_URL": self.llm_api_url,
-            "LLM_ENGINE": self.llm_engine,
-            "GEMINI_MODEL": self.gemini_model,
-            "OPENAI_MODEL": self.openai_model,
-            "RAICTL_MAX_CONNECTIONS": str(self.max_connections),
-            "RAICTL_IDLE_TIMEOUT_S": str(self.idle_timeout_s),
-        }
-        optional = {"GEMINI_API_KEY": self.gemini_api_key, "GEMINI_BASE_URL": self.gemini_base_url,
-                    "OPENAI_BASE_URL": self.openai_base_url, "OPENAI_API_KEY": self.openai_api_key,
-                    "RAI_SECRET_KEY": self.secret_key_value,
-                    "RAICTL_ALLOWED_HOSTS": ",".join(self.allowed_hosts),
-                    "RAICTL_ALLOWED_ORIGINS": ",".join(self.allowed_origins)}
-        env.update({k: v for k, v in optional.items() if v})
+        """The environment a child needs to resolve exactly these settings: each set value under its
+        field's first variable name (FIELDS), tuples joined by commas."""
+        env = {}
+        for f in FIELDS:
+            value = self.secret_key_value if f.name == "secret_key" else getattr(self, f.name)
+            if value not in (None, "", ()):
+                env[f.env[0]] = ",".join(value) if isinstance(value, tuple) else str(value)
         return env
+
+
+def env_var(name: str) -> str:
+    """The environment variable of the setting `name`: `llm_api_port` -> `LLM_API_PORT`."""
+    return FIELDS_BY_NAME[name].env[0]
 
 
 def host_port(host: str, port: int) -> str:
@@ -307,14 +300,6 @@ def base_url(host: str, port: int) -> str:
     return "http://" + host_port(connect_host(host), port)
 
 
-def sqlite_file(url: str) -> Path | None:
-    """The file of an SQLite database URL (None for other databases or an in-memory one), read without
-    SQLAlchemy: `raictl up` and doctor ask before anything heavier is imported."""
-    if not url.startswith("sqlite"):
-        return None
-    path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
-    return Path(path) if path and path != ":memory:" else None
-
 
 def mask_secret(value: str | None) -> str:
     """`AIza…f3x9 (39 chars)`: enough to recognise a key, never enough to use it."""
@@ -325,25 +310,6 @@ def mask_secret(value: str | None) -> str:
     return f"{value[:4]}…{value[-4:]} ({len(value)} chars)"
 
 
-_SECRET_QUERY_WORDS = ("pass", "pwd", "secret", "token")  # `?password=…` reaches pymysql's connect() too
-
-
-def mask_url(url: str | None) -> str:
-    """A database URL with its password replaced by ***, in the user part and in the query string."""
-    if not url or "://" not in url:
-        return url or ""
-    url, _, query = url.partition("?")
-    if query:
-        pairs = (pair.partition("=") for pair in query.split("&"))
-        query = "&".join(f"{key}{eq}***" if eq and any(w in key.lower() for w in _SECRET_QUERY_WORDS)
-                         else f"{key}{eq}{value}" for key, eq, value in pairs)
-    scheme, rest = url.split("://", 1)
-    if "@" in rest:
-        creds, host = rest.rsplit("@", 1)
-        if ":" in creds:
-            url = f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return f"{url}?{query}" if query else url
-
 
 def read_or_create_secret(path: Path) -> str:
     """Read the secret at `path`, or create it atomically with mode 0600 (first writer wins)."""
@@ -352,7 +318,7 @@ def read_or_create_secret(path: Path) -> str:
         return secret
     secret = path.read_text().strip()
     if not secret:
-        raise RaictlError(f"the secret file {path} is empty",
+        raise HintedError(f"the secret file {path} is empty",
                           hint="delete it to have a new one generated (existing tokens become invalid)")
     return secret
 
@@ -371,7 +337,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        raise RaictlError(f"{path} is not valid TOML: {exc}", hint="fix the file or remove it") from None
+        raise HintedError(f"{path} is not valid TOML: {exc}", hint="fix the file or remove it") from None
 
 
 def _toml_get(data: Mapping[str, Any], dotted: str) -> Any:
@@ -402,7 +368,7 @@ def _check_toml_types(doc: Mapping[str, Any], config: Path) -> None:
     """One clear error for a value of the wrong type (`database_url = 5`, `[rai_api]` written as a key)."""
     for table in TOML_TABLES:
         if table in doc and not isinstance(doc[table], Mapping):
-            raise RaictlError(f"{config}: `{table}` must be a table like [{table}], got {doc[table]!r}",
+            raise HintedError(f"{config}: `{table}` must be a table like [{table}], got {doc[table]!r}",
                               hint=f"write its keys under a [{table}] line")
     for f in FIELDS:
         value = _toml_get(doc, f.toml)
@@ -410,7 +376,7 @@ def _check_toml_types(doc: Mapping[str, Any], config: Path) -> None:
             key = f.toml.rsplit(".", 1)[-1]
             example = {"port": f"{key} = 6102", "addresses": f'{key} = ["127.0.0.1", "::1"]'}.get(
                 f.toml_type, f'{key} = "..."')
-            raise RaictlError(f"{config}: {f.toml} must be {_TOML_TYPES[f.toml_type]}, got {value!r}",
+            raise HintedError(f"{config}: {f.toml} must be {_TOML_TYPES[f.toml_type]}, got {value!r}",
                               hint=f"fix it in raictl.toml, e.g. {example}")
 
 
@@ -475,7 +441,7 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
-def _raw_layers(base: Path, config: Path | None, env_file: Path | None,
+def _raw_layers(config: Path | None, env_file: Path | None,
                 environ: Mapping[str, str], overrides: Mapping[str, Any]) -> tuple[dict, dict, dict]:
     """Walk the layers lowest first; return (raw values, their sources, the toml document)."""
     doc = read_toml(config) if config else {}
@@ -524,7 +490,7 @@ def lenient_home(cwd: Path | str | None = None, environ: Mapping[str, str] | Non
     if not value and config:
         try:
             found = read_toml(config).get("home")
-        except (RaictlError, OSError):  # the broken file itself: its folder still implies a home
+        except (HintedError, OSError):  # the broken file itself: its folder still implies a home
             found = None
         value = found.strip() if isinstance(found, str) else ""
     return _place_home(value or None, False, cwd, base)
@@ -538,7 +504,7 @@ def load_settings(cwd: Path | str | None = None, environ: Mapping[str, str] | No
     config = find_config(cwd)
     base = config.parent if config else cwd
     env_file = base / DOTENV_NAME if (base / DOTENV_NAME).is_file() else None
-    raw, sources, doc = _raw_layers(base, config, env_file, environ, overrides)
+    raw, sources, doc = _raw_layers(config, env_file, environ, overrides)
     values = {f.name: f.parse(raw[f.name], f.env[0]) if raw.get(f.name) is not None else None
               for f in FIELDS}
     sources.setdefault("home", "default")
@@ -552,7 +518,7 @@ def load_settings(cwd: Path | str | None = None, environ: Mapping[str, str] | No
     values["home"] = home
     services = doc.get("services", {})
     if not isinstance(services, Mapping):
-        raise RaictlError(f"{config}: `services` must be tables like [services.web], got {services!r}",
+        raise HintedError(f"{config}: `services` must be tables like [services.web], got {services!r}",
                           hint="declare each extra service as a [services.NAME] table")
     return Settings(**values, secret_key_value=secret, config_file=config, env_file=env_file,
                     services=services, sources=sources, cwd=cwd)
