@@ -24,11 +24,15 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.browser_support import browser_paths, page_stack, start_browser  # noqa: E402
 from tests.support import REPO, ServiceProcess, free_port, service_env, wait_until  # noqa: E402
+
+if TYPE_CHECKING:
+    from selenium.webdriver.chrome.webdriver import WebDriver
 
 STATIC = REPO / "services" / "rai_api" / "static"
 WEIGHT_GOAL_KB, DCL_GOAL_MS, FIRST_TEXT_SLACK_MS = 60, 150, 100
@@ -58,7 +62,7 @@ def page_weight() -> tuple[int, dict[str, int]]:
     return sum(sizes.values()), sizes
 
 
-def median_dcl(driver, url: str, loads: int) -> float:
+def median_dcl(driver: WebDriver, url: str, loads: int) -> float:
     driver.get(url)  # warm: the first load fills the cache and the connection pool
     samples = []
     for _ in range(loads):
@@ -67,7 +71,7 @@ def median_dcl(driver, url: str, loads: int) -> float:
     return statistics.median(samples)
 
 
-def log_in(driver, origin: str) -> None:
+def log_in(driver: WebDriver, origin: str) -> None:
     driver.get(origin + "/")
     driver.find_element("id", "username").send_keys(f"bench{uuid.uuid4().hex[:8]}")
     driver.find_element("id", "password").send_keys("correct horse")
@@ -76,7 +80,7 @@ def log_in(driver, origin: str) -> None:
                what="the chat view")
 
 
-def first_text_ms(driver, turns: int) -> list[float]:
+def first_text_ms(driver: WebDriver, turns: int) -> list[float]:
     from selenium.webdriver.common.keys import Keys
 
     samples = []

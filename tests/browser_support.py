@@ -13,12 +13,15 @@ import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
 from tests.fake_gemini import FakeGemini
 from tests.support import ServiceProcess, free_port, service_env
+
+if TYPE_CHECKING:
+    from selenium.webdriver.chrome.webdriver import WebDriver
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 PAGE_SECRET = "page-stack-signing-secret"  # the stack's RAI_SECRET_KEY: a test can sign an expired token
@@ -43,10 +46,11 @@ def require_browser() -> tuple[str, str]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"{missing}: the browser tests must run under CI=true")
         pytest.skip(f"{missing} (browser tests skipped)")
+    assert paths is not None  # else skip() or fail() raised
     return paths
 
 
-def start_browser(paths: tuple[str, str], width: int = 1100, height: int = 760, log_path: str | None = None):
+def start_browser(paths: tuple[str, str], width: int = 1100, height: int = 760, log_path: str | None = None) -> WebDriver:
     """A headless chromium session with the performance log on; quit() it after."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -64,7 +68,7 @@ def start_browser(paths: tuple[str, str], width: int = 1100, height: int = 760, 
     return webdriver.Chrome(options=options, service=service)
 
 
-def requests_made(driver) -> list[str]:
+def requests_made(driver: WebDriver) -> list[str]:
     """URLs of every request the browser sent since the last call (the performance log drains)."""
     urls = []
     for entry in driver.get_log("performance"):
@@ -78,7 +82,7 @@ def requests_made(driver) -> list[str]:
 HTTP_STATUS_LINE = "Failed to load resource: the server responded with a status of"
 
 
-def console_errors(driver) -> list[str]:
+def console_errors(driver: WebDriver) -> list[str]:
     """The browser console's errors since the last call (script errors, CSP violations), not the
     lines chrome adds for an HTTP error status."""
     return [e["message"] for e in driver.get_log("browser")

@@ -16,6 +16,7 @@ import os
 import uuid
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -24,6 +25,9 @@ from tests.browser_support import (PAGE_SECRET, console_errors, page_stack, requ
 from tests.support import ServiceProcess, free_port, http, mock_llm_api, service_env, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from selenium.webdriver.chrome.webdriver import WebDriver
+
 STATIC = REPO / "services" / "rai_api" / "static"
 HOSTS = ("localhost", "127.0.0.1", "[::1]")
 PASSWORD = "correct horse"
@@ -71,7 +75,7 @@ def origin_of(rai: ServiceProcess, host: str) -> str:
     return f"http://{host}:{rai.port}"
 
 
-def open_page(driver, origin: str) -> None:
+def open_page(driver: WebDriver, origin: str) -> None:
     """The page, freshly loaded and logged out (sessionStorage is per origin and per tab)."""
     driver.get(origin + "/")
     driver.execute_script("sessionStorage.clear()")
@@ -79,30 +83,30 @@ def open_page(driver, origin: str) -> None:
     wait_for(driver, "!document.getElementById('auth-view').hidden", "the login form")
 
 
-def wait_for(driver, condition: str, what: str, timeout: float = 15.0):
+def wait_for(driver: WebDriver, condition: str, what: str, timeout: float = 15.0) -> Any:
     return wait_until(lambda: driver.execute_script(f"return {condition}"), timeout, what=what)
 
 
-def js_text(driver, selector: str) -> str:
+def js_text(driver: WebDriver, selector: str) -> str:
     return driver.execute_script("const n = document.querySelector(arguments[0]); return n ? n.innerText : ''",
                                  selector)
 
 
-def assert_same_origin(driver, origin: str) -> None:
+def assert_same_origin(driver: WebDriver, origin: str) -> None:
     sent = requests_made(driver)
     assert sent, "the browser's performance log recorded no request at all"
     assert [u for u in sent if not u.startswith(origin + "/")] == [], f"requests left {origin}: {sent}"
     assert console_errors(driver) == []  # a CSP violation or a script error would be here
 
 
-def sign_up(driver, username: str) -> None:
+def sign_up(driver: WebDriver, username: str) -> None:
     driver.find_element("id", "username").send_keys(username)
     driver.find_element("id", "password").send_keys(PASSWORD)
     driver.find_element("id", "register").click()
     wait_for(driver, "!document.getElementById('chat-view').hidden", "the chat view after registering")
 
 
-def last_reply_done(driver) -> None:
+def last_reply_done(driver: WebDriver) -> None:
     wait_for(driver, "(() => { const m = [...document.querySelectorAll('.msg.assistant')].pop();"
                      " return m && m.dataset.state !== 'waiting' && m.dataset.state !== 'streaming'"
                      " ? m.dataset.state : null })()", "the reply to finish")
@@ -122,7 +126,7 @@ new MutationObserver(() => {
 """
 
 
-def chat(driver, text: str) -> None:
+def chat(driver: WebDriver, text: str) -> None:
     """Type `text` as a user does (Shift+Enter between its lines), press Enter, wait for the reply."""
     from selenium.webdriver.common.keys import Keys
 
@@ -436,14 +440,14 @@ class _Tags(HTMLParser):
         self.script_text = ""
         self._in_script = False
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, dict(attrs)))
         self._in_script = tag == "script"
 
-    def handle_endtag(self, tag):
+    def handle_endtag(self, tag: str) -> None:
         self._in_script = False
 
-    def handle_data(self, data):
+    def handle_data(self, data: str) -> None:
         if self._in_script:
             self.script_text += data
 
@@ -490,13 +494,9 @@ def test_the_page_is_package_data():
 
 def test_up_names_localhost_only_when_the_rai_api_listens_on_both_loopbacks():
     from raictl.supervisor.control import chat_page_url
-    from raictl.supervisor.spec import ServiceSpec
 
-    def spec(*hosts: str) -> ServiceSpec:
-        return ServiceSpec("rai_api", ("python", "-m", "services.rai_api"), 6102, hosts)
-
-    assert chat_page_url(spec("127.0.0.1", "::1")) == "http://localhost:6102/"
+    assert chat_page_url(("127.0.0.1", "::1"), 6102) == "http://localhost:6102/"
     # one loopback only: `localhost` may resolve to the other one (the log's ECONNREFUSED ::1:6102)
-    assert chat_page_url(spec("127.0.0.1")) == "http://127.0.0.1:6102/"
-    assert chat_page_url(spec("::1")) == "http://[::1]:6102/"
-    assert chat_page_url(spec("0.0.0.0")) == "http://127.0.0.1:6102/"
+    assert chat_page_url(("127.0.0.1",), 6102) == "http://127.0.0.1:6102/"
+    assert chat_page_url(("::1",), 6102) == "http://[::1]:6102/"
+    assert chat_page_url(("0.0.0.0",), 6102) == "http://127.0.0.1:6102/"

@@ -418,20 +418,20 @@ def up(settings: Settings, names: list[str], timeout: float = 60.0,
             result.supervisor_pid = _ensure_supervisor(settings, read_state(settings.home))
     result = wait_ready(settings, specs, timeout, result, progress)
     rai_api = next((s for s in specs if s.name == "rai_api"), None)
-    if rai_api and rai_api.name in result.ready:
-        result.page_url = chat_page_url(rai_api)
+    if rai_api and rai_api.port and rai_api.name in result.ready:
+        result.page_url = chat_page_url(rai_api.hosts, rai_api.port)
     from raictl.supervisor.advice import after_up
 
     result.warnings = after_up(settings, specs, result.ready)
     return result
 
 
-def chat_page_url(rai_api: ServiceSpec) -> str:
+def chat_page_url(hosts: tuple[str, ...], port: int) -> str:
     """Where `up` says the chat page is: `localhost` when the RAI API listens on both loopbacks (a
     browser may resolve it to ::1 or to 127.0.0.1, and each answers), else its first address."""
-    if {"127.0.0.1", "::1"} <= set(rai_api.hosts):
-        return f"http://localhost:{rai_api.port}/"
-    return base_url(rai_api.hosts[0], rai_api.port) + "/"
+    if {"127.0.0.1", "::1"} <= set(hosts):
+        return f"http://localhost:{port}/"
+    return base_url(hosts[0], port) + "/"
 
 
 def _untouched(running: list[ServiceSpec]) -> str:
