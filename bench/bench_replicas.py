@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_api import (Load, Result, _drop_mysql, _fresh_mysql, chat_load, database_server,  # noqa: E402
                              measure, start)
-from tests.support import free_port  # noqa: E402
+from tests.support import free_port, free_ports  # noqa: E402
 
 REPLICAS = (1, 2, 3)
 CONNECTIONS = (16, 64)
@@ -33,26 +33,8 @@ CORES = (8, 32)
 SECRET = "bench-replicas-shared-signing-secret-0123456789"
 
 
-def consecutive_ports(count: int) -> list[int]:
-    """`count` consecutive ports free on 127.0.0.1 (never the defaults: other stacks run here)."""
-    import socket
-
-    for _ in range(100):
-        base = free_port()
-        if base + count > 65535:
-            continue
-        try:
-            for port in range(base + 1, base + count):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return list(range(base, base + count))
-    raise RuntimeError(f"no {count} consecutive free ports")
-
-
 def run_replicas(count: int, url: str, root: Path, llm, seconds: float, database) -> list[tuple[int, Result]]:
-    ports = consecutive_ports(count)
+    ports = free_ports(count)
     replicas = [start("services.rai_api", root / f"rai{count}-{i}", port, RAI_DATABASE_URL=url,
                       RAI_API_PORT=str(port), RAI_API_HOSTS="127.0.0.1", LLM_API_PORT=str(llm.port),
                       RAI_SECRET_KEY=SECRET) for i, port in enumerate(ports)]

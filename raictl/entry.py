@@ -99,11 +99,11 @@ def run_status(as_json: bool) -> int:
     return 0 if view.ok else 3
 
 
-def run_up(names: list[str], timeout: float) -> int:
+def run_up(names: list[str], timeout: float, replicas: int | None = None) -> int:
     from raictl.supervisor.entrycheck import early_import_checks, reap
     from raishared.settings import load_settings
 
-    settings = load_settings()
+    settings = load_settings(rai_api_replicas=replicas)  # a flag outranks rai_api.replicas; None: not given
     # the import checks' interpreters (~30 ms) start now, while the rest of raictl is imported
     checks = early_import_checks(settings, names)
     try:

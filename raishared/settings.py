@@ -154,6 +154,7 @@ FIELDS: tuple[Field, ...] = (
     Field("database_url", ("RAI_DATABASE_URL",), "database_url", _text, secret=True),
     Field("rai_api_port", ("RAI_API_PORT",), "rai_api.port", _port, toml_type="port"),
     Field("rai_api_hosts", ("RAI_API_HOSTS",), "rai_api.hosts", _hosts, toml_type="addresses"),
+    Field("rai_api_replicas", ("RAI_API_REPLICAS",), "rai_api.replicas", _count, toml_type="count"),
     Field("llm_api_port", ("LLM_API_PORT",), "llm_api.port", _port, toml_type="port"),
     Field("llm_api_hosts", ("LLM_API_HOSTS",), "llm_api.hosts", _hosts, toml_type="addresses"),
     Field("llm_api_url", ("LLM_API_URL",), "llm_api.url", _url),
@@ -183,6 +184,7 @@ TOML_TOP = tuple(f.toml for f in FIELDS if "." not in f.toml) + ("services",)
 DEFAULTS: dict[str, Any] = {
     "rai_api_port": 6102,
     "rai_api_hosts": LOOPBACKS,
+    "rai_api_replicas": 1,
     "llm_api_port": 6301,
     "llm_api_hosts": LOOPBACKS,
     "llm_engine": "auto",
@@ -213,6 +215,7 @@ class Settings:
     openai_base_url: str | None
     openai_api_key: str | None
     openai_model: str
+    rai_api_replicas: int = 1  # RAI API processes on consecutive ports (raictl.supervisor.spec.replicas)
     allowed_hosts: tuple[str, ...] = ()  # served besides the loopbacks and the listen addresses
     allowed_origins: tuple[str, ...] = ()  # may send state-changing requests besides the API's own origin
     max_connections: int = 1000  # open connections per service (waitress' connection_limit)

@@ -37,6 +37,25 @@ def free_port() -> int:
     raise RuntimeError("no port free on both loopbacks")
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` consecutive ports, each free on both loopbacks right now (replicas listen on consecutive ports)."""
+    for _ in range(100):
+        base = free_port()
+        if base + count > 65536:
+            continue
+        try:
+            for port in range(base + 1, base + count):
+                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6, \
+                        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s4:
+                    s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    s6.bind(("::1", port))
+                    s4.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return list(range(base, base + count))
+    raise RuntimeError(f"no {count} consecutive ports free on both loopbacks")
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
                what: str = "condition") -> Any:
     """Poll `predicate` until it returns a truthy value; on timeout fail with the last value or error seen."""

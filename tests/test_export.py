@@ -272,9 +272,11 @@ def test_a_local_path_the_image_would_not_have_is_refused(tmp_path):
 
 # -- the command ----------------------------------------------------------------------------------
 
-def raictl(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+def raictl(cwd: Path, *args: str, **environ: str) -> subprocess.CompletedProcess:
+    import os
+
     return subprocess.run([sys.executable, "-m", "raictl", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, env={**os.environ, **environ})
 
 
 def test_cli_writes_the_files_and_keeps_a_filled_in_secrets_file(isolated):
@@ -312,3 +314,11 @@ def test_the_probe_says_what_it_saw_when_nothing_answers():
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith(f"127.0.0.1:{port}/api/health: ") and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_the_replicas_setting_is_the_default_and_makes_one_service_with_n_copies(isolated):
+    done = raictl(isolated, "export", "compose", "--out", "out", RAI_API_REPLICAS="3", RAI_DATABASE_URL=MYSQL)
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load((isolated / "out" / "compose.yaml").read_text())["services"]
+    assert services["rai-api"]["deploy"] == {"replicas": 3}
+    assert [name for name in services if name.startswith("rai")] == ["rai-api"]  # not rai_api@2, @3

@@ -20,8 +20,9 @@ def export(
     target: Annotated[str, typer.Argument(help="compose, kubernetes or systemd.", show_default=False)],
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Folder to write into (default: deploy/TARGET beside raictl.toml).")] = None,
-    replicas: Annotated[int, typer.Option("--replicas", min=1, help="RAI API replicas (more than one needs "
-                                                                    "MySQL/MariaDB).")] = 1,
+    replicas: Annotated[Optional[int], typer.Option(
+        "--replicas", min=1, help="RAI API replicas (default: rai_api.replicas, 1); more than one needs "
+                                  "MySQL/MariaDB.")] = None,
 ) -> None:
     """Write compose, Kubernetes or systemd files from the same services and settings `raictl up` uses."""
     from raictl import render
@@ -30,7 +31,7 @@ def export(
 
     settings = load_settings()
     folder = out if out is not None else settings.base_dir / "deploy" / target
-    result = make_export(settings, target, folder, replicas)
+    result = make_export(settings, target, folder, replicas or settings.rai_api_replicas)
     written, kept = write_files(result)
     render.export_result(result, written, kept)
 

@@ -24,14 +24,17 @@ Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait for e
 def up(services: Services = None,
        foreground: Annotated[bool, typer.Option("--foreground", help="Stay in the terminal, logs "
                                                 "multiplexed; Ctrl-C stops everything.")] = False,
-       timeout: Timeout = 60.0) -> None:
+       timeout: Timeout = 60.0,
+       replicas: Annotated[Optional[int], typer.Option(
+           "--replicas", min=1, help="RAI API processes, on RAI_API_PORT and the ports after it (default: "
+                                     "rai_api.replicas, 1); more than one needs MySQL/MariaDB.")] = None) -> None:
     """Pre-flight, start the services (detached), and return when every one is ready."""
     if foreground:
-        raise typer.Exit(_foreground(services or []))
-    raise typer.Exit(entry.run_up(services or [], timeout))
+        raise typer.Exit(_foreground(services or [], replicas))
+    raise typer.Exit(entry.run_up(services or [], timeout, replicas))
 
 
-def _foreground(names: list[str]) -> int:
+def _foreground(names: list[str], replicas: int | None = None) -> int:
     from raictl import render
     from raictl.supervisor import control
 
@@ -42,7 +45,7 @@ def _foreground(names: list[str]) -> int:
         colours.setdefault(name, len(colours))
         render.log_line(name, line, max(width, len(name)), colours[name], prefixed=True)
 
-    fatal = control.run_foreground(load_settings(), names, on_line)
+    fatal = control.run_foreground(load_settings(rai_api_replicas=replicas), names, on_line)
     for name in fatal:
         render.note(f"{name} ended fatal: `raictl logs {name}` shows why")
     return 1 if fatal else 0

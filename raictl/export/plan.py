@@ -24,7 +24,7 @@ from raictl.errors import RaictlError
 from raictl.export.container import CONTAINER_VAR
 from raishared.database import mask_url, sqlite_file
 from raishared.settings import FIELDS, Settings
-from raictl.supervisor.spec import BUILTINS, ServiceSpec, all_specs, hosts_var
+from raictl.supervisor.spec import BUILTINS, ServiceSpec, all_specs, hosts_var, replica_of
 
 TARGETS = ("compose", "kubernetes", "systemd")
 CONTAINER_TARGETS = ("compose", "kubernetes")
@@ -103,7 +103,8 @@ def make_plan(settings: Settings, target: str, replicas: int = 1) -> Plan:
                                "(mysql+pymysql://user:pw@host/db), or export one replica")
     container = target in CONTAINER_TARGETS
     notes: list[str] = []
-    units = tuple(_unit(s, settings, target, replicas, notes) for s in all_specs(settings))
+    specs = [s for s in all_specs(settings) if replica_of(s.name) == s.name]  # replicas: one unit, N copies
+    units = tuple(_unit(s, settings, target, replicas, notes) for s in specs)
     if target == "systemd":
         _check_instance_ports(units, replicas)
     settings_env, secrets = (_container_env(settings, target, database, units) if container

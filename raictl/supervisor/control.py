@@ -22,7 +22,7 @@ from raictl.supervisor import logs, probes, process
 from raictl.supervisor.entrycheck import ImportCheck, import_problem, reap, start_import_checks
 from raictl.supervisor.identity import MARKER_VAR, ExitInfo, environ_of, home_processes, lookup
 from raictl.supervisor.spec import (BUILTINS, ServiceSpec, all_specs, check_addresses, dependency_order, hosts_var,
-                                    port_setting, select)
+                                    port_setting, replica_of, select)
 from raictl.supervisor.state import (STATE_FILE, DamagedState, SupervisorState, read_desired, read_state,
                                      service_names, supervisor_lock, write_desired, write_state)
 from raishared.database import sqlite_file
@@ -230,7 +230,7 @@ def _needs_db(spec: ServiceSpec, specs: list[ServiceSpec]) -> bool:
     todo, seen = [spec.name], set()
     while todo:
         name = todo.pop()
-        if name in DB_SERVICES:
+        if replica_of(name) in DB_SERVICES:  # rai_api@2 needs it as rai_api does
             return True
         if name in seen or name not in by_name:
             continue

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -80,14 +80,35 @@ BUILTIN_ENV = {"PYTHONSAFEPATH": "1"}
 
 
 def builtin_specs(settings: Settings) -> list[ServiceSpec]:
-    """The LLM API and the RAI API, run by the interpreter running raictl."""
-    return [
-        ServiceSpec("llm_api", (sys.executable, "-m", "services.llm_api"),
-                    settings.llm_api_port, tuple(settings.llm_api_hosts), env=BUILTIN_ENV),
-        ServiceSpec("rai_api", (sys.executable, "-m", "services.rai_api"),
-                    settings.rai_api_port, tuple(settings.rai_api_hosts), depends_on=("llm_api",),
-                    env=BUILTIN_ENV),
-    ]
+    """The LLM API and the RAI API (once per replica), run by the interpreter running raictl."""
+    rai_api = ServiceSpec("rai_api", (sys.executable, "-m", "services.rai_api"),
+                          settings.rai_api_port, tuple(settings.rai_api_hosts), depends_on=("llm_api",),
+                          env=BUILTIN_ENV)
+    return [ServiceSpec("llm_api", (sys.executable, "-m", "services.llm_api"),
+                        settings.llm_api_port, tuple(settings.llm_api_hosts), env=BUILTIN_ENV),
+            *replicas(rai_api, settings)]
+
+
+def replicas(rai_api: ServiceSpec, settings: Settings) -> list[ServiceSpec]:
+    """`rai_api` on RAI_API_PORT, then `rai_api@2`, `rai_api@3`, ... on the ports after it: separate
+    processes, each supervised and probed on its own, sharing the database and the token secret
+    (same settings, same <home>). More than one needs a database server: SQLite is refused."""
+    count = settings.rai_api_replicas
+    if count > 1 and settings.database_url.startswith("sqlite"):
+        raise RaictlError(f"{count} RAI API replicas need MySQL/MariaDB: SQLite is one file, and its writers "
+                          "would queue on its lock", hint="set RAI_DATABASE_URL=mysql+pymysql://user:pw@host/db, "
+                                                         "or run one replica (rai_api.replicas = 1)")
+    if rai_api.port + count - 1 > 65535:
+        raise RaictlError(f"{count} RAI API replicas need ports {rai_api.port}-{rai_api.port + count - 1}",
+                          hint="lower RAI_API_PORT or rai_api.replicas")
+    return [rai_api] + [replace(rai_api, name=f"rai_api@{i}", port=rai_api.port + i - 1,
+                                env={**rai_api.env, "RAI_API_PORT": str(rai_api.port + i - 1)})
+                        for i in range(2, count + 1)]
+
+
+def replica_of(name: str) -> str:
+    """The service a replica's name stands for: `rai_api@2` -> `rai_api`; any other name is itself."""
+    return name.split("@", 1)[0]
 
 
 def _command(raw: Any, name: str) -> tuple[str, ...]:
@@ -150,7 +171,7 @@ def _checked(name: str, table: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def extra_spec(name: str, table: Mapping[str, Any], base: Path) -> ServiceSpec:
     """A `[services.NAME]` table as a ServiceSpec; a bad value is a RaictlError naming it."""
-    if name in BUILTINS:
+    if replica_of(name) in BUILTINS:
         raise RaictlError(f"[services.{name}] reuses a built-in service name",
                           hint=f"configure the built-ins with [{name}] keys; pick another name")
     table = _checked(name, table)
@@ -191,7 +212,9 @@ def check_addresses(specs: Iterable[ServiceSpec]) -> None:
 
 
 def port_setting(name: str) -> str:
-    """Where a service's port is set: `LLM_API_PORT`, or `port in [services.NAME]`."""
+    """Where a service's port is set: `LLM_API_PORT`, or `port in [services.NAME]` (a replica's: after RAI_API_PORT)."""
+    if replica_of(name) != name:
+        return "RAI_API_PORT (replicas take the ports after it)"
     return env_var(f"{name}_port") if name in BUILTINS else f"port in [services.{name}]"
 
 
@@ -202,8 +225,8 @@ def hosts_var(name: str) -> str:
 
 def hosts_setting(name: str, value: str = "127.0.0.1,::1") -> str:
     """Where a service's addresses are set: `LLM_API_HOSTS=...`, or `hosts = [...]` in its raictl.toml table."""
-    if name in BUILTINS:
-        return f"{hosts_var(name)}={value}"
+    if replica_of(name) in BUILTINS:  # a replica (rai_api@2) listens where rai_api does
+        return f"{hosts_var(replica_of(name))}={value}"
     return f"hosts = {[h for h in value.split(',')]} in [services.{name}]".replace("'", '"')
 
 
@@ -244,7 +267,7 @@ def select(specs: list[ServiceSpec], names: Iterable[str], with_deps: bool) -> l
     if unknown:
         raise RaictlError(f"unknown service {unknown[0]!r}", hint=f"known services: {', '.join(by_name)}",
                           exit_code=2)
-    wanted = set(names or by_name)
+    wanted = {s for n in names for s in by_name if replica_of(s) == n or s == n} or set(by_name)  # rai_api: each replica
     while with_deps:
         more = {d for n in wanted for d in by_name[n].depends_on} - wanted
         if not more:
