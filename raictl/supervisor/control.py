@@ -21,8 +21,8 @@ from raictl.errors import RaictlError
 from raictl.supervisor import logs, probes, process
 from raictl.supervisor.entrycheck import ImportCheck, import_problem, reap, start_import_checks
 from raictl.supervisor.identity import MARKER_VAR, ExitInfo, environ_of, home_processes, lookup
-from raictl.supervisor.spec import (BUILTINS, ServiceSpec, all_specs, check_addresses, dependency_order, hosts_var,
-                                    port_setting, replica_of, select)
+from raictl.supervisor.spec import (ServiceSpec, all_specs, builtin, check_addresses, dependency_order,
+                                    hosts_var, port_setting, replica_of, select)
 from raictl.supervisor.state import (STATE_FILE, DamagedState, SupervisorState, read_desired, read_state,
                                      service_names, supervisor_lock, write_desired, write_state)
 from raishared.database import sqlite_file
@@ -104,10 +104,10 @@ def raictl_home_of(pid: int) -> str | None:
 
 
 def _port_hint(spec: ServiceSpec, hosts: bool = False) -> str:
-    if spec.name not in BUILTINS:
+    if not builtin(spec.name):
         return f"stop that process, or change {'hosts' if hosts else 'port'} in [services.{spec.name}] of raictl.toml"
     if hosts:
-        return f"set {hosts_var(spec.name)} to addresses this machine has, e.g. 127.0.0.1"
+        return f"set {hosts_var(replica_of(spec.name))} to addresses this machine has, e.g. 127.0.0.1"
     return f"stop that process, or set {port_setting(spec.name)} to another value"
 
 
@@ -556,7 +556,7 @@ def _failure(settings: Settings, name: str, reason: str, prefix: str = "", hint:
 
 
 def _one_address_hint(spec: ServiceSpec) -> str:
-    if spec.name in BUILTINS:
+    if builtin(spec.name):
         return f"`raictl logs {spec.name}` shows what it bound; `raictl doctor {spec.name}` explains the refusal"
     return (f"make its command listen on every address in hosts (it gets the port as $PORT), or list only "
             f"the addresses it binds: hosts = [...] in [services.{spec.name}]")

@@ -13,7 +13,7 @@ import subprocess
 
 from raictl.errors import RaictlError
 from raictl.supervisor import process
-from raictl.supervisor.spec import BUILTINS, ServiceSpec, all_specs, select
+from raictl.supervisor.spec import ServiceSpec, all_specs, builtin, select
 from raishared.settings import Settings
 
 _FIND_SPECS = ("import importlib.util, json, sys\n"
@@ -77,7 +77,7 @@ def import_problem(check: ImportCheck, only: set[str] | None = None) -> RaictlEr
 def _import_hint(spec) -> str:
     """A built-in ships with raictl: reinstalling brings it back. An extra service's module is the
     user's own: install it, or run it from the folder that holds it (`cwd` of its table)."""
-    if spec.name in BUILTINS:
+    if builtin(spec.name):
         return "reinstall raictl with its services (pip install .) or fix the command"
     return (f"install the package that provides {spec.entry_module} into that interpreter, or set cwd "
             f"in [services.{spec.name}] to the folder that holds it")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from raictl.supervisor.identity import MARKER_VAR, SERVICE_VAR, Identity, lookup, marked_processes
-from raictl.supervisor.spec import BUILTINS, ServiceSpec
+from raictl.supervisor.spec import ServiceSpec, builtin
 from raishared.private_files import ensure_private_dir
 from raishared.settings import Settings
 
@@ -71,7 +71,7 @@ def spawn(spec: ServiceSpec, env: dict[str, str], cwd: str, log_path: Path) -> t
     env = {**env, MARKER_VAR: marker}
     ensure_private_dir(log_path.parent)
     with open(log_path, "ab") as log:
-        relay = None if spec.name in BUILTINS else _start_relay(env, log)
+        relay = None if builtin(spec.name) else _start_relay(env, log)
         try:
             child = subprocess.Popen(list(spec.command), cwd=spec.cwd or cwd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=relay.stdin if relay else log, stderr=subprocess.STDOUT,

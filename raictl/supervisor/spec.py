@@ -111,6 +111,11 @@ def replica_of(name: str) -> str:
     return name.split("@", 1)[0]
 
 
+def builtin(name: str) -> bool:
+    """A built-in service, or a replica of one (its log, imports and hints are the built-in's)."""
+    return replica_of(name) in BUILTINS
+
+
 def _command(raw: Any, name: str) -> tuple[str, ...]:
     if raw is not None and not isinstance(raw, (str, list)):
         raise RaictlError(f"[services.{name}] command must be a string or a list of strings, got {raw!r}",
@@ -171,7 +176,7 @@ def _checked(name: str, table: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def extra_spec(name: str, table: Mapping[str, Any], base: Path) -> ServiceSpec:
     """A `[services.NAME]` table as a ServiceSpec; a bad value is a RaictlError naming it."""
-    if replica_of(name) in BUILTINS:
+    if builtin(name):
         raise RaictlError(f"[services.{name}] reuses a built-in service name",
                           hint=f"configure the built-ins with [{name}] keys; pick another name")
     table = _checked(name, table)
@@ -225,7 +230,7 @@ def hosts_var(name: str) -> str:
 
 def hosts_setting(name: str, value: str = "127.0.0.1,::1") -> str:
     """Where a service's addresses are set: `LLM_API_HOSTS=...`, or `hosts = [...]` in its raictl.toml table."""
-    if replica_of(name) in BUILTINS:  # a replica (rai_api@2) listens where rai_api does
+    if builtin(name):  # a replica (rai_api@2) listens where rai_api does
         return f"{hosts_var(replica_of(name))}={value}"
     return f"hosts = {[h for h in value.split(',')]} in [services.{name}]".replace("'", '"')
 
