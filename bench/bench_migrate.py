@@ -33,10 +33,12 @@ from alembic import command  # noqa: E402
 
 from migrations import alembic_config  # noqa: E402
 from raictl.migrate import apply_plan, plan_repair, read_database_state  # noqa: E402
+from services.rai_api.schema import script_directory  # noqa: E402
 
 GOAL_S = 2.0
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 UNKNOWN = "3f2724846ff9"
+HEAD = script_directory().get_current_head()
 
 
 def scalar(url: str, statement: str):
@@ -64,7 +66,7 @@ def timed_command(url: str, home: Path) -> float:
     done = subprocess.run([str(raictl), "migrate", "--repair", "--yes", "--json"], env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
     elapsed = time.perf_counter() - start
-    assert done.returncode == 0 and json.loads(done.stdout)["after"] == "0002_remembered_facts", done.stderr
+    assert done.returncode == 0 and json.loads(done.stdout)["after"] == HEAD, done.stderr
     return elapsed
 
 
@@ -82,7 +84,7 @@ def timed_repair(url: str, home: Path) -> tuple[float, float, int]:
     planned = time.perf_counter()
     result = apply_plan(plan, home)
     done = time.perf_counter()
-    assert result.after == "0002_remembered_facts" and read_database_state(url).state == "ok", result
+    assert result.after == HEAD and read_database_state(url).state == "ok", result
     return planned - start, done - planned, _status(url, "Innodb_instant_alter_column") - instant_before
 
 

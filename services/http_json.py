@@ -23,9 +23,10 @@ HTTP_CODES = {413: "payload_too_large", 500: "internal_error"}
 class JsonError(Exception):
     """An expected failure with its HTTP status, a stable code and a reason for the client."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}  # e.g. Retry-After of a 429 or a 503
 
 
 def request_object(syntax_code: str, kind_code: str) -> dict[str, Any]:
@@ -87,7 +88,9 @@ def register_json_errors(app: Flask, service: str, endpoints: str = "") -> None:
 
 
 def _json_error(exc: JsonError):
-    return error_response(exc.status, exc.code, exc.message)
+    response = error_response(exc.status, exc.code, exc.message)
+    response.headers.update(exc.headers)
+    return response
 
 
 def _http_error(exc: HTTPException, endpoints: str):

@@ -17,6 +17,16 @@ from tests.support import run_sql as sql
 UNKNOWN = "3f2724846ff9"  # the revision alembic_version held in the troubleshooting log
 
 
+def head_revision() -> str:
+    """The head of the shipped migration scripts (tests about "at head" follow it as revisions are added)."""
+    from services.rai_api.schema import script_directory
+
+    return script_directory().get_current_head()
+
+
+HEAD = head_revision()
+
+
 def seed_rows(url: str) -> None:
     """A user with a session and two messages, in the columns every revision has."""
     sql(url, "INSERT INTO users (id, username, password_hash) VALUES (1, 'old', 'not-a-real-hash')",

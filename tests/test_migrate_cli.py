@@ -12,10 +12,9 @@ import pytest
 from alembic import command
 
 from migrations import alembic_config
-from tests.migrate_support import UNKNOWN, differences_from_models, dump, rows, sql, the_incident
+from tests.migrate_support import HEAD, UNKNOWN, differences_from_models, dump, rows, sql, the_incident
 from tests.support import ServiceProcess, free_port, http, mock_llm_api, service_env, wait_until
 
-HEAD = "0002_remembered_facts"
 RAICTL = str(Path(sys.executable).with_name("raictl"))
 
 
@@ -218,7 +217,7 @@ def test_after_the_repair_a_user_from_before_logs_in_and_chats(db_url, llm_api, 
     rai = _rai_api(tmp_path, db_url, llm_api)
     try:
         status, body = _login_and_chat(rai)  # the incident's symptom: every login fails on the missing column
-        assert status == 503 and "remembered_facts" in body["message"], body
+        assert (status, body["error"]) == (503, "schema_mismatch") and "raictl migrate --repair" in body["message"], body
         assert http("GET", rai.url("/api/health"))[1]["schema"] == "unknown_revision"
 
         assert raictl(db_url, "migrate", "--repair", "--yes").returncode == 0

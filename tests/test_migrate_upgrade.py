@@ -9,6 +9,7 @@ from migrations import alembic_config
 from raictl.errors import RaictlError
 from raictl.migrate import upgrade_to_head
 from raishared.settings import load_settings
+from tests.migrate_support import HEAD
 from tests.support import run_sql
 
 
@@ -20,15 +21,15 @@ def settings(db_url, monkeypatch):
 
 def test_empty_database_upgrades_to_head_and_again_is_a_no_op(settings):
     first = upgrade_to_head(settings)
-    assert (first.before, first.after) == (None, "0002_remembered_facts")
+    assert (first.before, first.after) == (None, HEAD)
     result = upgrade_to_head(settings)
-    assert (result.before, result.after) == ("0002_remembered_facts", "0002_remembered_facts")
+    assert (result.before, result.after) == (HEAD, HEAD)
 
 
 def test_behind_upgrades(settings):
     command.upgrade(alembic_config(settings.database_url), "0001_initial")
     result = upgrade_to_head(settings)
-    assert (result.before, result.after) == ("0001_initial", "0002_remembered_facts")
+    assert (result.before, result.after) == ("0001_initial", HEAD)
 
 
 @pytest.mark.parametrize("setup, words", [
@@ -64,7 +65,7 @@ def test_a_revision_set_back_under_a_head_schema_is_refused_not_applied_twice(se
     with pytest.raises(RaictlError) as caught:
         upgrade_to_head(settings)
     assert caught.value.message == ("alembic_version says 0001_initial, but the database already holds what "
-                                    "0002_remembered_facts adds: an upgrade would add it again")
+                                    f"{HEAD} adds: an upgrade would add it again")
     assert caught.value.hint == "raictl migrate --repair"
     assert dump(settings.database_url) == before
     assert not (settings.home / "backups").exists()

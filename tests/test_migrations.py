@@ -17,6 +17,7 @@ from alembic.migration import MigrationContext
 from migrations import alembic_config
 from services.rai_api.models import Base
 from services.rai_api.schema import read_state
+from tests.migrate_support import HEAD
 from tests.support import REPO, with_connection
 
 
@@ -55,7 +56,7 @@ def test_alembic_cli_upgrade_head_from_the_repository_root(db_url, tmp_path):
     assert done.returncode == 0, done.stderr
     assert with_connection(db_url, read_state).state == "ok"
     current = subprocess.run([str(alembic), "current"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
-    assert "0002_remembered_facts (head)" in current.stdout
+    assert f"{HEAD} (head)" in current.stdout
 
 
 def test_alembic_cli_with_default_settings_creates_the_sqlite_database(tmp_path):

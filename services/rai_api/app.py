@@ -8,26 +8,31 @@ head; the health reports the same state.
 from __future__ import annotations
 
 import logging
+import time
+from typing import Callable
 
 from flask import Flask
 from flask.sessions import SessionInterface
 
 from services import request_guard
 from services.rai_api import rules
+from services.rai_api.auth import HashGate
 from services.rai_api.db import Database
 from services.rai_api.errors import register_error_handlers
 from services.rai_api.health import HealthReport
 from services.rai_api.llm_client import LlmClient
 from services.rai_api.page import register_page
 from services.rai_api.schema import HEALTH_HINT
+from services.rai_api.throttle import LoginThrottle
 from services.rai_api.views import api
 
 log = logging.getLogger(__name__)
 
 
 
-def create_app(settings=None) -> Flask:
-    """A Flask app for `settings` (default: `raishared.settings.load_settings()`)."""
+def create_app(settings=None, *, clock: Callable[[], float] = time.time) -> Flask:
+    """A Flask app for `settings` (default: `raishared.settings.load_settings()`); `clock` times the login
+    limits (tests pass a fake one)."""
     if settings is None:
         from raishared.settings import load_settings
 
@@ -39,7 +44,8 @@ def create_app(settings=None) -> Flask:
     app.session_interface = NoCookieSessions()
     db = Database(settings.database_url)
     llm = LlmClient(settings.llm_api_url)
-    app.extensions.update(rai_db=db, rai_llm=llm, rai_health=HealthReport(db, llm))
+    app.extensions.update(rai_db=db, rai_llm=llm, rai_health=HealthReport(db, llm),
+                          rai_login_throttle=LoginThrottle(db, clock), rai_hash_gate=HashGate.for_this_machine())
     register_error_handlers(app)
     request_guard.install(app, request_guard.guard_for(settings, settings.rai_api_hosts))
     app.register_blueprint(api)

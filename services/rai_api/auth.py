@@ -1,15 +1,27 @@
 """Accounts and bearer tokens: hashed passwords (werkzeug.security) and signed, expiring tokens.
 
-A token is an itsdangerous URLSafeTimedSerializer signature of the user's id, keyed by
-`Settings.secret_key()`; it expires after TOKEN_TTL_S. Every request re-reads the user inside one
-database session and keeps only plain values (`CurrentUser`), never the ORM object.
+A token is an itsdangerous URLSafeTimedSerializer signature of the user's id and a fingerprint of
+their password hash (`pwf`), keyed by `Settings.secret_key()`; it expires after TOKEN_TTL_S. Every
+request re-reads the user inside one database session and keeps only plain values (`CurrentUser`),
+never the ORM object. The fingerprint binds the token to the account as it was: a deleted user's id
+given to a new account, or a changed password, ends it (issue 13: the id alone let a stale token read
+the next account's sessions).
+
+Password hashing is slow on purpose and runs on a few slots (`HashGate`): a login flood beyond them is
+answered `503 busy` at once instead of every request thread hashing while chats wait.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import Iterator
 
 import sqlalchemy as sa
 from flask import current_app, request
@@ -27,7 +39,8 @@ INVALID_TOKEN = "the access token is not valid: log in again"
 TOKEN_SALT = "rai-api.access-token"
 LOGIN_FAILED = "invalid username or password"
 _USERS = User.__table__
-ACTIVE_USER = (sa.select(_USERS.c.id, _USERS.c.username, _USERS.c.is_active, _USERS.c.remembered_facts)
+ACTIVE_USER = (sa.select(_USERS.c.id, _USERS.c.username, _USERS.c.is_active, _USERS.c.remembered_facts,
+                         _USERS.c.password_hash)
                .where(_USERS.c.id == sa.bindparam("uid")))
 # Compared against when the user does not exist, so both failures cost the same time.
 _DUMMY_HASH = generate_password_hash("not a real password")
@@ -37,6 +50,33 @@ _DUMMY_HASH = generate_password_hash("not a real password")
 class CurrentUser:
     id: int
     username: str
+
+
+class HashGate:
+    """At most `slots` password hashes at once, and `queue` more requests waiting for a slot; beyond
+    that, 503 `busy` with Retry-After at once (a waiting request would hold a waitress thread)."""
+
+    def __init__(self, slots: int, queue: int) -> None:
+        self.capacity = slots + queue
+        self._slots = threading.BoundedSemaphore(slots)
+        self._admitted = threading.BoundedSemaphore(self.capacity)
+
+    @classmethod
+    def for_this_machine(cls) -> HashGate:
+        """Half the cores hash at most (one on a 2-core machine), so chats keep the rest."""
+        slots = max(1, (os.cpu_count() or 2) // 2)
+        return cls(slots, queue=slots)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._admitted.acquire(blocking=False):
+            raise ApiError(503, "busy", "too many logins and registrations at once: try again shortly",
+                           headers={"Retry-After": "1"})
+        try:
+            with self._slots:
+                yield
+        finally:
+            self._admitted.release()
 
 
 def hash_password(password: str) -> str:
@@ -54,13 +94,26 @@ def serializer(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt=TOKEN_SALT)
 
 
-def issue_token(secret: str, user_id: int) -> str:
-    """A signed token naming `user_id`, valid for TOKEN_TTL_S seconds."""
-    return serializer(secret).dumps({"uid": user_id})
+def password_fingerprint(secret: str, password_hash: str) -> str:
+    """16 hex digits that change with the password hash (keyed: a token reveals nothing of the hash)."""
+    return hmac.new(secret.encode(), password_hash.encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def token_user_id(secret: str, token: str, max_age: int = TOKEN_TTL_S) -> int:
-    """The user id a token was issued for; 401 when it is malformed, forged or expired."""
+def issue_token(secret: str, user_id: int, password_hash: str) -> str:
+    """A signed token naming `user_id` and its password hash's fingerprint, valid for TOKEN_TTL_S seconds."""
+    return serializer(secret).dumps({"uid": user_id, "pwf": password_fingerprint(secret, password_hash)})
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a valid token says: the user id, and the fingerprint of the password hash it was issued for."""
+
+    uid: int
+    pwf: str
+
+
+def token_claim(secret: str, token: str, max_age: int = TOKEN_TTL_S) -> Claim:
+    """What a token was issued for; 401 when it is malformed, forged or expired."""
     try:
         payload = serializer(secret).loads(token, max_age=max_age)
     except SignatureExpired as exc:
@@ -73,11 +126,11 @@ def token_user_id(secret: str, token: str, max_age: int = TOKEN_TTL_S) -> int:
         raise ApiError(401, "invalid_token", INVALID_TOKEN) from None
     except (OverflowError, OSError, ValueError):  # a signed date past what datetime holds (year > 9999)
         raise ApiError(401, "invalid_token", INVALID_TOKEN) from None
-    uid = payload.get("uid") if isinstance(payload, dict) else None
+    uid, pwf = (payload.get("uid"), payload.get("pwf")) if isinstance(payload, dict) else (None, None)
     # `type(...) is int`: a bool is an int (`true` would be user 1); too large a uid made SQLite raise.
-    if type(uid) is not int or not 0 < uid < USER_ID_LIMIT:
+    if type(uid) is not int or not 0 < uid < USER_ID_LIMIT or not isinstance(pwf, str):
         raise ApiError(401, "invalid_token", INVALID_TOKEN)
-    return uid
+    return Claim(uid, pwf)
 
 
 def _bearer_token() -> str:
@@ -91,8 +144,8 @@ def _bearer_token() -> str:
 
 
 def request_user_id() -> int:
-    """The user id the request's bearer token names (signature and age checked; no DB yet)."""
-    return token_user_id(current_app.config["SECRET_KEY"], _bearer_token())
+    """The id of the active user the request's bearer token was issued for (401 otherwise)."""
+    return current_user().id
 
 
 def load_active_user(connection: sa.Connection | Session, user_id: int) -> sa.Row:
@@ -108,8 +161,14 @@ def active(row: sa.Row | None) -> sa.Row:
 
 
 def current_user() -> CurrentUser:
-    """The active user the request's bearer token names, as plain values; 401 otherwise."""
-    user_id = request_user_id()
+    """The active user the request's bearer token was issued for, as plain values; 401 when the token is
+    invalid, the account gone or disabled, or its password changed since (another account with the
+    same id has another password hash)."""
+    secret = current_app.config["SECRET_KEY"]
+    claim = token_claim(secret, _bearer_token())
     with current_app.extensions["rai_db"].transaction() as connection:
-        row = load_active_user(connection, user_id)
+        row = load_active_user(connection, claim.uid)
+    if not hmac.compare_digest(password_fingerprint(secret, row.password_hash), claim.pwf):
+        raise ApiError(401, "invalid_token", "this access token was issued before the account's password "
+                                             "changed, or for an account that no longer exists: log in again")
     return CurrentUser(row.id, row.username)

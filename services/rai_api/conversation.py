@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.rai_api import auth, memory
+from services.rai_api import auth, memory, rules
 from services.rai_api.db import Database
 from services.rai_api.errors import ApiError
 from services.rai_api.llm_client import LlmClient, LlmUnavailable
@@ -76,9 +76,7 @@ class Context:
     earlier: list[tuple[str, str]]
 
 
-def _no_session(session_id: str) -> ApiError:
-    return ApiError(404, "session_not_found", f"no session {session_id!r} among this user's sessions")
-
+_no_session = rules.no_session
 
 def own_session(connection: sa.Connection, user_id: int, session_id: str) -> None:
     """404 unless `session_id` is one of the user's sessions (unknown and another user's alike)."""
@@ -127,7 +125,8 @@ def _store_turn(connection: sa.Connection, user_id: int, session_id: str | None,
     """Store the user's message and the reply; a new session is created for the first turn."""
     session_id = _session_for_turn(connection, user_id, session_id, message)
     connection.execute(sa.insert(_messages), [{"session_id": session_id, "role": "user", "content": message},
-                                              {"session_id": session_id, "role": "assistant", "content": reply}])
+                                              {"session_id": session_id, "role": "assistant",
+                                               "content": rules.storable_reply(reply)}])
     return session_id
 
 
@@ -144,7 +143,8 @@ def open_turn(connection: sa.Connection, user_id: int, session_id: str | None, m
 
 def set_reply(connection: sa.Connection, message_id: int, reply: str) -> None:
     """Overwrite a reply row (gone with its session if that was deleted meanwhile: nothing to do)."""
-    connection.execute(sa.update(_messages).where(_messages.c.id == message_id).values(content=reply))
+    connection.execute(sa.update(_messages).where(_messages.c.id == message_id)
+                       .values(content=rules.storable_reply(reply)))
 
 
 def _run_command(connection: sa.Connection, user_id: int, command: memory.Command) -> str:

@@ -11,7 +11,7 @@ import logging
 
 from flask import Flask, current_app
 
-from raishared.database import is_schema_error
+from raishared.database import is_schema_error, mysql_error_code
 from services.http_json import JsonError, error_response, register_json_errors
 from services.rai_api.schema import HEALTH_HINT
 
@@ -24,6 +24,7 @@ class ApiError(JsonError):
 
 def _api_error(exc: ApiError):
     response = error_response(exc.status, exc.code, exc.message)
+    response.headers.update(exc.headers)
     if exc.status == 401:  # HTTP wants a 401 to name the scheme it asks for
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
@@ -31,14 +32,32 @@ def _api_error(exc: ApiError):
 
 def _database_error(exc: Exception):
     # The log's "Unknown column 'users.remembered_facts'" surfaced as a login failure; say what it is.
-    # Only the driver's reason: the statement's parameters may hold a password hash or a message.
+    # The log gets the driver's reason (never the statement's parameters: a password hash, a message);
+    # the client gets no database, table or column name (issue 13), only what kind of failure it is.
     reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0][:300]
     log.error("database error: %s", reason)
     if is_schema_error(exc):
-        return error_response(503, "schema_mismatch", f"the database schema does not match this RAI API: "
-                                                      f"{reason}; {_schema_advice()}")
+        return error_response(503, "schema_mismatch", "the database schema does not match this RAI API (a table "
+                                                      f"or column it uses is missing); {_schema_advice()}")
     return error_response(503, "database_unavailable",
-                          f"the database failed: {reason} (check `raictl doctor`)")
+                          f"the database failed: {_public_reason(exc, reason)} (the RAI API's log has the details; "
+                          "check `raictl doctor`)")
+
+
+# SQLite reasons that name no table or column (others, e.g. "NOT NULL constraint failed: t.c", do).
+_SQLITE_PUBLIC = ("database is locked", "database or disk is full", "disk I/O error", "unable to open database file",
+                  "attempt to write a readonly database", "database disk image is malformed")
+
+
+def _public_reason(exc: Exception, reason: str) -> str:
+    """The failure in words fit for a client: a MariaDB/MySQL client error (2000-2999: cannot connect,
+    server gone) or a listed SQLite reason as is, anything else as its error number or type only."""
+    code = mysql_error_code(exc)
+    if code is not None:
+        return reason if 2000 <= code < 3000 else f"MariaDB/MySQL error {code}"
+    if reason.startswith(_SQLITE_PUBLIC):
+        return reason
+    return type(getattr(exc, "orig", None) or exc).__name__
 
 
 def _schema_advice() -> str:

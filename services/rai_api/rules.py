@@ -21,6 +21,12 @@ USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 MESSAGE_MAX = 8000
 SESSION_ID_MAX = 36
+# The form the RAI API gives every session id (str(uuid4())). Anything else names no session: checked
+# here because MariaDB's collation would match `ABC ` to `abc` (case and trailing spaces ignored).
+SESSION_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A stored reply: 16 MiB MEDIUMTEXT on MariaDB holds 4 Mi characters of 4 bytes; keep well within it.
+STORED_REPLY_MAX = 1_000_000
+TRUNCATED_MARK = "\n\n[… {n} characters cut: the reply was longer than the database keeps]"
 # A message of MESSAGE_MAX astral characters is 8000 * 12 bytes as ASCII-escaped JSON; leave room.
 MAX_BODY_BYTES = 256 * 1024
 
@@ -89,7 +95,27 @@ def chat_request(body: dict[str, Any]) -> tuple[str, str | None]:
     session_id = body.get("session_id")
     if session_id is not None and (not isinstance(session_id, str) or not 0 < len(session_id) <= SESSION_ID_MAX):
         raise _invalid(f"session_id must be a session id string of at most {SESSION_ID_MAX} characters")
-    return message, None if session_id is None else _unicode(session_id, "session_id")
+    return message, None if session_id is None else checked_session_id(_unicode(session_id, "session_id"))
+
+
+def no_session(session_id: str) -> ApiError:
+    return ApiError(404, "session_not_found", f"no session {session_id!r} among this user's sessions")
+
+
+def checked_session_id(value: str) -> str:
+    """`value` when it has the form of a session id; 404 `session_not_found` otherwise (no session has it)."""
+    if not SESSION_ID_PATTERN.fullmatch(value):
+        raise no_session(value)
+    return value
+
+
+def storable_reply(reply: str) -> str:
+    """The reply as stored: whole up to STORED_REPLY_MAX characters, else cut there with a visible marker
+    (a reply is never lost after it was generated; the client got it whole)."""
+    if len(reply) <= STORED_REPLY_MAX:
+        return reply
+    keep = STORED_REPLY_MAX - len(TRUNCATED_MARK.format(n=len(reply)))  # the mark at its longest
+    return reply[:keep] + TRUNCATED_MARK.format(n=len(reply) - keep)
 
 
 def wants_stream(body: dict[str, Any]) -> bool:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.exc import IntegrityError
 
-from services.rai_api import auth, conversation, rules, streaming
+from services.rai_api import auth, conversation, rules, streaming, throttle
 from services.rai_api.errors import ApiError
 from services.rai_api.models import User
 
@@ -26,7 +26,8 @@ def health():
 @api.post("/auth/register")
 def register():
     creds = rules.credentials(rules.json_body())
-    password_hash = auth.hash_password(creds.password)  # slow on purpose: not while holding a connection
+    with current_app.extensions["rai_hash_gate"].slot():  # slow on purpose: not while holding a connection
+        password_hash = auth.hash_password(creds.password)
     try:
         with _db().session_scope() as session:
             session.add(User(username=creds.username, password_hash=password_hash))
@@ -38,20 +39,28 @@ def register():
 @api.post("/auth/login")
 def login():
     creds = rules.credentials(rules.json_body(), check_rules=False)
+    attempt = throttle.Attempt(creds.username, request.remote_addr or "unknown")
+    limits = current_app.extensions["rai_login_throttle"]
+    had_failures = limits.check(attempt)  # 429 before the password is even looked at
     row = None
     if rules.is_valid_username(creds.username):  # else no account can have it (MariaDB ignores trailing spaces)
         with _db().session_scope() as session:
             row = session.execute(sa.select(User.id, User.password_hash, User.is_active)
                                   .where(User.username == creds.username)).first()
-    if not auth.password_matches(row.password_hash if row else None, creds.password) or not row.is_active:
+    with current_app.extensions["rai_hash_gate"].slot():
+        matches = auth.password_matches(row.password_hash if row else None, creds.password)
+    if not matches or not row.is_active:
+        limits.failed(attempt)
         raise ApiError(401, "invalid_credentials", auth.LOGIN_FAILED)
-    token = auth.issue_token(current_app.config["SECRET_KEY"], row.id)
+    if had_failures:
+        limits.succeeded(attempt)
+    token = auth.issue_token(current_app.config["SECRET_KEY"], row.id, row.password_hash)
     return jsonify(access_token=token, token_type="bearer", expires_in=auth.TOKEN_TTL_S)
 
 
 @api.post("/chat")
 def chat():
-    user_id = auth.request_user_id()  # the account itself is checked in the turn's first DB session
+    user_id = auth.request_user_id()
     body = rules.json_body()
     message, session_id = rules.chat_request(body)
     if rules.wants_stream(body):
@@ -71,11 +80,13 @@ def sessions():
 @api.get("/sessions/<session_id>/messages")
 def session_messages(session_id: str):
     user = auth.current_user()
+    rules.checked_session_id(session_id)
     return jsonify(session_id=session_id, messages=conversation.session_messages(_db(), user.id, session_id))
 
 
 @api.delete("/sessions/<session_id>")
 def delete_session(session_id: str):
     user = auth.current_user()
+    rules.checked_session_id(session_id)
     conversation.delete_session(_db(), user.id, session_id)
     return jsonify(status="deleted", session_id=session_id)

@@ -1,0 +1,113 @@
+"""Failed logins, limited (issue 13): per username and per client address, in the database.
+
+A username that failed LOGIN_LIMIT times within WINDOW_S seconds (from its first failure), or an address
+that failed ADDRESS_LIMIT times, is answered `429 rate_limited` with `Retry-After` until that window
+ends, without its password being checked (the right password does not get through either). Only real
+failed checks count, not refused attempts, so hammering one account locks that account, not the other
+users behind the same address; spraying many accounts from one address locks the address. A successful
+login clears its username's count.
+
+The counts live in the `login_failures` table, so every RAI API process sharing the database enforces
+the same limits; processes may each let a few concurrent attempts through as a window fills (at most
+their hashing slots, services.rai_api.auth.HashGate). On a database behind revision 0003 (no such
+table: health says `behind`) logins are served unlimited, with a warning in the log, rather than refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from services.rai_api.db import Database
+from raishared.database import is_schema_error
+from services.rai_api.errors import ApiError
+from services.rai_api.models import LoginFailure
+
+LOGIN_LIMIT = 5  # failed logins of one username
+ADDRESS_LIMIT = 50  # failed logins from one client address, whatever the usernames
+WINDOW_S = 300
+SUBJECT_CHARS = 120
+
+_t = LoginFailure.__table__
+_SUBJECTS = sa.select(_t.c.subject, _t.c.failures, _t.c.window_start).where(
+    _t.c.subject.in_(sa.bindparam("subjects", expanding=True)))
+_COUNT = (sa.update(_t).where(_t.c.subject == sa.bindparam("s"), _t.c.window_start > sa.bindparam("since"))
+          .values(failures=_t.c.failures + 1))
+_RESTART = (sa.update(_t).where(_t.c.subject == sa.bindparam("s"))
+            .values(failures=1, window_start=sa.bindparam("now")))
+_CLEAR = sa.delete(_t).where(_t.c.subject == sa.bindparam("s"))
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Who is trying: the subjects counted for one login."""
+
+    username: str
+    address: str
+
+    @property
+    def subjects(self) -> dict[str, int]:
+        return {f"user:{self.username}"[:SUBJECT_CHARS]: LOGIN_LIMIT,
+                f"addr:{self.address}"[:SUBJECT_CHARS]: ADDRESS_LIMIT}
+
+
+class LoginThrottle:
+    """Checks and records failed logins in the database; `clock` gives whole seconds (tests pass a fake)."""
+
+    def __init__(self, db: Database, clock: Callable[[], float]) -> None:
+        self.db, self.clock = db, clock
+
+    @contextmanager
+    def _table(self, write: bool = False) -> Iterator[sa.Connection | None]:
+        """A transaction on the table; None when the schema lacks it (behind revision 0003)."""
+        try:
+            with self.db.transaction(write=write) as connection:
+                yield connection
+        except DBAPIError as exc:
+            if not is_schema_error(exc):
+                raise
+            log.warning("failed logins are not limited: the database has no login_failures table yet "
+                        "(run `raictl migrate`)")
+
+    def check(self, attempt: Attempt) -> bool:
+        """429 `rate_limited` (Retry-After) when the username or the address is over its limit; else
+        whether the username has failures counted (a success then clears them)."""
+        now, limits = int(self.clock()), attempt.subjects
+        rows = []
+        with self._table() as connection:
+            rows = connection.execute(_SUBJECTS, {"subjects": list(limits)}).all()
+        waits = [r.window_start + WINDOW_S - now for r in rows
+                 if r.failures >= limits[r.subject] and now < r.window_start + WINDOW_S]
+        if waits:
+            wait = max(1, math.ceil(max(waits)))
+            raise ApiError(429, "rate_limited", f"too many failed logins: try again in {wait} s",
+                           headers={"Retry-After": str(wait)})
+        return any(r.subject == next(iter(limits)) for r in rows)
+
+    def failed(self, attempt: Attempt) -> None:
+        """Count one failed login for the username and the address (a window restarts once over)."""
+        now = int(self.clock())
+        with self._table(write=True) as connection:
+            for subject in attempt.subjects:
+                self._count(connection, subject, now)
+
+    def _count(self, connection: sa.Connection, subject: str, now: int) -> None:
+        params = {"s": subject, "since": now - WINDOW_S, "now": now}
+        if connection.execute(_COUNT, params).rowcount or connection.execute(_RESTART, params).rowcount:
+            return
+        try:  # a failed INSERT undoes only itself, on SQLite and MariaDB alike
+            connection.execute(sa.insert(_t), {"subject": subject, "failures": 1, "window_start": now})
+        except IntegrityError:  # another process inserted it first
+            connection.execute(_COUNT, params)
+
+    def succeeded(self, attempt: Attempt) -> None:
+        """The right password: the username's count starts again (the address keeps its count)."""
+        with self._table(write=True) as connection:
+            connection.execute(_CLEAR, {"s": next(iter(attempt.subjects))})
