@@ -156,6 +156,29 @@ def test_a_success_after_a_failure_clears_the_degraded_state(client, fake):
     assert client.get("/api/health").get_json()["last_error"] is None
 
 
+def test_deep_health_probes_again_after_the_interval(tmp_path, fake):
+    from services.llm_api.state import PROBE_INTERVAL_S
+
+    clock = FakeClock()
+    settings = load_settings(environ={"RAICTL_HOME": str(tmp_path / "home"), "GEMINI_API_KEY": KEY,
+                                      "GEMINI_BASE_URL": fake.base_url})
+    client = create_app(settings, gemini_timeout=TIMEOUT_S, clock=clock).test_client()
+    fake.fail(503, "down for maintenance")
+    assert client.get("/api/health?deep=1").get_json()["status"] == "degraded"
+    fake.reply("ok")
+    clock.now += PROBE_INTERVAL_S
+    assert client.get("/api/health?deep=1").get_json()["status"] == "ok"
+    assert len(fake.requests) == 2
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_health_never_calls_gemini_but_deep_health_does(client, fake):
     for _ in range(3):
         assert client.get("/api/health").get_json()["status"] == "ok"
@@ -166,4 +189,5 @@ def test_health_never_calls_gemini_but_deep_health_does(client, fake):
     assert deep["status"] == "degraded"
     assert deep["last_error"] == "Gemini is unavailable (HTTP 503): down for maintenance"
     fake.reply("ok")
-    assert client.get("/api/health?deep=1").get_json()["status"] == "ok"
+    assert client.get("/api/health?deep=1").get_json()["status"] == "degraded"  # within the interval: cached
+    assert len(fake.requests) == 1

@@ -11,7 +11,8 @@ never the key), 503 engine unavailable.
 
 from __future__ import annotations
 
-from typing import Generator, Iterator
+import time
+from typing import Callable, Generator, Iterator
 
 from flask import Flask, Response, jsonify, request
 
@@ -25,11 +26,12 @@ from services.llm_api.validation import parse_generate
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(settings: Settings | None = None, *, gemini_timeout: float = DEFAULT_TIMEOUT_S) -> Flask:
+def create_app(settings: Settings | None = None, *, gemini_timeout: float = DEFAULT_TIMEOUT_S,
+               clock: Callable[[], float] = time.monotonic) -> Flask:
     """The app for `settings` (default: loaded from the cwd and environment); the engine is chosen once."""
     settings = settings or load_settings()
     engine, fallback_reason = choose_engine(settings, gemini_timeout)
-    state = EngineState(engine, fallback_reason)
+    state = EngineState(engine, fallback_reason, clock)  # `clock` times deep health's probes
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["llm_api"] = state

@@ -1,27 +1,35 @@
 """The LLM API's runtime state: the engine in use, why it was chosen, and its last upstream error.
 
 Health reads this state and never calls Gemini itself (it is polled often); `probe` is the one
-deliberate exception, for `GET /api/health?deep=1`.
+deliberate exception, for `GET /api/health?deep=1`: at most one real call per PROBE_INTERVAL_S, whatever
+the request rate (issue 13: the endpoint is unauthenticated and any web page can request it, so each
+call spent the user's Gemini quota). Between probes, and while one is running, deep health answers
+with the state as it stands: the last probe's outcome, or a later request's.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Iterator
+import time
+from typing import Any, Callable, Iterator
 
 from services.llm_api.engines import Delta, Engine, EngineError, Message, Prompt, Reply, UnavailableEngine
 
 log = logging.getLogger(__name__)
 PROBE = Prompt((Message("user", "Reply with the single word: ok"),), temperature=0.0)
+PROBE_INTERVAL_S = 30.0
 
 
 class EngineState:
     """Wraps the engine: every generate records its outcome, so health can tell what happened last."""
 
-    def __init__(self, engine: Engine, fallback_reason: str | None) -> None:
-        self.engine, self.fallback_reason = engine, fallback_reason
+    def __init__(self, engine: Engine, fallback_reason: str | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine, self.fallback_reason, self.clock = engine, fallback_reason, clock
         self._lock = threading.Lock()
+        self._probing = threading.Lock()
+        self._probed_at: float | None = None
         self._last_error = engine.reason if isinstance(engine, UnavailableEngine) else None
 
     @property
@@ -51,12 +59,22 @@ class EngineState:
             raise
         self._record(None)
 
-    def probe(self) -> None:
-        """One minimal real call (deep health); its outcome becomes the state health reports."""
+    def probe(self) -> bool:
+        """One minimal real call (deep health), unless one ran within PROBE_INTERVAL_S or is running now;
+        its outcome becomes the state health reports. True when this call probed."""
+        if not self._probing.acquire(blocking=False):
+            return False  # another request is probing: never a second call, never a wait
         try:
-            self.generate(PROBE)
-        except EngineError:
-            pass  # recorded as last_error by generate
+            if self._probed_at is not None and self.clock() - self._probed_at < PROBE_INTERVAL_S:
+                return False
+            self._probed_at = self.clock()
+            try:
+                self.generate(PROBE)
+            except EngineError:
+                pass  # recorded as last_error by generate
+            return True
+        finally:
+            self._probing.release()
 
     def health(self) -> dict[str, Any]:
         last_error = self.last_error
