@@ -586,3 +586,38 @@ def _run_action(conn, action: Action, plan: Plan) -> None:
             if "ALGORITHM=INSTANT" not in statement or mysql_error_code(exc) not in (1845, 1846):
                 raise
             conn.exec_driver_sql(statement.replace(", ALGORITHM=INSTANT", ""))
+
+
+# --- restoring a backup -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What `raictl migrate --restore FILE` put back: rows per table, and the revision it is at."""
+
+    source: str
+    rows: dict
+    after: str | None
+
+    def as_json(self) -> dict:
+        return {"restored": self.source, "rows": self.rows, "after": self.after}
+
+
+def restore_backup(settings, source: Path) -> RestoreResult:
+    """Replay a backup of <home>/backups/ into the database of `settings`, which must be empty."""
+    import sqlalchemy as sa
+
+    from raictl.backup import restore_mysql, restore_sqlite
+
+    if not source.is_file():
+        raise RaictlError(f"no backup file {source}", hint=f"backups are in {Path(settings.home) / 'backups'}")
+    with migrate_lock(settings.home, database_url=settings.database_url):
+        engine = _engine(settings.database_url, writing=True)
+        try:
+            restore = restore_sqlite if engine.dialect.name == "sqlite" else restore_mysql
+            rows = restore(engine, source)
+        except sa.exc.DBAPIError as exc:
+            raise database_error(exc, settings.database_url, f"restoring {source}") from None
+        finally:
+            engine.dispose()
+    state = read_database_state(settings.database_url)
+    return RestoreResult(str(source), rows, ", ".join(state.revisions) or None)

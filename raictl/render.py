@@ -363,6 +363,21 @@ def migrate_result(result, as_json: bool) -> None:
     _migrate_outcome(out, result)
 
 
+def restore_result(result, as_json: bool) -> None:
+    """`raictl migrate --restore`: the rows put back per table, and the revision the database is at."""
+    if as_json:
+        print_json(result.as_json())
+        return
+    from rich.markup import escape
+
+    out = console()
+    out.print(f"{MARKS['ok']} restored {len(result.rows)} tables, {sum(result.rows.values()):,} rows from "
+              f"{escape(result.source)}")
+    for table, count in result.rows.items():
+        out.print(f"    {escape(table)}: {count:,} rows")
+    out.print(f"revision: {escape(result.after or 'none')} (`raictl migrate` brings it to head)")
+
+
 def migrate_failure(exc, dry_run: bool) -> None:
     """`raictl migrate --json` that failed: DESIGN's document, nothing done, plus `error` {message, hint}.
     A refusal knows where the database stands (`before` == `after`); a database never reached does not."""

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from migrations import alembic_config
-from raictl.settings import load_settings
+from raishared.settings import load_settings
 from services.rai_api import throttle
 from services.rai_api.app import create_app
 from tests.support import ServiceProcess, free_port, mock_llm_api, run_sql, service_env, with_connection

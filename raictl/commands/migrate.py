@@ -1,9 +1,11 @@
-"""`raictl migrate [--repair] [--dry-run] [--yes] [--json]`: upgrade to head, or repair the schema additively."""
+"""`raictl migrate [--repair] [--dry-run] [--yes] [--json] [--restore FILE]`: upgrade to head, repair the
+schema additively, or restore a backup into an empty database."""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -24,9 +26,18 @@ def migrate(
     wait: Annotated[float, typer.Option(
         "--wait", min=0, help="Seconds to wait for another migrate of this database to finish (default: "
                               "refuse at once). Exported systemd replicas use it: the first migrates.")] = 0.0,
+    restore: Annotated[Optional[Path], typer.Option(
+        "--restore", metavar="FILE", help="Replay a backup of <home>/backups/ into the (empty) database.")] = None,
 ) -> None:
     """Upgrade the database to head; with --repair, fix its history and schema additively (backup first)."""
     from raictl import render
+
+    if restore is not None:
+        from raictl import migrate as core
+        from raishared.settings import load_settings
+
+        render.restore_result(core.restore_backup(load_settings(), restore), as_json)
+        return
 
     try:
         result = _run(repair, dry_run, yes, wait)

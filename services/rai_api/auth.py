@@ -63,9 +63,10 @@ class HashGate:
 
     @classmethod
     def for_this_machine(cls) -> HashGate:
-        """Half the cores hash at most (one on a 2-core machine), so chats keep the rest."""
+        """Half the cores hash at most (one on a 2-core machine), so chats keep the rest; a few more may
+        wait their turn (a hash takes ~0.1 s: a handful of clients starting at once all get in)."""
         slots = max(1, (os.cpu_count() or 2) // 2)
-        return cls(slots, queue=slots)
+        return cls(slots, queue=6 * slots)
 
     @contextmanager
     def slot(self) -> Iterator[None]:
