@@ -21,9 +21,10 @@ import secrets
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from raictl.errors import RaictlError
 from raishared.private_files import create_private, keep_private, write_json_atomic
@@ -56,6 +57,17 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """A write into <home> that fails (read-only, full, not a folder) as one line and a hint, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise RaictlError(f"cannot write {path}: {exc.strerror or exc}",
+                          hint="RAICTL_HOME must be a writable folder with free space (`raictl doctor host.home`); "
+                               "point RAICTL_HOME elsewhere or free some space") from None
+
+
 # ---------------------------------------------------------------- credentials
 
 @dataclass(frozen=True)
@@ -81,7 +93,8 @@ def load_credentials(home: Path, environ: Mapping[str, str], notes: list[str] | 
         return Credentials(user, password, "RAI_USER")
     path = home / CREDENTIALS_FILE
     fresh = {"username": f"raictl-{secrets.token_hex(6)}", "password": secrets.token_urlsafe(24)}
-    create_private(path, json.dumps(fresh))  # first writer wins; everyone then reads the same account
+    with writing(path):
+        create_private(path, json.dumps(fresh))  # first writer wins; everyone then reads the same account
     if (note := keep_private(path)) is not None and notes is not None:
         notes.append(note)
     stored = read_json(path) or {}
@@ -315,7 +328,8 @@ class ChatClient:
         path = self.home / LAST_SESSION_FILE
         stored = read_json(path) or {}
         stored[self.credentials.username] = session_id
-        write_json_atomic(path, stored)
+        with writing(path):
+            write_json_atomic(path, stored)
 
     # -- transport and tokens
 
@@ -353,9 +367,10 @@ class ChatClient:
         expires_in = login.get("expires_in")
         expires_at = time.time() + (expires_in if _is_number(expires_in) else 0) - TOKEN_MARGIN_S
         salt = secrets.token_hex(8)
-        write_json_atomic(path, {"username": self.credentials.username, "url": self.stack.url,
-                             "access_token": login["access_token"], "expires_at": expires_at,
-                             "salt": salt, "password_fingerprint": self._fingerprint(salt)})
+        with writing(path):
+            write_json_atomic(path, {"username": self.credentials.username, "url": self.stack.url,
+                                     "access_token": login["access_token"], "expires_at": expires_at,
+                                     "salt": salt, "password_fingerprint": self._fingerprint(salt)})
         return login["access_token"]
 
     def _still_good(self, cached: dict[str, Any]) -> bool:
@@ -458,7 +473,8 @@ def enable_line_editing(home: Path) -> Callable[[], None]:
     except ImportError:  # e.g. a Python built without it: plain input still works
         return lambda: None
     path = home / HISTORY_FILE
-    create_private(path, "")  # what you typed stays yours
+    with writing(path):
+        create_private(path, "")  # what you typed stays yours
     try:
         readline.read_history_file(path)
     except OSError:

@@ -28,7 +28,16 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     # With WAL, NORMAL never corrupts the database; a power cut may lose the last commits only.
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoint every WAL_CHECKPOINT_PAGES (not SQLite's 1000) and cut the WAL file back to
+    # WAL_SIZE_LIMIT after each: the WAL never holds more than about 1 MiB of the disk's space, so a
+    # full disk is full of data, not of an old WAL (issue 13).
+    cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.close()
+
+
+WAL_SIZE_LIMIT = 2**20
+WAL_CHECKPOINT_PAGES = 256  # of 4 KiB: 1 MiB
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -68,6 +77,17 @@ class Database:
         Say `write=True` when it writes, so SQLite writers queue instead of sleeping."""
         with self._write_lock if write else nullcontext(), self.engine.begin() as connection:
             yield connection
+
+    def release_wal(self) -> None:
+        """SQLite only: copy the WAL into the database and truncate it to 0 bytes, giving its space back
+        (run after a "database or disk is full"; a no-op elsewhere or when it cannot run)."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sa.exc.DBAPIError:
+            pass  # still full, or busy: the next failure tries again
 
     def dispose(self) -> None:
         self.engine.dispose()

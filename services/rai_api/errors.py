@@ -36,6 +36,8 @@ def _database_error(exc: Exception):
     # the client gets no database, table or column name (issue 13), only what kind of failure it is.
     reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0][:300]
     log.error("database error: %s", reason)
+    if reason.startswith("database or disk is full"):  # SQLite: give the WAL's space back (issue 13)
+        current_app.extensions["rai_db"].release_wal()
     if is_schema_error(exc):
         return error_response(503, "schema_mismatch", "the database schema does not match this RAI API (a table "
                                                       f"or column it uses is missing); {_schema_advice()}")

@@ -143,3 +143,38 @@ def container(ctx):
         return ctx.ok(f"in a container ({', '.join(traces)}) that `raictl export` did not make: services that "
                       "`raictl up` runs here are judged as on a laptop")
     return ctx.ok("not in a container")
+
+
+HOME_FREE_WARN, HOME_FREE_FAIL = 100 * 2**20, 10 * 2**20
+
+
+def _existing(path: Path) -> Path:
+    """`path`, or its nearest ancestor that exists (a fresh <home> is created on first use)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+@check("host.home", "raictl home writable, with free space")
+def home_writable(ctx):
+    """<home> holds the state, logs, backups, credentials and the SQLite database: a read-only or full
+    one breaks `up`, `chat` and every write of the RAI API (issue 13)."""
+    import shutil
+    import tempfile
+
+    home = ctx.settings.home
+    where = _existing(home)
+    try:
+        with tempfile.TemporaryDirectory(dir=where, prefix=".raictl-doctor-"):
+            pass
+    except OSError as exc:
+        return ctx.fail(f"{home} is not writable: {exc.strerror or exc} (at {where})",
+                        hint="point RAICTL_HOME at a writable folder, or remount/fix the permissions of this one")
+    free = shutil.disk_usage(where).free
+    shown = f"{free / 2**20:,.0f} MiB free"
+    if free < HOME_FREE_FAIL:
+        return ctx.fail(f"{home} has only {shown}: logs, backups and the SQLite database need room",
+                        hint="free some space there, or point RAICTL_HOME at a roomier disk")
+    if free < HOME_FREE_WARN:
+        return ctx.warn(f"{home} has only {shown}", hint="free some space before it fills up")
+    return ctx.ok(f"{home} is writable, {shown}")
