@@ -4,11 +4,13 @@ A username that failed LOGIN_LIMIT times within WINDOW_S seconds (from its first
 that failed ADDRESS_LIMIT times, is answered `429 rate_limited` with `Retry-After` until that window
 ends, without its password being checked (the right password does not get through either). Only real
 failed checks count, not refused attempts, so hammering one account locks that account, not the other
-users behind the same address; spraying many accounts from one address locks the address. A successful
-login clears its username's count.
+users behind the same address; spraying many accounts from one address locks the address. An attempt
+is counted before its password is hashed (`admit`, under the hashing slot: within a process no
+concurrent attempt gets past the limit) and taken back when it succeeds, which also clears the
+username's count.
 
 The counts live in the `login_failures` table, so every RAI API process sharing the database enforces
-the same limits; processes may each let a few concurrent attempts through as a window fills (at most
+the same limits; across processes a few concurrent attempts may pass as a window fills (at most
 their hashing slots, services.rai_api.auth.HashGate). On a database behind revision 0003 (no such
 table: health says `behind`) logins are served unlimited, with a warning in the log, rather than refused.
 """
@@ -42,6 +44,8 @@ _COUNT = (sa.update(_t).where(_t.c.subject == sa.bindparam("s"), _t.c.window_sta
 _RESTART = (sa.update(_t).where(_t.c.subject == sa.bindparam("s"))
             .values(failures=1, window_start=sa.bindparam("now")))
 _CLEAR = sa.delete(_t).where(_t.c.subject == sa.bindparam("s"))
+_UNCOUNT = (sa.update(_t).where(_t.c.subject == sa.bindparam("s"), _t.c.failures > 0)
+            .values(failures=_t.c.failures - 1))
 log = logging.getLogger(__name__)
 
 
@@ -76,27 +80,38 @@ class LoginThrottle:
             log.warning("failed logins are not limited: the database has no login_failures table yet "
                         "(run `raictl migrate`)")
 
-    def check(self, attempt: Attempt) -> bool:
-        """429 `rate_limited` (Retry-After) when the username or the address is over its limit; else
-        whether the username has failures counted (a success then clears them)."""
-        now, limits = int(self.clock()), attempt.subjects
-        rows = []
+    def check(self, attempt: Attempt) -> None:
+        """429 `rate_limited` (Retry-After) when the username or the address is over its limit (a read:
+        a flood of refused attempts costs no write and no hash)."""
         with self._table() as connection:
-            rows = connection.execute(_SUBJECTS, {"subjects": list(limits)}).all()
+            self._refuse_if_over(connection, attempt)
+
+    def admit(self, attempt: Attempt) -> None:
+        """Check again and count this attempt as a failure, in one write transaction, before its password
+        is hashed: concurrent attempts cannot all pass a count not yet written. `succeeded` takes it back."""
+        with self._table(write=True) as connection:
+            self._refuse_if_over(connection, attempt)
+            self._count_all(connection, attempt)
+
+    def _refuse_if_over(self, connection: sa.Connection, attempt: Attempt) -> None:
+        now, limits = int(self.clock()), attempt.subjects
+        rows = connection.execute(_SUBJECTS, {"subjects": list(limits)}).all()
         waits = [r.window_start + WINDOW_S - now for r in rows
                  if r.failures >= limits[r.subject] and now < r.window_start + WINDOW_S]
         if waits:
             wait = max(1, math.ceil(max(waits)))
             raise ApiError(429, "rate_limited", f"too many failed logins: try again in {wait} s",
                            headers={"Retry-After": str(wait)})
-        return any(r.subject == next(iter(limits)) for r in rows)
 
     def failed(self, attempt: Attempt) -> None:
         """Count one failed login for the username and the address (a window restarts once over)."""
-        now = int(self.clock())
         with self._table(write=True) as connection:
-            for subject in attempt.subjects:
-                self._count(connection, subject, now)
+            self._count_all(connection, attempt)
+
+    def _count_all(self, connection: sa.Connection, attempt: Attempt) -> None:
+        now = int(self.clock())
+        for subject in attempt.subjects:
+            self._count(connection, subject, now)
 
     def _count(self, connection: sa.Connection, subject: str, now: int) -> None:
         params = {"s": subject, "since": now - WINDOW_S, "now": now}
@@ -108,6 +123,9 @@ class LoginThrottle:
             connection.execute(_COUNT, params)
 
     def succeeded(self, attempt: Attempt) -> None:
-        """The right password: the username's count starts again (the address keeps its count)."""
+        """The right password: the username's count starts again, and the address's loses the attempt
+        `admit` counted (a success is no failure)."""
+        user, address = attempt.subjects
         with self._table(write=True) as connection:
-            connection.execute(_CLEAR, {"s": next(iter(attempt.subjects))})
+            connection.execute(_CLEAR, {"s": user})
+            connection.execute(_UNCOUNT, {"s": address})

@@ -41,19 +41,18 @@ def login():
     creds = rules.credentials(rules.json_body(), check_rules=False)
     attempt = throttle.Attempt(creds.username, request.remote_addr or "unknown")
     limits = current_app.extensions["rai_login_throttle"]
-    had_failures = limits.check(attempt)  # 429 before the password is even looked at
+    limits.check(attempt)  # a quick 429 before anything costly
     row = None
     if rules.is_valid_username(creds.username):  # else no account can have it (MariaDB ignores trailing spaces)
         with _db().session_scope() as session:
             row = session.execute(sa.select(User.id, User.password_hash, User.is_active)
                                   .where(User.username == creds.username)).first()
     with current_app.extensions["rai_hash_gate"].slot():
+        limits.admit(attempt)  # counted as failed until it succeeds: at most the limit of hashes per window
         matches = auth.password_matches(row.password_hash if row else None, creds.password)
     if not matches or not row.is_active:
-        limits.failed(attempt)
         raise ApiError(401, "invalid_credentials", auth.LOGIN_FAILED)
-    if had_failures:
-        limits.succeeded(attempt)
+    limits.succeeded(attempt)
     token = auth.issue_token(current_app.config["SECRET_KEY"], row.id, row.password_hash)
     return jsonify(access_token=token, token_type="bearer", expires_in=auth.TOKEN_TTL_S)
 
