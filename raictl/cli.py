@@ -1,23 +1,23 @@
 """The raictl command line: thin commands that parse, call one core function, render and exit.
 
-Command groups live in `raictl/commands/`; each attaches its commands to `app` when imported.
+Command groups live in `raictl/commands/`; each module's `register(app)` attaches its commands,
+called below in the order `--help` lists them (importing a module registers nothing).
 Only stdlib, typer and psutil are imported at start-up: anything heavier (rich tables, Flask,
 SQLAlchemy, Alembic, google-genai) is imported inside the command that needs it.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 
 import typer
 from typer.core import TyperGroup
 
-from raictl import commands, render
+from raictl import render
+from raictl.commands import chat, completion, doctor, export, migrate, service, version
+from raictl.commands.completion import COMPLETE_VAR
 from raictl.errors import RaictlError, debugging
 
-COMPLETE_VAR = "_RAICTL_COMPLETE"  # set by the scripts of `raictl completion` when the shell asks
 
 class _Group(TyperGroup):
     """Renders a RaictlError once, here at the edge, whichever command raised it."""
@@ -43,14 +43,13 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Run the local LLM chat stack (LLM API + RAI API): up, down, status, migrate, doctor, chat."""
 
 
-for _module in pkgutil.iter_modules(commands.__path__):
-    importlib.import_module(f"{commands.__name__}.{_module.name}")
+for _group in (chat, completion, doctor, export, migrate, service, version):
+    _group.register(app)
 
 
 def main() -> None:

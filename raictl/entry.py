@@ -107,18 +107,18 @@ def run_up(names: list[str], timeout: float, replicas: int | None = None) -> int
     # the import checks' interpreters (~30 ms) start now, while the rest of raictl is imported
     checks = early_import_checks(settings, names)
     try:
-        from raictl.supervisor import control
+        from raictl.supervisor.launch import up
 
-        return finish_up(control.up(settings, names, timeout, progress(), checks))
+        return finish_up(up(settings, names, timeout, progress(), checks))
     finally:
         reap(checks)
 
 
 def run_restart(names: list[str], timeout: float) -> int:
-    from raictl.supervisor import control
+    from raictl.supervisor.launch import restart
     from raishared.settings import load_settings
 
-    return finish_up(control.restart(load_settings(), names, timeout, progress()))
+    return finish_up(restart(load_settings(), names, timeout, progress()))
 
 
 def run_down(names: list[str]) -> int:
@@ -126,18 +126,19 @@ def run_down(names: list[str]) -> int:
     down then acts on what `<home>` records, with one warning line; it fails with the settings
     error only when no home can be found."""
     from raictl import render
-    from raictl.supervisor import control
+    from raictl.supervisor import shutdown
+    from raictl.supervisor.spec import all_specs
     from raishared.settings import load_settings
 
     try:
         settings = load_settings()
-        home, known = settings.home, control.all_specs(settings)
+        home, known = settings.home, all_specs(settings)
     except RaictlError as exc:
-        home, known = control.home_without_settings(), None
+        home, known = shutdown.home_without_settings(), None
         if home is None:
             raise
         render.down_warning(f"the settings do not load ({exc.message}); stopping what {home} records")
-    render.down_result(control.down_in(home, names, known))
+    render.down_result(shutdown.down_in(home, names, known))
     return 0
 
 

@@ -7,7 +7,7 @@ and Alembic are imported inside the functions: this module sits on the CLI's sta
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,6 +193,43 @@ def upgrade_to_head(settings, script_location: str | None = None) -> UpgradeResu
         result = apply_plan(plan, settings.home)
     refuse_unresolvable(read_database_state(settings.database_url, script_location))
     return UpgradeResult(plan.before, result.after, result.backup)
+
+
+def bring_to_head(settings) -> str:
+    """What `up` does before the RAI API starts: the database at head, said in one phrase;
+    RaictlError (hint `raictl migrate --repair`) when only a repair can get it there."""
+    head = sqlite_at_head(settings.database_url)
+    if head:
+        return f"database at head ({head})"
+    result = upgrade_to_head(settings)
+    if result.before == result.after:
+        return f"database at head ({result.after})"
+    return f"database upgraded {result.before or 'empty'} -> {result.after}"
+
+
+def sqlite_at_head(url: str) -> str | None:
+    """The head revision when an existing SQLite database is stamped with exactly that one head.
+
+    The common `up` on a database already at head then costs a stdlib sqlite3 read instead of
+    importing Alembic and SQLAlchemy (~0.5 s before the RAI API could start). Anything else
+    (another database, not at head, several heads) returns None: `upgrade_to_head` decides."""
+    from migrations import script_heads
+    from raishared.database import sqlite_file
+
+    path = sqlite_file(url)
+    if path is None or not path.is_file():
+        return None
+    heads = script_heads()
+    if not heads or len(heads) != 1:
+        return None
+    import sqlite3
+
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    except sqlite3.Error:
+        return None
+    return heads[0] if rows == [(heads[0],)] else None
 
 
 # --- the repair: plan (read only), then apply -------------------------------------------------

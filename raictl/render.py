@@ -10,6 +10,7 @@ import json
 import sys
 from typing import Any
 
+from raictl.supervisor import states
 from raishared.settings import host_port
 
 MARKS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]", "skip": "[dim]-[/]"}
@@ -143,7 +144,8 @@ class ChatView:
 
 # ---------------------------------------------------------------- service: `raictl up/down/restart/status/logs`
 
-STATE_STYLE = {"running": "green", "starting": "yellow", "backoff": "yellow", "stopped": "dim", "fatal": "red"}
+STATE_STYLE = {states.RUNNING: "green", states.STARTING: "yellow", states.UNHEALTHY: "red", states.BACKOFF: "yellow",
+               states.STOPPED: "dim", states.FATAL: "red"}
 PREFIX_COLOURS = ("cyan", "magenta", "blue", "yellow", "green", "red")
 
 
@@ -298,7 +300,7 @@ def service_status(view, as_json: bool) -> None:
         lines.append(_paint("the supervisor process is gone: nothing restarts these; `raictl up` adopts them",
                             "yellow", tty))
     for s in view.services:
-        if s.state == "fatal" and s.log_tail:
+        if s.state == states.FATAL and s.log_tail:
             lines.append(_paint(f"{s.name} is fatal ({s.reason}); last lines of its log:", "red", tty))
             lines += [f"  {line}" for line in s.log_tail[-10:]]
     sys.stdout.write("\n".join(lines) + "\n")

@@ -21,6 +21,13 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_MARKER = "RAICTL_TEST_ID"
 
 
+def ctrl_c_as_at_a_terminal() -> None:
+    """A Popen `preexec_fn` for a child the test will send SIGINT (Ctrl-C): SIGINT back to its default.
+    A test run started in the background (`pytest &` from a script) inherits SIGINT ignored, and
+    so would the child; a user's terminal never does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port() -> int:
     """A port that is free on both 127.0.0.1 and ::1 right now."""
     for _ in range(50):

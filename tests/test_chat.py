@@ -23,8 +23,8 @@ import pytest
 from typer.testing import CliRunner
 
 from raictl.cli import app
-from tests.support import (TEST_MARKER, ServiceProcess, free_port, http, mock_llm_api, processes_with_marker,
-                           run_sql, service_env, wait_until)
+from tests.support import (TEST_MARKER, ServiceProcess, ctrl_c_as_at_a_terminal, free_port, http, mock_llm_api,
+                           processes_with_marker, run_sql, service_env, wait_until)
 
 MOCK_REPLY = re.compile(r'^\[mock\] reply to "(?P<quoted>.*)" \(messages: (?P<n>\d+), earlier: (?P<earlier>\d+), '
                         r"system prompt: (?:yes|no), remembered facts: (?P<facts>\d+), recalled: \d+\)$", re.S)
@@ -386,7 +386,8 @@ def test_ctrl_c_interrupts_a_pending_reply_not_the_repl(tmp_path, monkeypatch):
     try:
         env = {**os.environ, "RAI_API_PORT": str(rai.port), "PYTHONPATH": str(Path(__file__).parent.parent)}
         repl = subprocess.Popen([sys.executable, "-m", "raictl", "chat"], env=env, text=True,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=ctrl_c_as_at_a_terminal)
         repl.stdin.write("are you there?\n")
         repl.stdin.flush()
         wait_until(llm.generating.is_set, 20, what="the chat request to reach the LLM API")
@@ -413,7 +414,7 @@ def _tty_session(env: dict[str, str], keys: list[bytes]) -> bytes:
     # The terminal becomes the child's controlling one, so a typed Ctrl-C is a real SIGINT.
     proc = subprocess.Popen([sys.executable, "-m", "raictl", "chat"], env=env, stdin=slave, stdout=slave,
                             stderr=slave, close_fds=True, start_new_session=True,
-                            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+                            preexec_fn=lambda: (ctrl_c_as_at_a_terminal(), fcntl.ioctl(0, termios.TIOCSCTTY, 0)))
     os.close(slave)
     shown = bytearray()
 

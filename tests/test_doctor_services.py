@@ -54,7 +54,7 @@ def test_fix_restarts_a_service_that_crash_looped_to_fatal(tmp_path):
     """A crash loop ends `fatal`; once its cause is gone, `doctor --fix` restarts it and the checks pass."""
     ready, port = tmp_path / "ready", free_port()
     folder = write_stack_folder(tmp_path / "s", free_port(), free_port(), toml='engine = "mock"\n' + table(
-        "flaky", FLAKY, port=port, health='"/ok"', backoff_initial=0.05, env=f'{{ READY_FILE = "{ready}" }}'))
+        "flaky", FLAKY, port=port, health='"/ok"', env=f'{{ READY_FILE = "{ready}" }}'))
     try:
         assert raictl(folder, "up", "flaky").returncode == 1
         before = doctor(folder, "flaky", "logs.flaky")

@@ -121,7 +121,7 @@ def test_port_squatted_on_one_loopback_is_refused_and_named(stack, host):
 
 
 def test_crash_loop_ends_fatal_with_log_tail(stack):
-    stack.declare("crashy", CRASH, free_port(), backoff_initial=0.05)
+    stack.declare("crashy", CRASH, free_port())
     result = stack.raictl("up", "crashy")
     assert result.returncode == 1
     assert "crashy" in result.stderr and "fatal" in result.stderr

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from tests.supervisor_support import Stack, alive, served
-from tests.support import free_port, wait_until
+from tests.support import ctrl_c_as_at_a_terminal, free_port, wait_until
 
 # A healthy server on both loopbacks that also prints a numbered tick every 50 ms.
 TICKER = served("""import itertools, sys, threading, time
@@ -53,15 +53,6 @@ signal.signal(signal.SIGUSR2, lambda *a: threading.Thread(target=close_v6).start
 threading.Thread(target=servers[1].serve_forever, daemon=True).start()
 servers[0].serve_forever()
 """
-
-# Exits at once on its first two starts (counted in a file), then serves: two failed starts
-# build up the restart delay before the service is ever ready.
-FAILS_TWICE = served("""import sys
-count = os.environ["COUNT_FILE"]
-starts = len(open(count).read()) + 1 if os.path.exists(count) else 1
-open(count, "w").write("x" * starts)
-if starts <= 2:
-    sys.exit(1)""")
 
 # Writes just over the rotation size (10 MiB) to its log, then says so and sleeps.
 BIG_WRITER = """import sys, time
@@ -99,7 +90,8 @@ class Lines:
 
 
 def _raictl_popen(stack: Stack, *args: str, **kwargs) -> subprocess.Popen:
-    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    options = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True,
+               "preexec_fn": ctrl_c_as_at_a_terminal}  # `_interrupt` may send it SIGINT
     return subprocess.Popen([sys.executable, "-m", "raictl", *args], cwd=stack.folder, **{**options, **kwargs})
 
 
@@ -188,28 +180,6 @@ def test_health_failing_on_one_address_is_named_and_status_exits_3(stack):
 def _split_if(stack: Stack, condition) -> dict | None:
     split = stack.status()["split"]
     return split if condition(split) else None
-
-
-def test_restart_delay_starts_over_once_ready_long_enough(stack, tmp_path):
-    """Two failed starts make the delay 0.2 then 0.4 s; after a crash of a ready service the next
-    delay is 0.2 s again when it was ready for `healthy_reset`, and 0.8 s when not."""
-    keys = {"backoff_initial": 0.2, "fatal_starts": 10}
-    stack.declare("fresh", FAILS_TWICE, free_port(), healthy_reset=0.0,
-                  env={"COUNT_FILE": str(tmp_path / "fresh")}, **keys)
-    stack.declare("weary", FAILS_TWICE, free_port(), healthy_reset=600.0,
-                  env={"COUNT_FILE": str(tmp_path / "weary")}, **keys)
-    assert stack.raictl("up", "fresh", "weary").returncode == 0
-    log = Path(os.environ["RAICTL_HOME"]) / "logs"
-    wait_until(lambda: "the restart delay starts over at 0.2s" in (log / "fresh.log").read_text(),
-               what="fresh's delay reset")
-    for name in ("fresh", "weary"):
-        os.kill(stack.status()[name]["pid"], signal.SIGKILL)
-    wait_until(lambda: all(s["health"]["ok"] and s["restarts"] == 3 for n, s in stack.status().items()
-                           if n in ("fresh", "weary")), timeout=20, what="both restarted and healthy")
-    delays = {name: [line.split("restart in ")[1] for line in (log / f"{name}.log").read_text().splitlines()
-                     if "restart in " in line] for name in ("fresh", "weary")}
-    assert delays == {"fresh": ["0.2s", "0.4s", "0.2s"], "weary": ["0.2s", "0.4s", "0.8s"]}
-    assert "starts over" not in (log / "weary.log").read_text()
 
 
 def test_the_watch_loop_rotates_a_log_past_its_size(stack):

@@ -1,1 +1,1 @@
-"""Command groups: each module attaches its commands to `raictl.cli.app`."""
+"""Command groups: each module's `register(app)` attaches its commands; `raictl.cli` calls them."""

@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from raictl.cli import app
 from raictl.errors import RaictlError
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -29,7 +28,6 @@ def _client():
             render.plain_note(text)
 
 
-@app.command()
 def chat(
     message: Annotated[Optional[str], typer.Argument(
         help="The message to send ('-' reads it from stdin). Without one, an interactive chat opens.")] = None,
@@ -75,7 +73,6 @@ def _repl(client, session_id: str | None) -> int:
 
 
 sessions_app = typer.Typer(help="List, show and delete your chat sessions.", add_completion=False)
-app.add_typer(sessions_app, name="sessions")
 
 
 @sessions_app.callback(invoke_without_command=True)
@@ -115,3 +112,9 @@ def delete_session(session_id: Annotated[str, typer.Argument(help="The session's
     with _client() as client:
         result = client.delete(session_id)
     render.print_json(result) if json_ else render.note(f"deleted session {session_id}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `chat` and the `sessions` group to the raictl app."""
+    app.command()(chat)
+    app.add_typer(sessions_app, name="sessions")

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from raictl.cli import COMPLETE_VAR, app
+COMPLETE_VAR = "_RAICTL_COMPLETE"  # set by the scripts of `raictl completion` when the shell asks
 
 
 class Shell(str, Enum):
@@ -21,7 +21,6 @@ class Shell(str, Enum):
     fish = "fish"
 
 
-@app.command()
 def completion(shell: Annotated[Shell, typer.Argument(help="The shell to complete in.", show_default=False)]) -> None:
     """Print the completion script for a shell.
 
@@ -31,3 +30,8 @@ def completion(shell: Annotated[Shell, typer.Argument(help="The shell to complet
     from typer.completion import get_completion_script
 
     typer.echo(get_completion_script(prog_name="raictl", complete_var=COMPLETE_VAR, shell=shell.value))
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `completion` to the raictl app."""
+    app.command()(completion)

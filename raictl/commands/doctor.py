@@ -6,10 +6,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from raictl.cli import app
 
 
-@app.command()
 def doctor(
     checks: Annotated[Optional[List[str]], typer.Argument(
         help="Run only the checks whose id starts with these (e.g. rai_api, db.schema).")] = None,
@@ -59,3 +57,8 @@ def _declined(render, question: str) -> str | None:
     """Why a fix that asks first is not applied; None when the answer (read from stdin, a pipe too)
     was yes. No answer (stdin closed, Ctrl-C) is a no, and doctor still reports."""
     return None if render.ask(f"{question}?") else "not confirmed"
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `doctor` to the raictl app."""
+    app.command()(doctor)

@@ -11,11 +11,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from raictl.cli import app
 from raictl.errors import RaictlError
 
 
-@app.command()
 def export(
     target: Annotated[str, typer.Argument(help="compose, kubernetes or systemd.", show_default=False)],
     out: Annotated[Optional[Path], typer.Option(
@@ -55,3 +53,8 @@ def write_files(result) -> tuple[list[Path], list[Path]]:
         raise RaictlError(f"cannot write the export into {result.out}: {exc.strerror} ({exc.filename})",
                           hint="choose a folder you can write with --out") from None
     return written, kept
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `export` to the raictl app."""
+    app.command()(export)

@@ -9,11 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from raictl.cli import app
 from raictl.errors import RaictlError
 
 
-@app.command()
 def migrate(
     repair: Annotated[bool, typer.Option(
         "--repair", help="Reconcile the Alembic history with the live schema: re-stamp, finish a "
@@ -79,3 +77,8 @@ def _confirm(plan) -> None:
     render.migrate_plan(plan)
     if not render.ask("Apply these changes (a backup is taken first)?"):  # no, Ctrl-D or Ctrl-C
         raise RaictlError("repair cancelled: nothing was changed")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `migrate` to the raictl app."""
+    app.command()(migrate)

@@ -12,7 +12,6 @@ from typing import Annotated, Optional
 import typer
 
 from raictl import entry
-from raictl.cli import app
 from raishared.settings import load_settings
 
 Services = Annotated[Optional[list[str]], typer.Argument(help="Services (default: all).", show_default=False)]
@@ -20,7 +19,6 @@ LOG_LINES = 50  # `raictl logs` shows this many lines first, unless -n or --sinc
 Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait for every service to be ready.")]
 
 
-@app.command()
 def up(services: Services = None,
        foreground: Annotated[bool, typer.Option("--foreground", help="Stay in the terminal, logs "
                                                 "multiplexed; Ctrl-C stops everything.")] = False,
@@ -51,25 +49,21 @@ def _foreground(names: list[str], replicas: int | None = None) -> int:
     return 1 if fatal else 0
 
 
-@app.command()
 def down(services: Services = None) -> None:
     """Stop the services (all by default): SIGTERM, grace period, SIGKILL, no process left."""
     raise typer.Exit(entry.run_down(services or []))
 
 
-@app.command()
 def restart(services: Services = None, timeout: Timeout = 60.0) -> None:
     """Restart the services (all by default): pre-flight first; a refusal leaves them running."""
     raise typer.Exit(entry.run_restart(services or [], timeout))
 
 
-@app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False) -> None:
     """Each service's state, pid, uptime, restarts, last exit, listen addresses and health."""
     raise typer.Exit(entry.run_status(as_json))
 
 
-@app.command()
 def logs(service: Annotated[Optional[str], typer.Argument(help="One service (default: all, by time).")] = None,
          follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
          lines: Annotated[Optional[int], typer.Option("-n", "--lines", min=0, show_default=False,
@@ -96,3 +90,9 @@ def logs(service: Annotated[Optional[str], typer.Argument(help="One service (def
     except KeyboardInterrupt:
         if not follow:
             raise
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `up`, `down`, `restart`, `status` and `logs` to the raictl app."""
+    for command in (up, down, restart, status, logs):
+        app.command()(command)

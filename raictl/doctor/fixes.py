@@ -44,8 +44,10 @@ def _service_fix(name: str):
         from raictl.supervisor import control
         from raictl.supervisor.status import service_statuses
 
-        state = next((s.state for s in service_statuses(settings) if s.name == name), "stopped")
-        action = control.restart if state in ("backoff", "fatal", "starting") else control.up
+        from raictl.supervisor.states import STOPPED, TROUBLED
+
+        state = next((s.state for s in service_statuses(settings) if s.name == name), STOPPED)
+        action = control.restart if state in TROUBLED else control.up
         outcome = action(settings, [name])
         if not outcome.ok:
             failure = outcome.failures[0]

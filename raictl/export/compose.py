@@ -16,6 +16,7 @@ from typing import Any
 
 from raictl.export import image, yamlfile
 from raictl.export.plan import CONTAINER_HOME, Plan, Secret, Unit
+from raictl.supervisor.spec import RESTARTS
 
 MARIADB_IMAGE = "mariadb:11"
 HOME_VOLUME = "raictl-home"
@@ -118,7 +119,7 @@ def _service(unit: Unit, plan: Plan, out: Path) -> dict[str, Any]:
         service["healthcheck"] = check
     if unit.port and unit.name != "llm_api":  # the LLM API is reached by the RAI API only, inside the network
         service["ports"] = _published(unit)
-    service["restart"] = f"on-failure:{unit.spec.fatal_starts}"
+    service["restart"] = f"on-failure:{RESTARTS.fatal_starts}"
     service["stop_grace_period"] = _seconds(unit.spec.grace)
     if unit.replicas > 1:
         service["deploy"] = {"replicas": unit.replicas}

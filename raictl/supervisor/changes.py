@@ -13,8 +13,9 @@ Standard library only (it is on `up`'s path).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
+from raictl.supervisor.state import DesiredEntry
 from raishared.settings import FIELDS, env_var
 
 SETTING_VARS = frozenset(var for f in FIELDS for var in f.env) - {env_var("home")}  # another home: another state
@@ -26,17 +27,16 @@ READS = {service: tuple(env_var(name) for name in names) for service, names in (
     ("rai_api", ("database_url", "llm_api_url", "secret_key")))}
 
 
-def launch_view(entry: Mapping[str, Any]) -> dict[str, Any]:
+def launch_view(entry: DesiredEntry) -> dict[str, Any]:
     """The parts of a desired.json entry that decide how the service runs."""
-    spec, env = entry.get("spec") or {}, entry.get("env") or {}
-    own = set(spec.get("env") or {})
-    keys = READS.get(spec.get("name", ""), sorted(SETTING_VARS | own))
-    return {"command": list(spec.get("command") or ()), "port": spec.get("port"),
-            "hosts": list(spec.get("hosts") or ()), "cwd": spec.get("cwd") or entry.get("cwd"),
-            "env": {k: env.get(k) for k in keys}, "own": own}
+    spec, env = entry.spec, entry.env
+    own = set(spec.env)
+    keys = READS.get(spec.name, sorted(SETTING_VARS | own))
+    return {"command": list(spec.command), "port": spec.port, "hosts": list(spec.hosts),
+            "cwd": spec.cwd or entry.cwd, "env": {k: env.get(k) for k in keys}, "own": own}
 
 
-def changes(old: Mapping[str, Any] | None, new: Mapping[str, Any], port: int | None = None,
+def changes(old: DesiredEntry | None, new: DesiredEntry, port: int | None = None,
             hosts: tuple[str, ...] = ()) -> list[str]:
     """What differs between the launch `old` (None: not on record; then only the port and hosts
     state.json recorded are compared) and `new`, one short phrase each; [] when nothing does."""

@@ -3,7 +3,7 @@
 One child `python -c` per distinct (interpreter, folder, import-relevant environment) runs
 `find_spec` of the entry modules and reports `sys.path`. A fresh interpreter costs ~30 ms, so
 `raictl up` starts these children first (`early_import_checks`, from light modules only) and
-they run while the rest of raictl is imported; `control.preflight` collects them.
+they run while the rest of raictl is imported; `preflight.preflight` collects them.
 """
 
 from __future__ import annotations

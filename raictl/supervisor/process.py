@@ -19,9 +19,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
-from raictl.supervisor.identity import MARKER_VAR, SERVICE_VAR, Identity, lookup, marked_processes
+from raictl.supervisor.identity import MARKER_VAR, SERVICE_VAR, Identity, identify, lookup, marked_processes
 from raictl.supervisor.spec import ServiceSpec, builtin
 from raishared.private_files import ensure_private_dir
 from raishared.settings import Settings
@@ -174,3 +174,61 @@ def sweep(markers: list[str]) -> int:
     _signal_all(left, signal.SIGKILL)
     psutil.wait_procs(left, timeout=KILL_WAIT)
     return len(left)
+
+
+class Handle(Protocol):
+    """A started child as the watch loop holds it: what Popen offers (and a test's fake process)."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int | None: ...
+
+
+class Processes:
+    """The real processes the watch loop starts, checks and stops: its process factory. The fast
+    tests (tests/test_watch_rules.py) give the loop a fake with these methods and a fake clock."""
+
+    def start(self, spec: ServiceSpec, env: dict[str, str], cwd: str, log_path: Path
+              ) -> tuple[subprocess.Popen, Identity]:
+        """Spawn `spec`; its Popen (poll, wait) and identity. OSError when it cannot run."""
+        import psutil
+
+        popen, marker = spawn(spec, env, cwd, log_path)
+        try:
+            return popen, identify(popen.pid, marker)
+        except psutil.NoSuchProcess:  # already gone: the loop's next tick records its exit
+            return popen, Identity(popen.pid, time.time(), marker)
+
+    def alive(self, identity: Identity | None) -> bool:
+        """Whether this very process (pid, create time, marker) still runs."""
+        return lookup(identity) is not None
+
+    def ready(self, spec: ServiceSpec) -> bool:
+        """Every address accepts and health answers 200 on every address (the caller knows it is alive)."""
+        from raictl.supervisor import probes
+
+        if not all(probes.probe_listen(h, p, 0.2).ok for h, p in spec.addresses):
+            return False
+        if spec.port and spec.health:
+            return all(probes.probe_health(h, spec.port, spec.health, 1.0).ok for h in spec.hosts)
+        return True
+
+    def stop(self, identity: Identity, grace: float, popen: Handle | None) -> bool:
+        """SIGTERM, grace, SIGKILL (`stop`); the loop's own child is reaped through its Popen."""
+        return stop(identity, identity.marker, grace, _popen_waiter(popen) if popen else None)
+
+    def sweep(self, identity: Identity) -> None:
+        """Kill what a service that exited left behind (its run marker)."""
+        sweep([identity.marker])
+
+
+def _popen_waiter(popen: Handle) -> Callable[[float], bool]:
+    def wait(timeout: float) -> bool:
+        try:
+            popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    return wait

@@ -32,6 +32,25 @@ HEALTH_PATH = "/api/health"
 
 
 @dataclass(frozen=True)
+class RestartPolicy:
+    """When a service that exited is started again, and when the watch loop gives up on it: the same
+    for every service (`raictl export` writes it into the engines' restart settings)."""
+
+    backoff_initial: float = 0.1   # first restart delay, doubling ...
+    backoff_max: float = 5.0       # ... up to this cap
+    healthy_reset: float = 10.0    # ready this long without exiting: the delay starts over
+    fatal_starts: int = 5          # this many failed starts ...
+    fatal_window: float = 30.0     # ... within this many seconds: fatal
+
+    def delay(self, failures: int) -> float:
+        """The wait before the next start, after `failures` failed starts in a row (0: the first)."""
+        return min(self.backoff_initial * (2 ** failures), self.backoff_max)
+
+
+RESTARTS = RestartPolicy()
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """One supervised service: how to run it, where it listens, how to tell it is ready."""
 
@@ -43,12 +62,7 @@ class ServiceSpec:
     depends_on: tuple[str, ...] = ()
     cwd: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    grace: float = 5.0             # SIGTERM -> SIGKILL
-    backoff_initial: float = 0.1   # first restart delay, doubling ...
-    backoff_max: float = 5.0       # ... up to this cap
-    healthy_reset: float = 10.0    # ready this long without exiting: backoff starts over
-    fatal_starts: int = 5          # this many failed starts ...
-    fatal_window: float = 30.0     # ... within this many seconds: fatal
+    grace: float = 5.0             # SIGTERM -> SIGKILL (restarts: the watch loop's RestartPolicy)
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -132,8 +146,7 @@ def _command(raw: Any, name: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-_TUNABLES = ("grace", "backoff_initial", "backoff_max", "healthy_reset", "fatal_window")
-KEYS = ("command", "port", "hosts", "health", "cwd", "env", "depends_on", "fatal_starts", *_TUNABLES)
+KEYS = ("command", "port", "hosts", "health", "cwd", "env", "depends_on", "grace")
 
 
 def _bad(name: str, key: str, wanted: str, raw: Any) -> RaictlError:
@@ -168,9 +181,6 @@ def _checked(name: str, table: Mapping[str, Any]) -> Mapping[str, Any]:
         raise _bad(name, "env", 'a table such as { NODE_ENV = "development" }', table["env"])
     if "cwd" in table and not isinstance(table["cwd"], str):
         raise _bad(name, "cwd", "a folder path", table["cwd"])
-    starts = table.get("fatal_starts", 1)
-    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
-        raise _bad(name, "fatal_starts", "a whole number, 1 or more", starts)
     return table
 
 
@@ -183,13 +193,11 @@ def extra_spec(name: str, table: Mapping[str, Any], base: Path) -> ServiceSpec:
     where = f"services.{name}"
     port = _port(table["port"], f"{where}.port") if "port" in table else None
     cwd = str((base / table["cwd"]).resolve()) if table.get("cwd") else None
-    tunables = {k: _number(table, name, k) for k in _TUNABLES if k in table}
-    if "fatal_starts" in table:
-        tunables["fatal_starts"] = table["fatal_starts"]
+    grace = {"grace": _number(table, name, "grace")} if "grace" in table else {}
     return ServiceSpec(
         name, _command(table.get("command"), name), port,
         _hosts(table.get("hosts", LOOPBACKS), f"{where}.hosts"), table.get("health"),
-        _names(table, name), cwd, {str(k): str(v) for k, v in (table.get("env") or {}).items()}, **tunables)
+        _names(table, name), cwd, {str(k): str(v) for k, v in (table.get("env") or {}).items()}, **grace)
 
 
 def all_specs(settings: Settings) -> list[ServiceSpec]:

@@ -7,8 +7,10 @@
                            "restarts", "last_exit": {"code", "signal", "at", "cause"} | null,
                            "log_tail": [str] | null, "reason": str | null, "next_start_at",
                            "port", "hosts", "health"}}}
-- `desired.json`  what should run: written by `up`/`down`, read by the watch loop
-      {"services": {NAME: {ServiceSpec fields..., "launch_env": {...}}}}  (holds secrets: 0600)
+- `desired.json`  what should run: written by `up`/`down`, read by the watch loop (holds secrets: 0600)
+      {"updated_at": t,
+       "services": {NAME: {"spec": {ServiceSpec fields...}, "env": {the child's whole environment},
+                           "cwd": str, "requested_at": t, "restart": bool}}}   (a `DesiredEntry` each)
 - `supervisor.lock`  a flock(2) held while `up`/`down` decide, so two `up`s start one set.
 """
 
@@ -24,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from raictl.errors import RaictlError
+from raictl.supervisor import states
 from raictl.supervisor.identity import ExitInfo, Identity
+from raictl.supervisor.spec import ServiceSpec
 from raishared.private_files import ensure_private_dir, write_json_atomic
 
 STATE_FILE = "state.json"
@@ -50,7 +54,7 @@ class ServiceRecord:
     """What the watch loop knows about one service."""
 
     name: str
-    state: str = "stopped"  # running | starting | backoff | stopped | fatal
+    state: str = states.STOPPED  # one of states.STATES (read as written: a newer file may hold others)
     identity: Identity | None = None
     started_at: float | None = None
     ready_at: float | None = None
@@ -62,6 +66,12 @@ class ServiceRecord:
     port: int | None = None
     hosts: tuple[str, ...] = ()
     health: str | None = None
+
+    def change_state(self, new: states.State) -> None:
+        """The one place a service's state changes: InvalidTransition unless states allows it."""
+        if new != self.state:
+            states.check_transition(self.state, new)
+        self.state = new
 
     def to_dict(self) -> dict[str, Any]:
         ident = self.identity.to_dict() if self.identity else {"pid": None, "create_time": None, "marker": None}
@@ -79,9 +89,33 @@ class ServiceRecord:
         last = ExitInfo(exit_doc.get("code"), exit_doc.get("signal"), exit_doc.get("at") or 0.0,
                         exit_doc.get("cause")) \
             if exit_doc else None
-        return cls(name, d.get("state", "stopped"), ident, d.get("started_at"), d.get("ready_at"),
+        return cls(name, d.get("state", states.STOPPED), ident, d.get("started_at"), d.get("ready_at"),
                    d.get("restarts", 0), last, d.get("log_tail"), d.get("reason"), d.get("next_start_at"),
                    d.get("port"), tuple(d.get("hosts") or ()), d.get("health"))
+
+
+@dataclass
+class DesiredEntry:
+    """One service as `up` asks for it in desired.json: how to launch it, and when it was asked."""
+
+    spec: ServiceSpec
+    env: dict[str, str]     # the child's complete environment (settings, secrets included), minus the run marker
+    cwd: str                # raictl.toml's folder: where a service without its own `cwd` runs
+    requested_at: float = 0.0  # when `up`/`restart` asked: newer than what the loop saw means "asked again"
+    restart: bool = False   # `raictl restart`: restart it even if nothing changed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.spec.to_dict(), "env": dict(self.env), "cwd": self.cwd,
+                "requested_at": self.requested_at, "restart": self.restart}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DesiredEntry":
+        """KeyError, TypeError, ValueError or AttributeError when `d` is not an entry (damaged)."""
+        env = d["env"]
+        if not isinstance(env, dict):
+            raise TypeError(f"env is {type(env).__name__}, not a table")
+        return cls(ServiceSpec.from_dict(d["spec"]), {str(k): str(v) for k, v in env.items()}, str(d["cwd"]),
+                   float(d.get("requested_at") or 0.0), bool(d.get("restart")))
 
 
 @dataclass
@@ -165,14 +199,21 @@ def write_state(home: Path, state: SupervisorState) -> None:
     write_json_atomic(home / STATE_FILE, state.to_dict())
 
 
-def read_desired(home: Path) -> dict[str, dict[str, Any]]:
-    """What should run: service name -> launch description (spec fields + launch_env)."""
-    doc = _read_json(home / DESIRED_FILE)
-    return dict(doc.get("services", {})) if doc else {}
+def read_desired(home: Path) -> dict[str, DesiredEntry]:
+    """What should run, by service name; DamagedState when the file is not what we write."""
+    path = home / DESIRED_FILE
+    doc = _read_json(path)
+    if not doc:
+        return {}
+    try:
+        return {str(n): DesiredEntry.from_dict(e) for n, e in (doc.get("services") or {}).items()}
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise DamagedState(f"{path} is damaged: {type(exc).__name__}: {exc}", hint=DAMAGED_HINT) from None
 
 
-def write_desired(home: Path, services: dict[str, dict[str, Any]]) -> None:
-    write_json_atomic(home / DESIRED_FILE, {"services": services, "updated_at": time.time()})
+def write_desired(home: Path, services: dict[str, DesiredEntry]) -> None:
+    write_json_atomic(home / DESIRED_FILE, {"services": {n: e.to_dict() for n, e in services.items()},
+                                            "updated_at": time.time()})
 
 
 def desired_version(home: Path) -> tuple[int, int] | None:

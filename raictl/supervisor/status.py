@@ -17,17 +17,16 @@ from raictl.supervisor.advice import is_wildcard, probed_hosts
 from raictl.supervisor.identity import ExitInfo, lookup
 from raictl.supervisor.spec import ServiceSpec, all_specs
 from raictl.supervisor.state import ServiceRecord, SupervisorState, read_state, service_names
+from raictl.supervisor.states import ACTIVE, ALIVE, FATAL, PENDING, RUNNING, STARTING, STOPPED, State
 from raishared.settings import Settings
 
-STATES = ("running", "starting", "backoff", "stopped", "fatal")
-ACTIVE = ("running", "starting", "backoff")
 NOT_RUNNING = probes.HealthResult(False, None, "not running")
 
 
 @dataclass(frozen=True)
 class ServiceStatus:
     name: str
-    state: str
+    state: State
     pid: int | None
     uptime_s: float | None
     restarts: int
@@ -41,7 +40,7 @@ class ServiceStatus:
     @property
     def ok(self) -> bool:
         """Running and healthy: what `status` exits 0 for."""
-        return self.state == "running" and self.health.ok and all(l.ok for l in self.listen)
+        return self.state == RUNNING and self.health.ok and all(l.ok for l in self.listen)
 
     def to_dict(self) -> dict[str, Any]:
         """The DESIGN.md `status --json` fields."""
@@ -60,17 +59,17 @@ class Overview:
         return all(s.ok for s in self.services)
 
 
-def live_state(record: ServiceRecord | None, alive: bool, supervised: bool) -> str:
-    """One of STATES from the record and what is really there."""
+def live_state(record: ServiceRecord | None, alive: bool, supervised: bool) -> State:
+    """One of states.STATES from the record and what is really there."""
     if record is None:
-        return "stopped"
+        return STOPPED
     if alive:
-        return record.state if record.state in ("starting", "running") else "running"
-    if record.state == "fatal":
-        return "fatal"
-    if supervised and record.state in ("backoff", "starting"):
-        return record.state
-    return "stopped"
+        return record.state if record.state in ALIVE else RUNNING  # type: ignore[return-value]
+    if record.state == FATAL:
+        return FATAL
+    if supervised and record.state in PENDING:
+        return record.state  # type: ignore[return-value]
+    return STOPPED
 
 
 def _where(spec: ServiceSpec | None, record: ServiceRecord | None, alive: bool):
@@ -126,8 +125,8 @@ def _status(name, record, proc, supervised, results, has_health) -> ServiceStatu
     since = (record.started_at or record.identity.create_time) if alive else None
     uptime = round(max(0.0, time.time() - since), 1) if alive else None
     state = live_state(record, alive, supervised)
-    if state == "starting" and health.ok and all(l.ok for l in listen):
-        state = "running"  # ready by the same test the loop uses; it has just not written it yet
+    if state == STARTING and health.ok and all(l.ok for l in listen):
+        state = RUNNING  # ready by the same test the loop uses; it has just not written it yet
     return ServiceStatus(name, state, proc.pid if alive else None, uptime,
                          record.restarts if record else 0, record.last_exit if record else None,
                          listen, health, record.reason if record else None,

@@ -3,66 +3,65 @@
 One `Watcher` runs either detached (a process of its own session, forked by `raictl up`) or in
 the terminal (`raictl up --foreground`). It is the only writer of `state.json` while it lives.
 
-- An unexpected exit is restarted after a backoff: `backoff_initial` doubling to `backoff_max`,
-  starting over once the service has been ready for `healthy_reset` seconds.
-- `fatal_starts` exits within `fatal_window` seconds make the service `fatal`: not restarted,
-  its last exit and log tail kept in state.json. Asking `up` for it again re-arms it.
+- An unexpected exit is restarted after a backoff (`spec.RESTARTS`: 0.1 s doubling to 5 s),
+  starting over once the service has been ready for 10 s.
+- 5 exits within 30 s make the service `fatal`: not restarted, its last exit and log tail kept
+  in state.json. Asking `up` for it again re-arms it.
 - A service still running from a supervisor that died (killed -9) is adopted, not started twice.
 - SIGTERM/SIGINT: stop everything in reverse dependency order, then exit.
+
+The loop reads the time through `clock` and touches processes only through `processes`
+(`process.Processes`): tests/test_watch_rules.py drives these rules with fakes of both, in
+milliseconds, as honcho's manager tests do.
 """
 
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
 import psutil
 
 from raictl.errors import RaictlError
-from raictl.supervisor import logs, probes, process
-from raictl.supervisor.identity import ExitInfo, Identity, decode_exit, identify, lookup
-from raictl.supervisor.spec import ServiceSpec, dependency_order
-from raictl.supervisor.state import (ServiceRecord, SupervisorState, desired_version, read_desired,
-                                     read_state, supervisor_lock, write_desired, write_state)
+from raictl.supervisor import logs
+from raictl.supervisor.identity import ExitInfo, Identity, decode_exit
+from raictl.supervisor.process import Handle, Processes
+from raictl.supervisor.spec import RESTARTS, ServiceSpec, dependency_order
+from raictl.supervisor.state import (DesiredEntry, ServiceRecord, SupervisorState, desired_version,
+                                     read_desired, read_state, supervisor_lock, write_desired, write_state)
+from raictl.supervisor.states import ACTIVE, ALIVE, BACKOFF, FATAL, PENDING, RUNNING, STARTING, STOPPED, State
 from raishared.settings import host_port
 
 TICK = 0.01          # loop period while something is starting or due
 IDLE_TICK = 0.1      # loop period when all is steady
 ROTATE_EVERY = 2.0
-ACTIVE = ("running", "starting", "backoff")
 
 
 @dataclass
 class Child:
-    """One supervised service as the loop tracks it."""
+    """One supervised service as the loop tracks it. `popen`: what `processes.start` returned;
+    `adopted`: its process was left running by a supervisor that died (no Popen to poll)."""
 
     spec: ServiceSpec
     env: dict[str, str]
     cwd: str
     requested_at: float
     record: ServiceRecord
-    popen: subprocess.Popen | None = None
-    adopted: psutil.Process | None = None
+    popen: Handle | None = None
+    adopted: bool = False
     exits: deque = field(default_factory=deque)
     failures: int = 0
 
-    def exit_code(self) -> int | None | bool:
-        """Popen's returncode once it has exited; for an adopted process True (code unknown)."""
-        if self.popen is not None:
-            return self.popen.poll()
-        if self.adopted is not None:
-            return True if lookup(self.record.identity) is None else None
-        return None
-
 
 class Watcher:
-    def __init__(self, home: Path, logs_dir: Path, foreground: bool = False) -> None:
+    def __init__(self, home: Path, logs_dir: Path, foreground: bool = False, *,
+                 clock: Callable[[], float] = time.time, processes: Processes | None = None) -> None:
         self.home, self.logs_dir, self.foreground = home, logs_dir, foreground
+        self.clock, self.processes = clock, processes or Processes()
         self.children: dict[str, Child] = {}
         self.previous = read_state(home)
         self.state = SupervisorState(None, foreground, dict(self.previous.services))
@@ -138,7 +137,7 @@ class Watcher:
         if version != self.desired_seen:
             self.desired_seen = version
             self.reconcile(read_desired(self.home))
-        now = time.time()
+        now = self.clock()
         for child in self._ordered():
             self._step(child, now)
         if now - self.last_rotate > ROTATE_EVERY:
@@ -148,7 +147,7 @@ class Watcher:
         self._save()
 
     def _busy(self) -> bool:
-        return any(c.record.state in ("starting", "backoff") for c in self.children.values())
+        return any(c.record.state in PENDING for c in self.children.values())
 
     def _idle(self) -> bool:
         """Nothing active and nothing wanted: the detached supervisor has no reason to live."""
@@ -164,7 +163,7 @@ class Watcher:
         return [self.children[s.name] for s in order]
 
     # -- desired state ------------------------------------------------------------------------
-    def reconcile(self, desired: dict[str, dict[str, Any]]) -> None:
+    def reconcile(self, desired: dict[str, DesiredEntry]) -> None:
         """Start what was added; stop what was withdrawn; restart, with its new launch, what was
         asked for again (`up` after fatal, `up` with changed settings, `restart`)."""
         order = list(reversed([c.spec.name for c in self._ordered()]))  # dependents first
@@ -172,39 +171,39 @@ class Watcher:
             self.stop_child(self.children.pop(name), "down")
         for name in [n for n in order if n in desired]:
             child, entry = self.children[name], desired[name]
-            if entry.get("requested_at", 0) > child.requested_at and (
-                    child.record.state in ("fatal", "stopped") or entry.get("restart") or self._changed(child, entry)):
+            if entry.requested_at > child.requested_at and (
+                    child.record.state in (FATAL, STOPPED) or entry.restart or self._changed(child, entry)):
                 self._renew(child, entry)
-            elif entry.get("requested_at", 0) > child.requested_at:  # a second `up` of the same: nothing to do
-                child.requested_at = entry["requested_at"]
+            elif entry.requested_at > child.requested_at:  # a second `up` of the same: nothing to do
+                child.requested_at = entry.requested_at
         for name, entry in desired.items():
             if name not in self.children:
                 self.children[name] = self._new_child(name, entry)
 
     @staticmethod
-    def _changed(child: Child, entry: dict[str, Any]) -> bool:
-        return (ServiceSpec.from_dict(entry["spec"]), entry["env"], entry["cwd"]) != (child.spec, child.env, child.cwd)
+    def _changed(child: Child, entry: DesiredEntry) -> bool:
+        return (entry.spec, entry.env, entry.cwd) != (child.spec, child.env, child.cwd)
 
-    def _renew(self, child: Child, entry: dict[str, Any]) -> None:
+    def _renew(self, child: Child, entry: DesiredEntry) -> None:
         """Asked for again: stop what runs (if anything), take the new launch, start afresh."""
         if child.record.identity is not None:
             logs.event(self._log(child), "restart requested: stopping")
         self.stop_child(child, "restart")
-        child.spec, child.env, child.cwd = ServiceSpec.from_dict(entry["spec"]), entry["env"], entry["cwd"]
-        child.requested_at = entry.get("requested_at", 0.0)
+        child.spec, child.env, child.cwd = entry.spec, entry.env, entry.cwd
+        child.requested_at = entry.requested_at
         child.exits.clear()
         child.failures = 0
-        child.record.state, child.record.next_start_at = "backoff", 0.0
+        self._change(child, BACKOFF)
+        child.record.next_start_at = 0.0
 
-    def _new_child(self, name: str, entry: dict[str, Any]) -> Child:
-        spec = ServiceSpec.from_dict(entry["spec"])
+    def _new_child(self, name: str, entry: DesiredEntry) -> Child:
+        spec = entry.spec
         old = self.previous.services.get(name)
-        record = ServiceRecord(name, "backoff", next_start_at=0.0, port=spec.port, hosts=spec.hosts,
+        record = ServiceRecord(name, BACKOFF, next_start_at=0.0, port=spec.port, hosts=spec.hosts,
                                health=spec.health, last_exit=old.last_exit if old else None)
-        child = Child(spec, entry["env"], entry["cwd"], entry.get("requested_at", 0.0), record)
-        alive = lookup(old.identity) if old else None
-        if alive is not None and old.state in ("running", "starting"):  # left by a supervisor that died
-            child.adopted, record.identity, record.state = alive, old.identity, old.state
+        child = Child(spec, entry.env, entry.cwd, entry.requested_at, record)
+        if old is not None and old.state in ALIVE and self.processes.alive(old.identity):  # its supervisor died
+            child.adopted, record.identity, record.state = True, old.identity, old.state  # taken over, not a change
             record.started_at, record.ready_at, record.restarts = old.started_at, old.ready_at, old.restarts
             record.port, record.hosts, record.health = old.port, old.hosts, old.health
         self.state.services[name] = record
@@ -213,44 +212,49 @@ class Watcher:
     # -- one service, one tick --------------------------------------------------------------
     def _step(self, child: Child, now: float) -> None:
         rec = child.record
-        if rec.state == "backoff" and now >= (rec.next_start_at or 0) and self._deps_started(child):
+        if rec.state == BACKOFF and now >= (rec.next_start_at or 0) and self._deps_started(child):
             self.start_child(child, now)
-        elif rec.state in ("starting", "running"):
-            code = child.exit_code()
+        elif rec.state in ALIVE:
+            code = self._exit_code(child)
             if code is not None:
                 self._exited(child, code, now)
-            elif rec.state == "starting" and self._ready(child):
-                rec.state, rec.ready_at, self.dirty = "running", now, True
+            elif rec.state == STARTING and self.processes.ready(child.spec):
+                self._change(child, RUNNING)
+                rec.ready_at = now
                 logs.event(self._log(child), f"ready ({self._where(child)})")
-            elif rec.state == "running" and child.failures and now - (rec.ready_at or now) > child.spec.healthy_reset:
+            elif rec.state == RUNNING and child.failures and now - (rec.ready_at or now) > RESTARTS.healthy_reset:
                 child.failures = 0
-                logs.event(self._log(child), f"ready for {child.spec.healthy_reset:g}s: the restart delay "
-                                             f"starts over at {child.spec.backoff_initial:g}s")
+                logs.event(self._log(child), f"ready for {RESTARTS.healthy_reset:g}s: the restart delay "
+                                             f"starts over at {RESTARTS.backoff_initial:g}s")
+
+    def _exit_code(self, child: Child) -> int | None | bool:
+        """The returncode once its process has exited; for an adopted one True (code unknown)."""
+        if child.popen is not None:
+            return child.popen.poll()
+        if child.adopted:
+            return None if self.processes.alive(child.record.identity) else True
+        return None
 
     def _deps_started(self, child: Child) -> bool:
         """A dependent is spawned once what it depends on has been spawned (not waited for)."""
         deps = [self.children.get(d) for d in child.spec.depends_on]
-        return all(d is None or d.record.state in ("starting", "running") for d in deps)
+        return all(d is None or d.record.state in ALIVE for d in deps)
 
     def start_child(self, child: Child, now: float) -> None:
         log = self._log(child)
         rec = child.record
         try:
-            child.popen, marker = process.spawn(child.spec, child.env, child.cwd, log)
+            child.popen, rec.identity = self.processes.start(child.spec, child.env, child.cwd, log)
         except OSError as exc:
             logs.event(log, f"cannot start {' '.join(child.spec.command)}: {exc.strerror or exc}")
             rec.reason = f"cannot start {child.spec.command[0]}: {exc.strerror or exc}"
             rec.last_exit = ExitInfo(127, None, now)  # the shell's "command cannot run"
             self._failed(child, now)
             return
-        try:
-            rec.identity = identify(child.popen.pid, marker)
-        except psutil.NoSuchProcess:  # already gone: the next tick records its exit
-            rec.identity = Identity(child.popen.pid, now, marker)
-        child.adopted = None
-        rec.state, rec.started_at, rec.ready_at, rec.next_start_at = "starting", now, None, None
+        child.adopted = False
+        self._change(child, STARTING)
+        rec.started_at, rec.ready_at, rec.next_start_at = now, None, None
         rec.port, rec.hosts, rec.health = child.spec.port, child.spec.hosts, child.spec.health
-        self.dirty = True
         logs.event(log, f"started pid {child.popen.pid}: {command_text(child.spec)}")
 
     def _exited(self, child: Child, code, now: float) -> None:
@@ -258,62 +262,44 @@ class Watcher:
         rec.last_exit = decode_exit(None if code is True else code, now)
         rec.reason = rec.last_exit.describe()
         if child.popen is not None and rec.identity:
-            process.sweep([rec.identity.marker])  # its children must not outlive it
-        child.popen = child.adopted = None
+            self.processes.sweep(rec.identity)  # its children must not outlive it
+        child.popen, child.adopted = None, False
         logs.event(self._log(child), f"exited: {rec.reason}")
         self._failed(child, now)
 
     def _failed(self, child: Child, now: float) -> None:
-        rec, spec = child.record, child.spec
+        rec = child.record
         child.exits.append(now)
-        while child.exits and now - child.exits[0] > spec.fatal_window:
+        while child.exits and now - child.exits[0] > RESTARTS.fatal_window:
             child.exits.popleft()
         rec.identity, self.dirty = None, True
-        if len(child.exits) >= spec.fatal_starts:
-            rec.state, rec.next_start_at = "fatal", None
+        if len(child.exits) >= RESTARTS.fatal_starts:
+            self._change(child, FATAL)
+            rec.next_start_at = None
             rec.log_tail = logs.tail(self._log(child))
             logs.event(self._log(child), f"fatal: {len(child.exits)} failed starts within "
-                                         f"{spec.fatal_window:g}s; not restarting")
+                                         f"{RESTARTS.fatal_window:g}s; not restarting")
             return
-        delay = min(spec.backoff_initial * (2 ** child.failures), spec.backoff_max)
+        delay = RESTARTS.delay(child.failures)
         child.failures += 1
-        rec.state, rec.next_start_at, rec.restarts = "backoff", now + delay, rec.restarts + 1
+        self._change(child, BACKOFF)
+        rec.next_start_at, rec.restarts = now + delay, rec.restarts + 1
         logs.event(self._log(child), f"restart in {delay:g}s")
-
-    def _ready(self, child: Child) -> bool:
-        """Alive (checked by the caller), every address accepts, health answers 200 on every address."""
-        spec = child.spec
-        if not all(probes.probe_listen(h, p, 0.2).ok for h, p in spec.addresses):
-            return False
-        if spec.port and spec.health:
-            return all(probes.probe_health(h, spec.port, spec.health, 1.0).ok for h in spec.hosts)
-        return True
 
     # -- stopping -------------------------------------------------------------------------------
     def stop_child(self, child: Child, cause: str) -> None:
         """Stop its process tree (TERM, grace, KILL); last_exit records `cause` (a key of CAUSES)."""
         rec = child.record
         if rec.identity is not None:
-            waiter = self._popen_waiter(child.popen) if child.popen else None
-            forced = process.stop(rec.identity, rec.identity.marker, child.spec.grace, waiter)
+            forced = self.processes.stop(rec.identity, child.spec.grace, child.popen)
             code = child.popen.poll() if child.popen else None  # reaps one that died just before
             rec.last_exit = decode_exit(code).because(cause)
             logs.event(self._log(child), "stopped" + (" (SIGKILL after the grace period)" if forced else ""))
-        child.popen = child.adopted = None
+        child.popen, child.adopted = None, False
         if rec.state in ACTIVE:  # a fatal service stays fatal until asked for again
-            rec.state = "stopped"
+            self._change(child, STOPPED)
         rec.identity, rec.next_start_at, self.dirty = None, None, True
         self._save()
-
-    @staticmethod
-    def _popen_waiter(popen: subprocess.Popen):
-        def wait(timeout: float) -> bool:
-            try:
-                popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
-        return wait
 
     def stop_all(self) -> None:
         for child in reversed(self._ordered()):
@@ -328,6 +314,11 @@ class Watcher:
         self._save()
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _change(self, child: Child, new: State) -> None:
+        """A state change, to be written at the end of the tick (the record checks it is allowed)."""
+        child.record.change_state(new)
+        self.dirty = True
+
     def _log(self, child: Child) -> Path:
         return logs.log_path(self.logs_dir, child.spec.name)
 
@@ -366,7 +357,7 @@ def name_process(home: Path) -> None:
     setproctitle(title)
 
 
-if __name__ == "__main__":  # started by control.detach from a threaded caller: python -m ... HOME LOGS
+if __name__ == "__main__":  # started by daemon.detach from a threaded caller: python -m ... HOME LOGS
     import sys
 
     Watcher(Path(sys.argv[1]), Path(sys.argv[2])).run()  # its command line already says what it is

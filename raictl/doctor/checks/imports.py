@@ -16,6 +16,7 @@ from pathlib import Path
 from raictl.doctor import observe
 from raictl.doctor.registry import ServiceCheck, service_checks
 from raictl.supervisor.spec import BUILTINS
+from raictl.supervisor.states import RUNNING
 
 IMPORT_TIMEOUT = 5.0
 PROBE = Path(__file__).resolve().parent.parent / "import_probe.py"
@@ -43,7 +44,7 @@ def import_check(ctx, name: str):
         return ctx.skip(f"{name} is not started as `python -m MODULE`: nothing to import")
     # the supervisor records "running" only once health answered: the imports worked. (Not
     # waiting for health here keeps a hung port off this check's path.)
-    if observe.status(ctx, name).state == "running":
+    if observe.status(ctx, name).state == RUNNING:
         return ctx.ok(f"{spec.entry_module} is running under raictl and answered its health: it imported")
     ctx.doing(f"resolving {spec.entry_module}'s imports with {spec.command[0]}")
     verdict = import_entry(spec, ctx.settings)

@@ -20,6 +20,7 @@ from raictl.doctor.checks.host import localhost_addresses
 from raictl.doctor.registry import ServiceCheck, service_checks
 from raictl.supervisor.advice import is_wildcard
 from raictl.supervisor.spec import BUILTINS, hosts_setting, hosts_var, port_setting
+from raictl.supervisor.states import BACKOFF, FATAL, RUNNING, STARTING, STOPPED
 from raishared.settings import host_port
 
 
@@ -50,7 +51,7 @@ def restarts(n: int) -> str:
 def other_home(ctx, name: str) -> tuple[object, str] | None:
     """(port owner, its RAICTL_HOME) when the process on the service's port was started by the supervisor
     of a raictl home other than this one (`raictl up` recognises it the same way), else None."""
-    from raictl.supervisor.control import raictl_home_of
+    from raictl.supervisor.preflight import raictl_home_of
 
     svc = observe.spec(ctx, name)
     for host in svc.hosts if svc.port else ():
@@ -70,7 +71,7 @@ def _other_home_hint(name: str, home: str) -> str:
 def running(ctx, name: str):
     st = observe.status(ctx, name)
     tail = _exit_text(st)
-    if st.state == "running":
+    if st.state == RUNNING:
         summary = f"running, pid {st.pid}, up {st.uptime_s:.0f} s, {restarts(st.restarts)}{tail}"
         if not observe.supervised(ctx):  # its supervisor was killed: the next crash goes unnoticed
             return ctx.warn(f"{summary}; but no raictl supervisor watches it: a crash would not be restarted",
@@ -78,7 +79,7 @@ def running(ctx, name: str):
         if st.restarts or (_crash(st) and _crash(st).signal):
             return ctx.warn(summary, hint=f"`raictl logs {name}` shows why it exited")
         return ctx.ok(summary)
-    if st.state in ("starting", "backoff", "fatal"):
+    if st.state in (STARTING, BACKOFF, FATAL):
         return _in_trouble(ctx, name, st, tail)
     health, engine = observe.health(ctx, name), observe.engine(ctx)
     if health.answered and health.service_matches and engine:
@@ -97,10 +98,10 @@ def running(ctx, name: str):
 
 def _in_trouble(ctx, name: str, st, tail: str):
     """The supervisor is (re)starting it, waiting to, or gave up."""
-    if st.state == "starting":
+    if st.state == STARTING:
         return ctx.warn(f"starting (not ready yet), {restarts(st.restarts)}{tail}",
                         hint=f"run doctor again in a moment; `raictl logs {name}` shows its progress")
-    if st.state == "backoff":
+    if st.state == BACKOFF:
         return ctx.fail(f"crashed and waiting to be restarted ({restarts(st.restarts)}){tail}",
                         hint=f"`raictl logs {name}` shows why; see logs.{name}", details=st.log_tail or ())
     reason = "" if not st.reason or st.reason in tail else f": {st.reason}"  # often the last exit itself
@@ -132,10 +133,10 @@ def port(ctx, name: str):
         return ctx.ok(f"port {svc.port} is held by {name} ({holder}), run by {observe.engine(ctx)}")
     other = other_home(ctx, name)
     if other is not None:  # a warning, like a copy started by hand, when it is this very service
-        found = ctx.warn if health.service_matches and st.state != "running" else ctx.fail
+        found = ctx.warn if health.service_matches and st.state != RUNNING else ctx.fail
         return found(f"port {svc.port} on {host} is held by {holder}, a service of another raictl home "
                      f"(RAICTL_HOME={other[1]})", hint=_other_home_hint(name, other[1]))
-    if health.service_matches and st.state != "running":
+    if health.service_matches and st.state != RUNNING:
         return ctx.warn(f"port {svc.port} is held by {holder}, a {name} not started by raictl",
                         hint=f"stop it (kill {who.pid}), then `raictl up {name}`")
     return ctx.fail(f"port {svc.port} on {host} is held by {holder}, not by raictl's {name}",
@@ -167,7 +168,7 @@ def bind_hint(name: str, svc, host: str) -> str:
 def not_running(ctx, name: str):
     """A skip Result when the service is stopped and nothing at all listens on its port, else None."""
     svc = observe.spec(ctx, name)
-    if observe.status(ctx, name).state == "stopped" and not observe.bindings(ctx, svc.port):
+    if observe.status(ctx, name).state == STOPPED and not observe.bindings(ctx, svc.port):
         return ctx.skip(f"{name} is not running (see {name}.running)")
     return None
 
