@@ -303,11 +303,15 @@ class ChatClient:
         reply = self._call("GET", "/api/sessions", None, "listing sessions")
         return reply.get("sessions", []) if isinstance(reply, dict) else list(reply or [])
 
-    def messages(self, session_id: str) -> list[dict[str, Any]]:
-        """The messages of one of this user's sessions, oldest first."""
+    def session(self, session_id: str) -> dict[str, Any]:
+        """One of this user's sessions: `messages` oldest first, its `system_prompt` and token `usage` totals."""
         reply = self._call("GET", f"/api/sessions/{_segment(session_id)}/messages", None,
                            f"reading session {session_id}")
-        return reply.get("messages", []) if isinstance(reply, dict) else list(reply or [])
+        return reply if isinstance(reply, dict) else {"messages": list(reply or [])}
+
+    def messages(self, session_id: str) -> list[dict[str, Any]]:
+        """The messages of one of this user's sessions, oldest first."""
+        return self.session(session_id).get("messages", [])
 
     def delete(self, session_id: str) -> dict[str, Any]:
         """Delete one of this user's sessions."""

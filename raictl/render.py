@@ -75,8 +75,8 @@ def chat_engine_note(engine: str | None, chosen: bool = False) -> None:
     if engine != "mock":
         return
     text = ("note: replies come from the mock engine because LLM_ENGINE=mock is set" if chosen else
-            "note: replies come from the mock engine because no Gemini key is set "
-            "(set GEMINI_API_KEY and run `raictl restart`)")
+            "note: replies come from the mock engine because no Gemini key or OpenAI-compatible server "
+            "is set (set GEMINI_API_KEY or OPENAI_BASE_URL and run `raictl restart`)")
     # Plain ANSI rather than rich: a one-shot `raictl chat "hi"` should not pay rich's import for one line.
     sys.stderr.write(_paint(text, "dim", sys.stderr.isatty()) + "\n")
     sys.stderr.flush()
@@ -111,8 +111,11 @@ def chat_sessions(sessions: list[dict[str, Any]], current: str | None = None) ->
     out.print(table)
 
 
-def chat_history(messages: list[dict[str, Any]]) -> None:
-    """A session's messages, oldest first, each labelled with who said it."""
+def chat_history(messages: list[dict[str, Any]], system_prompt: str | None = None) -> None:
+    """A session's messages, oldest first, each labelled with who said it (its system prompt first)."""
+    if system_prompt:
+        console().print("[dim]system[/]: ", end="")
+        console().print(system_prompt, markup=False, style="dim")
     if not messages:
         note("no messages in this session")
         return
@@ -121,6 +124,12 @@ def chat_history(messages: list[dict[str, Any]]) -> None:
         who = "you" if message.get("role") == "user" else str(message.get("role") or "?")
         out.print(f"[bold]{who}[/]: ", end="")
         out.print(str(message.get("content", "")), markup=False)
+
+
+def session_usage(usage: dict[str, Any] | None) -> None:
+    """A session's token totals, on stderr (the mock engine and memory commands report none)."""
+    usage = usage or {}
+    note(f"tokens: {usage.get('input_tokens') or 0} in, {usage.get('output_tokens') or 0} out")
 
 
 class ChatView:

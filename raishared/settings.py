@@ -166,6 +166,7 @@ FIELDS: tuple[Field, ...] = (
     Field("openai_api_key", ("OPENAI_API_KEY",), "openai.api_key", _text, secret=True),
     Field("openai_model", ("OPENAI_MODEL",), "openai.model", _text),
     Field("secret_key", ("RAI_SECRET_KEY",), "rai_api.secret_key", _text, secret=True),
+    Field("system_prompt", ("RAI_SYSTEM_PROMPT",), "rai_api.system_prompt", _text),
     Field("allowed_hosts", ("RAICTL_ALLOWED_HOSTS",), "http.allowed_hosts", _names, toml_type="names"),
     Field("allowed_origins", ("RAICTL_ALLOWED_ORIGINS",), "http.allowed_origins", _origins, toml_type="names"),
     Field("max_connections", ("RAICTL_MAX_CONNECTIONS",), "http.max_connections", _count, toml_type="count"),
@@ -216,6 +217,7 @@ class Settings:
     openai_api_key: str | None
     openai_model: str
     rai_api_replicas: int = 1  # RAI API processes on consecutive ports (raictl.supervisor.spec.replicas)
+    system_prompt: str | None = None  # a new chat session's system prompt when it is given none
     allowed_hosts: tuple[str, ...] = ()  # served besides the loopbacks and the listen addresses
     allowed_origins: tuple[str, ...] = ()  # may send state-changing requests besides the API's own origin
     max_connections: int = 1000  # open connections per service (waitress' connection_limit)

@@ -221,7 +221,12 @@ def test_sessions_list_show_and_delete(on_stack):
     shown = json.loads(run("sessions", "show", session_id, "--json").stdout)
     assert [m["role"] for m in shown["messages"]] == ["user", "assistant"] * 2
     assert shown["messages"][2]["content"] == "keep this"
-    assert "keep this" in run("sessions", "show", session_id).stdout
+    shown_text = run("sessions", "show", session_id)
+    assert "keep this" in shown_text.stdout
+    assert shown["usage"] == {"input_tokens": 0, "output_tokens": 0}  # the mock engine reports no tokens
+    assert [m["usage"] for m in shown["messages"] if m["role"] == "assistant"] == [
+        {"input_tokens": None, "output_tokens": None}] * 2
+    assert "tokens: 0 in, 0 out" in shown_text.stderr
     assert run("sessions", "delete", session_id).exit_code == 0
     assert session_id not in run("sessions", "list", "--json").stdout
     continued = run("chat", "-c", "after delete")  # -c forgets a deleted session: a new one starts

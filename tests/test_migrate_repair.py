@@ -47,9 +47,12 @@ def test_the_incident_unknown_revision_and_revision_1_schema(db_url, tmp_path):
     assert (result.before, result.after, result.refused) == (UNKNOWN, HEAD, ())
     assert differences_from_models(db_url) == []
     after = dump(db_url)
-    for table in ("chat_sessions", "messages"):  # every row kept (revision 0003 widens messages.content)
-        assert after[table]["rows"] == before[table]["rows"]
-    assert after["chat_sessions"] == before["chat_sessions"]
+    for table in ("chat_sessions", "messages"):  # every row kept (0003 widens messages.content, 0004 adds columns)
+        kept = len(before[table]["columns"])
+        assert [row[:kept] for row in after[table]["rows"]] == before[table]["rows"]
+        assert all(value is None for row in after[table]["rows"] for value in row[kept:])
+    kept = len(before["chat_sessions"]["columns"])
+    assert after["chat_sessions"]["columns"][:kept] == before["chat_sessions"]["columns"]
     assert rows(db_url, "users", "id, username, password_hash, remembered_facts") == [
         (1, "old", "not-a-real-hash", None)]
 

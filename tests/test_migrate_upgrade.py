@@ -11,6 +11,7 @@ from raictl.migrate import upgrade_to_head
 from raishared.settings import load_settings
 from tests.migrate_support import HEAD
 from tests.support import run_sql
+from tests.migrate_support import HEAD
 
 
 @pytest.fixture

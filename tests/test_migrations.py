@@ -19,6 +19,7 @@ from services.rai_api.models import Base
 from services.rai_api.schema import read_state
 from tests.migrate_support import HEAD
 from tests.support import REPO, with_connection
+from tests.migrate_support import HEAD
 
 
 def _differences(connection):

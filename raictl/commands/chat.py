@@ -95,12 +95,16 @@ def list_sessions(json_: JsonOption = False) -> None:
 @sessions_app.command("show")
 def show_session(session_id: Annotated[str, typer.Argument(help="The session's id.")],
                  json_: JsonOption = False) -> None:
-    """Show the messages of one of your sessions."""
+    """Show one of your sessions: its system prompt, its messages, and the tokens its replies cost."""
     from raictl import render
 
     with _client() as client:
-        messages = client.messages(session_id)
-    render.print_json({"session_id": session_id, "messages": messages}) if json_ else render.chat_history(messages)
+        found = client.session(session_id)
+    if json_:
+        render.print_json({"session_id": session_id, **found})
+        return
+    render.chat_history(found.get("messages", []), found.get("system_prompt"))
+    render.session_usage(found.get("usage"))
 
 
 @sessions_app.command("delete")

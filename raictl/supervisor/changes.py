@@ -24,7 +24,7 @@ SECRET_VARS = frozenset(var for f in FIELDS if f.secret for var in f.env)
 READS = {service: tuple(env_var(name) for name in names) for service, names in (
     ("llm_api", ("llm_engine", "gemini_api_key", "gemini_model", "gemini_base_url",
                  "openai_base_url", "openai_api_key", "openai_model")),
-    ("rai_api", ("database_url", "llm_api_url", "secret_key")))}
+    ("rai_api", ("database_url", "llm_api_url", "secret_key", "system_prompt")))}
 
 
 def launch_view(entry: DesiredEntry) -> dict[str, Any]:

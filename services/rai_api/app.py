@@ -39,7 +39,7 @@ def create_app(settings=None, *, clock: Callable[[], float] = time.time) -> Flas
         settings = load_settings()
     app = Flask(__name__, static_folder="static", static_url_path="/static")  # the chat page's files
     app.config.update(SECRET_KEY=settings.secret_key(), MAX_CONTENT_LENGTH=rules.MAX_BODY_BYTES,
-                      SEND_FILE_MAX_AGE_DEFAULT=0)
+                      SEND_FILE_MAX_AGE_DEFAULT=0, RAI_SYSTEM_PROMPT=settings.system_prompt)
     app.json.sort_keys = False
     app.session_interface = NoCookieSessions()
     db = Database(settings.database_url)

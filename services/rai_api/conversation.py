@@ -28,8 +28,9 @@ _users, _sessions, _messages = User.__table__, ChatSession.__table__, Message.__
 _SID, _UID = sa.bindparam("sid"), sa.bindparam("uid")
 OWN_SESSION = sa.select(_sessions.c.id).where(_sessions.c.id == _SID, _sessions.c.user_id == _UID)
 # The account check and the session's ownership in one round trip (a turn in a session needs both).
+SESSION_PROMPT = sa.select(_sessions.c.system_prompt).where(_sessions.c.id == _SID).scalar_subquery()
 USER_AND_SESSION = (sa.select(_users.c.is_active, _users.c.remembered_facts,
-                              sa.exists(OWN_SESSION).label("owns_session"))
+                              sa.exists(OWN_SESSION).label("owns_session"), SESSION_PROMPT.label("system_prompt"))
                     .where(_users.c.id == _UID))
 RECENT = (sa.select(_messages.c.role, _messages.c.content).where(_messages.c.session_id == _SID)
           .order_by(_messages.c.id.desc()).limit(memory.RECENT_LIMIT))
@@ -41,12 +42,14 @@ TOUCH_SESSION = (sa.update(_sessions).where(_sessions.c.id == _SID, _sessions.c.
 DELETE_SESSION = sa.delete(_sessions).where(_sessions.c.id == _SID, _sessions.c.user_id == _UID)
 MESSAGE_COUNTS = (sa.select(_messages.c.session_id, sa.func.count(_messages.c.id).label("n"))
                   .group_by(_messages.c.session_id).subquery())
+SESSION_INFO = sa.select(_sessions.c.system_prompt).where(_sessions.c.id == _SID, _sessions.c.user_id == _UID)
 LIST_SESSIONS = (sa.select(_sessions.c.id, _sessions.c.title, _sessions.c.created_at, _sessions.c.updated_at,
                            sa.func.coalesce(MESSAGE_COUNTS.c.n, 0).label("n"))
                  .outerjoin(MESSAGE_COUNTS, MESSAGE_COUNTS.c.session_id == _sessions.c.id)
                  .where(_sessions.c.user_id == _UID)
                  .order_by(_sessions.c.updated_at.desc(), _sessions.c.created_at.desc(), _sessions.c.id))
-SESSION_MESSAGES = (sa.select(_messages.c.id, _messages.c.role, _messages.c.content, _messages.c.created_at)
+SESSION_MESSAGES = (sa.select(_messages.c.id, _messages.c.role, _messages.c.content, _messages.c.created_at,
+                              _messages.c.input_tokens, _messages.c.output_tokens)
                     .where(_messages.c.session_id == _SID).order_by(_messages.c.id))
 
 
@@ -74,6 +77,7 @@ class Context:
     facts: list[str]
     recent: list[tuple[str, str]]
     earlier: list[tuple[str, str]]
+    session_prompt: str | None = None
 
 
 _no_session = rules.no_session
@@ -97,54 +101,67 @@ def _earlier(connection: sa.Connection, user_id: int, session_id: str | None, me
     return [(r.role, r.content) for r in rows]
 
 
-def _read_context(connection: sa.Connection, user_id: int, session_id: str | None, message: str) -> Context:
+def _read_context(connection: sa.Connection, user_id: int, session_id: str | None, message: str,
+                  new_prompt: str | None = None) -> Context:
     recent: list[tuple[str, str]] = []
     if session_id is None:
         user = auth.load_active_user(connection, user_id)
+        prompt = new_prompt
     else:
         user = auth.active(connection.execute(USER_AND_SESSION, {"uid": user_id, "sid": session_id}).first())
         if not user.owns_session:
             raise _no_session(session_id)
         recent = [(r.role, r.content) for r in reversed(connection.execute(RECENT, {"sid": session_id}).all())]
+        prompt = user.system_prompt
     facts = _as_facts(user.remembered_facts)
-    return Context(facts, recent, _earlier(connection, user_id, session_id, message))
+    return Context(facts, recent, _earlier(connection, user_id, session_id, message), prompt)
 
 
-def _session_for_turn(connection: sa.Connection, user_id: int, session_id: str | None, message: str) -> str:
-    """The turn's session: a new one (titled after its first message) or the given one, touched."""
+def _session_for_turn(connection: sa.Connection, user_id: int, session_id: str | None, message: str,
+                      system: str | None = None) -> str:
+    """The turn's session: a new one (titled after its first message, keeping `system`) or the given one, touched."""
     if session_id is None:
         session_id = str(uuid.uuid4())
-        connection.execute(sa.insert(_sessions), {"id": session_id, "user_id": user_id,
+        connection.execute(sa.insert(_sessions), {"id": session_id, "user_id": user_id, "system_prompt": system,
                                                   "title": memory.one_line(message)[:TITLE_CHARS]})
     elif connection.execute(TOUCH_SESSION, {"sid": session_id, "uid": user_id}).rowcount == 0:
         raise _no_session(session_id)  # deleted while the LLM API was answering
     return session_id
 
 
-def _store_turn(connection: sa.Connection, user_id: int, session_id: str | None, message: str, reply: str) -> str:
-    """Store the user's message and the reply; a new session is created for the first turn."""
-    session_id = _session_for_turn(connection, user_id, session_id, message)
-    connection.execute(sa.insert(_messages), [{"session_id": session_id, "role": "user", "content": message},
-                                              {"session_id": session_id, "role": "assistant",
-                                               "content": rules.storable_reply(reply)}])
+def tokens(usage: dict[str, Any] | None) -> dict[str, int | None]:
+    """The reply row's token columns from the LLM API's usage (None where the engine reports none, like the mock)."""
+    usage = usage or {}
+    return {key: usage[key] if isinstance(usage.get(key), int) and not isinstance(usage[key], bool) else None
+            for key in ("input_tokens", "output_tokens")}
+
+
+def _store_turn(connection: sa.Connection, user_id: int, session_id: str | None, message: str, reply: str,
+                usage: dict[str, Any] | None = None, system: str | None = None) -> str:
+    """Store the user's message and the reply (with its tokens); a new session is created for the first turn."""
+    session_id = _session_for_turn(connection, user_id, session_id, message, system)
+    connection.execute(sa.insert(_messages), [
+        {"session_id": session_id, "role": "user", "content": message, "input_tokens": None, "output_tokens": None},
+        {"session_id": session_id, "role": "assistant", "content": rules.storable_reply(reply),
+         **tokens(usage)}])
     return session_id
 
 
 def open_turn(connection: sa.Connection, user_id: int, session_id: str | None, message: str,
-              reply: str) -> tuple[str, int]:
+              reply: str, system: str | None = None) -> tuple[str, int]:
     """Like _store_turn, and also the id of the reply's row (one more round trip: the streamed turn
     rewrites that row when the reply is complete)."""
-    session_id = _session_for_turn(connection, user_id, session_id, message)
+    session_id = _session_for_turn(connection, user_id, session_id, message, system)
     connection.execute(sa.insert(_messages), {"session_id": session_id, "role": "user", "content": message})
     inserted = connection.execute(sa.insert(_messages), {"session_id": session_id, "role": "assistant",
                                                          "content": reply})
     return session_id, inserted.inserted_primary_key[0]
 
 
-def set_reply(connection: sa.Connection, message_id: int, reply: str) -> None:
-    """Overwrite a reply row (gone with its session if that was deleted meanwhile: nothing to do)."""
+def set_reply(connection: sa.Connection, message_id: int, reply: str, usage: dict[str, Any] | None = None) -> None:
+    """Overwrite a reply row and its tokens (gone with its session if that was deleted meanwhile: nothing to do)."""
     connection.execute(sa.update(_messages).where(_messages.c.id == message_id)
-                       .values(content=rules.storable_reply(reply)))
+                       .values(content=rules.storable_reply(reply), **tokens(usage)))
 
 
 def _run_command(connection: sa.Connection, user_id: int, command: memory.Command) -> str:
@@ -165,36 +182,41 @@ def _run_command(connection: sa.Connection, user_id: int, command: memory.Comman
 
 
 def command_turn(db: Database, user_id: int, message: str, session_id: str | None,
-                 command: memory.Command) -> tuple[str, str, int]:
+                 command: memory.Command, system: str | None = None) -> tuple[str, str, int]:
     """(reply, session id, reply's message id) of a memory command, answered from the database."""
     with db.transaction(write=True) as connection:
         auth.load_active_user(connection, user_id)
         if session_id is not None:
             own_session(connection, user_id, session_id)
         reply = _run_command(connection, user_id, command)
-        return (reply, *open_turn(connection, user_id, session_id, message, reply))
+        return (reply, *open_turn(connection, user_id, session_id, message, reply, system))
 
 
-def prompt_for(db: Database, user_id: int, message: str, session_id: str | None) -> tuple[str, list[dict[str, str]]]:
-    """(system prompt, messages) for the LLM API: the account and session checked, the context read."""
+def prompt_for(db: Database, user_id: int, message: str, session_id: str | None,
+               system: str | None = None) -> tuple[str, list[dict[str, str]]]:
+    """(system prompt, messages) for the LLM API: the account and session checked, the context read.
+    `system`: the prompt a new session is to keep; an existing session's own is read from the database."""
     with db.transaction() as connection:
-        context = _read_context(connection, user_id, session_id, message)
-    return memory.build_prompt(message, context.recent, context.facts, memory.recall(message, context.earlier))
+        context = _read_context(connection, user_id, session_id, message, system)
+    return memory.build_prompt(message, context.recent, context.facts, memory.recall(message, context.earlier),
+                               context.session_prompt)
 
 
-def chat_turn(db: Database, llm: LlmClient, user_id: int, message: str, session_id: str | None) -> tuple[str, str]:
-    """(reply, session id) for one chat message; memory commands are answered from the database."""
+def chat_turn(db: Database, llm: LlmClient, user_id: int, message: str, session_id: str | None,
+              system: str | None = None) -> tuple[str, str, dict[str, Any]]:
+    """(reply, session id, usage) for one chat message; memory commands are answered from the database.
+    `system`: the system prompt a new session keeps (sent on each of its turns)."""
     command = memory.parse_command(message)
     if command is not None:
-        reply, session_id, _ = command_turn(db, user_id, message, session_id, command)
-        return reply, session_id
-    system, messages = prompt_for(db, user_id, message, session_id)
+        reply, session_id, _ = command_turn(db, user_id, message, session_id, command, system)
+        return reply, session_id, {}
+    prompt, messages = prompt_for(db, user_id, message, session_id, system)
     try:
-        reply = llm.generate(system, messages)
+        reply, usage = llm.generate(prompt, messages)
     except LlmUnavailable as exc:
         raise ApiError(503, "llm_unavailable", str(exc)) from None
     with db.transaction(write=True) as connection:
-        return reply, _store_turn(connection, user_id, session_id, message, reply)
+        return reply, _store_turn(connection, user_id, session_id, message, reply, usage, system), usage
 
 
 def list_sessions(db: Database, user_id: int) -> list[dict[str, Any]]:
@@ -205,12 +227,19 @@ def list_sessions(db: Database, user_id: int) -> list[dict[str, Any]]:
              "updated_at": _iso(r.updated_at), "message_count": r.n} for r in rows]
 
 
-def session_messages(db: Database, user_id: int, session_id: str) -> list[dict[str, Any]]:
-    """The messages of one of the user's sessions, oldest first."""
+def session_messages(db: Database, user_id: int, session_id: str) -> dict[str, Any]:
+    """One of the user's sessions: its system prompt, its messages oldest first (an assistant message
+    with the tokens it cost, None where the engine reported none) and the session's token totals."""
     with db.transaction() as connection:
-        own_session(connection, user_id, session_id)
+        found = connection.execute(SESSION_INFO, {"sid": session_id, "uid": user_id}).first()
+        if found is None:
+            raise _no_session(session_id)
         rows = connection.execute(SESSION_MESSAGES, {"sid": session_id}).all()
-    return [{"id": r.id, "role": r.role, "content": r.content, "created_at": _iso(r.created_at)} for r in rows]
+    messages = [{"id": r.id, "role": r.role, "content": r.content, "created_at": _iso(r.created_at),
+                 **({"usage": {"input_tokens": r.input_tokens, "output_tokens": r.output_tokens}}
+                    if r.role == "assistant" else {})} for r in rows]
+    totals = {key: sum(getattr(r, key) or 0 for r in rows) for key in ("input_tokens", "output_tokens")}
+    return {"system_prompt": found.system_prompt, "messages": messages, "usage": totals}
 
 
 def delete_session(db: Database, user_id: int, session_id: str) -> None:

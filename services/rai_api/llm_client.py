@@ -121,12 +121,13 @@ class LlmClient:
             raise LlmUnavailable(f"{where} answered an unexpected document")
         return answer
 
-    def generate(self, system: str, messages: list[dict[str, str]]) -> str:
-        """The reply text for `messages` under the `system` prompt."""
+    def generate(self, system: str, messages: list[dict[str, str]]) -> tuple[str, dict[str, Any]]:
+        """(reply text, usage) for `messages` under the `system` prompt."""
         body = self._call("POST", "/api/generate", {"messages": messages, "system": system}, self.timeout)
         if not isinstance(body.get("text"), str):
             raise LlmUnavailable(f"the LLM API at {self.base_url} answered without a reply text")
-        return body["text"]
+        usage = body.get("usage")
+        return body["text"], usage if isinstance(usage, dict) else {}
 
     def stream(self, system: str, messages: list[dict[str, str]]) -> "Upstream":
         """The LLM API's reply as a stream, opened: a failure to get one (unreachable, an error

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 SYSTEM_PROMPT = ("You are RAI, a helpful assistant. Answer the user's last message; use what you "
                  "remember about them when it is relevant.")
+SESSION_HEADING = "Instructions for this session:"
 FACTS_HEADING = "Remembered facts about the user:"
 RECALL_HEADING = "Relevant earlier conversations:"
 RECENT_LIMIT = 20          # messages of the current session sent as context
@@ -103,13 +104,16 @@ def recall(message: str, earlier: list[tuple[str, str]]) -> list[tuple[str, str]
 
 
 def build_prompt(message: str, recent: list[tuple[str, str]], facts: list[str],
-                 recalled: list[tuple[str, str]]) -> tuple[str, list[dict[str, str]]]:
+                 recalled: list[tuple[str, str]], session_prompt: str | None = None) -> tuple[str, list[dict[str, str]]]:
     """(system prompt, messages) for the LLM API: the one place a prompt is put together.
 
-    Each block is a heading line, then one `- ` line per item, then a blank line; a block is left
-    out when it would be empty.
+    The session's own system prompt (`raictl chat -s`, or the default of the settings) follows the
+    persona under SESSION_HEADING, on every turn. Each memory block is a heading line, then one `- `
+    line per item, then a blank line; a block is left out when it would be empty.
     """
     blocks = [SYSTEM_PROMPT]
+    if session_prompt:
+        blocks.append(f"{SESSION_HEADING}\n{session_prompt}")
     if facts:
         blocks.append("\n".join([FACTS_HEADING, *(f"- {one_line(f)}" for f in facts)]))
     if recalled:

@@ -43,6 +43,8 @@ class ChatSession(Base):
     title: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, server_default=func.now())
+    # Added by revision 0004: the session's own instructions, sent on every turn (NULL: the default persona).
+    system_prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     user: Mapped[User] = relationship(back_populates="sessions")
     messages: Mapped[list[Message]] = relationship(back_populates="session", cascade="all, delete-orphan",
@@ -60,6 +62,9 @@ class Message(Base):
     # lost after the model had generated it. rules.STORED_REPLY_MAX keeps every reply within it.
     content: Mapped[str] = mapped_column(Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, server_default=func.now())
+    # Added by revision 0004: the tokens the engine reported for an assistant message (NULL otherwise).
+    input_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    output_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     session: Mapped[ChatSession] = relationship(back_populates="messages")
 

@@ -20,6 +20,7 @@ USERNAME_RULE = "username must be 3-32 characters: ASCII letters, digits, '_', '
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128
 MESSAGE_MAX = 8000
+SYSTEM_MAX = 8000  # a session's own system prompt
 SESSION_ID_MAX = 36
 # The form the RAI API gives every session id (str(uuid4())). Anything else names no session: checked
 # here because MariaDB's collation would match `ABC ` to `abc` (case and trailing spaces ignored).
@@ -116,6 +117,20 @@ def storable_reply(reply: str) -> str:
         return reply
     keep = STORED_REPLY_MAX - len(TRUNCATED_MARK.format(n=len(reply)))  # the mark at its longest
     return reply[:keep] + TRUNCATED_MARK.format(n=len(reply) - keep)
+
+
+def session_system(body: dict[str, Any], session_id: str | None) -> str | None:
+    """The `system` prompt a new session is to keep (None when not given); 400 when it is not a string
+    of at most SYSTEM_MAX characters, or comes with a session_id (a session keeps the one it began with)."""
+    value = body.get("system")
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > SYSTEM_MAX:
+        raise _invalid(f"system must be a string of at most {SYSTEM_MAX} characters")
+    if session_id is not None:
+        raise _invalid("system can only be given when a session starts (without session_id): "
+                       "a session keeps the system prompt it began with")
+    return _unicode(value, "system").strip() or None
 
 
 def wants_stream(body: dict[str, Any]) -> bool:

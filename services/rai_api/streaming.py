@@ -42,22 +42,24 @@ def interrupted(pieces: list[str], why: str) -> str:
     return f"{text}\n\n[interrupted: {why}]" if text else f"[interrupted: {why}]"
 
 
-def chat_stream(db: Database, llm: LlmClient, user_id: int, message: str, session_id: str | None) -> Events:
-    """The turn's events; raises ApiError (or a database error) before the first one when it cannot begin."""
+def chat_stream(db: Database, llm: LlmClient, user_id: int, message: str, session_id: str | None,
+                system: str | None = None) -> Events:
+    """The turn's events; raises ApiError (or a database error) before the first one when it cannot begin.
+    `system`: the system prompt a new session keeps."""
     command = memory.parse_command(message)
     if command is not None:
-        reply, session_id, reply_id = conversation.command_turn(db, user_id, message, session_id, command)
+        reply, session_id, reply_id = conversation.command_turn(db, user_id, message, session_id, command, system)
         return iter([("start", {"session_id": session_id}), ("delta", {"text": reply}),
                      ("done", {"session_id": session_id, "message_id": reply_id, "engine": None, "usage": {}})])
-    system, messages = conversation.prompt_for(db, user_id, message, session_id)
+    prompt, messages = conversation.prompt_for(db, user_id, message, session_id, system)
     try:
-        upstream = llm.stream(system, messages)
+        upstream = llm.stream(prompt, messages)
     except LlmUnavailable as exc:
         raise ApiError(503, "llm_unavailable", str(exc)) from None
     try:
         with db.transaction(write=True) as connection:
             session_id, reply_id = conversation.open_turn(connection, user_id, session_id, message,
-                                                          interrupted([], UNFINISHED))
+                                                          interrupted([], UNFINISHED), system)
     except BaseException:
         upstream.close()
         raise
@@ -79,10 +81,10 @@ def _relay(db: Database, upstream: Upstream, session_id: str, reply_id: int) -> 
             yield "error", {"error": "llm_unavailable", "message": str(exc)}
             return
         settled = True
-        if not _store(db, reply_id, "".join(pieces)):
+        done = upstream.done or {}
+        if not _store(db, reply_id, "".join(pieces), done.get("usage")):
             yield "error", {"error": "database_unavailable", "message": "the reply could not be stored"}
             return
-        done = upstream.done or {}
         yield "done", {"session_id": session_id, "message_id": reply_id, "engine": done.get("engine"),
                        "usage": done.get("usage") or {}}
     finally:
@@ -91,11 +93,11 @@ def _relay(db: Database, upstream: Upstream, session_id: str, reply_id: int) -> 
             _store(db, reply_id, interrupted(pieces, DISCONNECTED))
 
 
-def _store(db: Database, reply_id: int, text: str) -> bool:
-    """Rewrite the reply row; False (logged) when the database fails (the row keeps saying interrupted)."""
+def _store(db: Database, reply_id: int, text: str, usage: dict[str, Any] | None = None) -> bool:
+    """Rewrite the reply row (and its tokens); False (logged) when the database fails (the row keeps saying interrupted)."""
     try:
         with db.transaction(write=True) as connection:
-            conversation.set_reply(connection, reply_id, text)
+            conversation.set_reply(connection, reply_id, text, usage if isinstance(usage, dict) else None)
     except SQLAlchemyError as exc:
         log.error("storing streamed reply %s failed: %s", reply_id, str(getattr(exc, "orig", None) or exc)[:300])
         return False

@@ -62,12 +62,15 @@ def chat():
     user_id = auth.request_user_id()
     body = rules.json_body()
     message, session_id = rules.chat_request(body)
+    system = rules.session_system(body, session_id)
+    if session_id is None and system is None:
+        system = current_app.config["RAI_SYSTEM_PROMPT"]  # the settings' default, kept with the new session
     if rules.wants_stream(body):
         return streaming.response(streaming.chat_stream(_db(), current_app.extensions["rai_llm"], user_id,
-                                                        message, session_id))
-    reply, session_id = conversation.chat_turn(_db(), current_app.extensions["rai_llm"], user_id,
-                                               message, session_id)
-    return jsonify(response=reply, session_id=session_id, status="success")
+                                                        message, session_id, system))
+    reply, session_id, usage = conversation.chat_turn(_db(), current_app.extensions["rai_llm"], user_id,
+                                                      message, session_id, system)
+    return jsonify(response=reply, session_id=session_id, status="success", usage=usage)
 
 
 @api.get("/sessions")
@@ -80,7 +83,7 @@ def sessions():
 def session_messages(session_id: str):
     user = auth.current_user()
     rules.checked_session_id(session_id)
-    return jsonify(session_id=session_id, messages=conversation.session_messages(_db(), user.id, session_id))
+    return jsonify(session_id=session_id, **conversation.session_messages(_db(), user.id, session_id))
 
 
 @api.delete("/sessions/<session_id>")
