@@ -278,11 +278,14 @@ class ChatClient:
 
     # -- API calls
 
-    def chat(self, message: str, session_id: str | None = None) -> dict[str, Any]:
-        """Send one message; returns the whole response object and remembers its session."""
+    def chat(self, message: str, session_id: str | None = None, system: str | None = None) -> dict[str, Any]:
+        """Send one message (`system`: the prompt a new session keeps); returns the whole response object
+        and remembers its session."""
         body: dict[str, Any] = {"message": message}
         if session_id:
             body["session_id"] = session_id
+        elif system:
+            body["system"] = system
         answer = self._exchange("POST", "/api/chat", body, CHAT_TIMEOUT)
         if answer.status == 404 and session_id and session_id == self.last_session():
             self.save_last_session(None)  # gone (deleted elsewhere, another database): -c must not stay stuck on it
@@ -432,12 +435,16 @@ def _segment(session_id: str) -> str:
     return quote(session_id, safe="")
 
 
-def start_session(client: ChatClient, continue_last: bool, session_id: str | None) -> str | None:
+def start_session(client: ChatClient, continue_last: bool, session_id: str | None,
+                  system: str | None = None) -> str | None:
     """The session a chat starts in: the given one, the last one (-c), or None for a new one."""
     if session_id is not None and not session_id.strip():  # "" must not quietly mean "a new session"
         raise RaictlError("--session needs a session id", hint="`raictl sessions` lists your sessions", exit_code=2)
     if session_id and continue_last:
         raise RaictlError("give either --continue or --session, not both", exit_code=2)
+    if system is not None and (session_id or continue_last):
+        raise RaictlError("--system starts a new session: it cannot be combined with --continue or --session",
+                          hint="a session keeps the system prompt it began with", exit_code=2)
     return session_id or (client.last_session() if continue_last else None)
 
 
@@ -497,9 +504,9 @@ class Repl:
     """The interactive loop: reads input, runs /commands, sends everything else as a message."""
 
     def __init__(self, client: ChatClient, view: ChatView, session_id: str | None = None,
-                 read: Callable[[str], str | None] = read_line) -> None:
+                 read: Callable[[str], str | None] = read_line, system: str | None = None) -> None:
         self.client, self.view, self.read = client, view, read
-        self.session_id = session_id
+        self.session_id, self.system = session_id, system  # `system`: kept by each new session started here
         self.commands: dict[str, Callable[[str], bool]] = {
             "/new": self._new, "/sessions": self._sessions, "/history": self._history,
             "/remember": lambda text: self._wrapped("remember that", text, "/remember TEXT"),
@@ -549,7 +556,7 @@ class Repl:
 
     def _send(self, message: str) -> bool:
         try:
-            response = self.client.chat(message, self.session_id)
+            response = self.client.chat(message, self.session_id, self.system)
         except KeyboardInterrupt:  # the pending reply, not the REPL
             self.view.note("(interrupted) reply dropped")
             return True

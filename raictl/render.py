@@ -64,10 +64,30 @@ def plain_note(text: str) -> None:
 
 # ---------------------------------------------------------------- chat: `raictl chat`, `raictl sessions`
 
-def chat_reply(response: dict[str, Any]) -> None:
-    """Exactly the reply text on stdout (never read as markup: a reply may hold [brackets])."""
-    sys.stdout.write(str(response.get("response", "")).rstrip("\n") + "\n")
+def chat_reply(response: dict[str, Any], markdown: bool = False) -> None:
+    """The reply on stdout: rendered as Markdown by rich (on a terminal), else exactly its text (never
+    read as rich markup: a reply may hold [brackets])."""
+    text = str(response.get("response", "")).rstrip("\n")
+    if markdown:
+        from rich.markdown import Markdown
+
+        console().print(Markdown(text))
+        return
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def reply_usage(response: dict[str, Any]) -> None:
+    """`tokens: N in, M out` of one reply, on stderr (`raictl chat --usage`)."""
+    usage = response.get("usage") or {}
+    if isinstance(usage.get("input_tokens"), int):
+        text = f"tokens: {usage['input_tokens']} in, {usage.get('output_tokens') or 0} out"
+    elif not usage:
+        text = "tokens: none (answered from the database, not by a model)"
+    else:
+        text = "tokens: not reported by this engine (the mock counts characters)"
+    sys.stderr.write(_paint(text, "dim", sys.stderr.isatty()) + "\n")
+    sys.stderr.flush()
 
 
 def chat_engine_note(engine: str | None, chosen: bool = False) -> None:
@@ -133,10 +153,16 @@ def session_usage(usage: dict[str, Any] | None) -> None:
 
 
 class ChatView:
-    """What the REPL shows (raictl.chat.ChatView), drawn with the functions above."""
+    """What the REPL shows (raictl.chat.ChatView), drawn with the functions above: each reply as
+    Markdown when `markdown`, followed by its tokens when `usage`."""
+
+    def __init__(self, markdown: bool = False, usage: bool = False) -> None:
+        self.markdown, self.usage = markdown, usage
 
     def reply(self, response: dict[str, Any]) -> None:
-        chat_reply(response)
+        chat_reply(response, self.markdown)
+        if self.usage:
+            reply_usage(response)
 
     def note(self, message: str) -> None:
         plain_note(message)

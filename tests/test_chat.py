@@ -233,6 +233,49 @@ def test_sessions_list_show_and_delete(on_stack):
     assert continued.exit_code == 0 and mock(continued.stdout)["n"] == "1"
 
 
+def test_system_prompt_kept_with_the_new_session(on_stack):
+    started = json.loads(run("chat", "--json", "-s", "Answer like a pirate.", "ahoy").stdout)
+    assert run("chat", "-c", "and again").exit_code == 0
+    shown = json.loads(run("sessions", "show", started["session_id"], "--json").stdout)
+    assert shown["system_prompt"] == "Answer like a pirate." and len(shown["messages"]) == 4
+    assert "system: Answer like a pirate." in run("sessions", "show", started["session_id"]).stdout
+    for extra in (["-c"], ["--session", started["session_id"]]):
+        refused = run("chat", "-s", "Be brief.", *extra, "hi")
+        assert refused.exit_code == 2 and "--system starts a new session" in refused.stderr
+    repl = run("chat", "--system", "Be brief.", input="hello\n/new\nagain\n/exit\n")
+    ids = {s["id"]: s for s in json.loads(run("sessions", "--json").stdout)["sessions"]}
+    kept = [json.loads(run("sessions", "show", sid, "--json").stdout)["system_prompt"] for sid in ids]
+    assert repl.exit_code == 0 and kept.count("Be brief.") == 2  # both sessions the REPL started keep it
+
+
+def test_usage_after_each_reply_on_stderr(on_stack):
+    asked = run("chat", "--usage", "hello")
+    assert asked.exit_code == 0 and mock(asked.stdout)
+    assert asked.stderr.strip().endswith("tokens: not reported by this engine (the mock counts characters)")
+    remembered = run("chat", "--usage", "remember that I like tea")
+    assert "tokens: none (answered from the database, not by a model)" in remembered.stderr
+    repl = run("chat", "--usage", input="hello\nwhat do you remember?\n/exit\n")
+    assert repl.stderr.count("tokens: ") == 2 and "tokens: " not in repl.stdout
+
+
+def test_markdown_is_rendered_on_a_terminal_and_plain_when_piped_or_asked(on_stack):
+    import pty
+
+    env = {**os.environ, "COLUMNS": "200"}
+    piped = subprocess.run([sys.executable, "-m", "raictl", "chat", "**bold** and `code`"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert '"**bold** and `code`"' in piped.stdout  # the reply exactly as sent: it quotes the message
+    for extra, rendered in (([], True), (["--plain"], False)):
+        master, slave = pty.openpty()
+        proc = subprocess.run([sys.executable, "-m", "raictl", "chat", *extra, "**bold** and `code`"], env=env,
+                              stdout=slave, stderr=subprocess.PIPE, timeout=60)
+        os.close(slave)
+        shown = os.read(master, 65536).decode()
+        os.close(master)
+        assert proc.returncode == 0, proc.stderr
+        assert ("**bold**" not in shown and "\x1b[1mbold" in shown) == rendered, shown
+
+
 # ---------------------------------------------------------------- the REPL
 
 def test_repl_multiline_input_history_sessions_and_new(on_stack):

@@ -34,11 +34,18 @@ def chat(
     continue_: Annotated[bool, typer.Option("--continue", "-c", help="Continue the last session.")] = False,
     session: Annotated[Optional[str], typer.Option("--session", help="Continue the session with this id.")] = None,
     json_: JsonOption = False,
+    system: Annotated[Optional[str], typer.Option("--system", "-s", help="The system prompt of the new "
+                                                  "session (kept with it, sent on every turn).")] = None,
+    usage: Annotated[bool, typer.Option("--usage", help="After each reply, print the tokens it took "
+                                        "(in and out) on stderr.")] = False,
+    plain: Annotated[bool, typer.Option("--plain", help="Print replies as plain text (the default when "
+                                        "stdout is not a terminal); else Markdown is rendered.")] = False,
 ) -> None:
     """Chat with the stack: one reply on stdout for MESSAGE, else a REPL (/help lists its commands)."""
     from raictl import chat as core
     from raictl import render
 
+    markdown = not plain and not json_ and sys.stdout.isatty()
     if message is None and json_:
         raise RaictlError("--json needs a MESSAGE", hint='e.g. raictl chat --json "hello"', exit_code=2)
     if message == "-":
@@ -46,28 +53,28 @@ def chat(
     if message is not None and not message.strip():
         raise RaictlError("the message is empty", hint='e.g. raictl chat "hello"', exit_code=2)
     with _client() as client:
-        session_id = core.start_session(client, continue_, session)
+        session_id = core.start_session(client, continue_, session, system)
         if continue_ and session_id is None:
             render.note("no earlier session to continue (from this RAICTL_HOME): starting a new one")
         if message is None:
             render.chat_engine_note(client.engine, chosen=client.settings.llm_engine == "mock")
-            raise typer.Exit(_repl(client, session_id))
-        response = client.chat(message, session_id)
+            raise typer.Exit(_repl(client, session_id, system, render.ChatView(markdown, usage)))
+        response = client.chat(message, session_id, system)
         if core.from_mock(response):  # not for an error, nor a memory command answered from the database
             render.chat_engine_note(client.engine, chosen=client.settings.llm_engine == "mock")
-    render.print_json(response) if json_ else render.chat_reply(response)
+    render.print_json(response) if json_ else render.chat_reply(response, markdown)
+    if usage:
+        render.reply_usage(response)
 
 
-def _repl(client, session_id: str | None) -> int:
+def _repl(client, session_id: str | None, system: str | None, view) -> int:
     from raictl import chat as core
-    from raictl import render
 
-    view = render.ChatView()
     view.note(f"chatting as {client.credentials.username} in "
               f"{'session ' + session_id if session_id else 'a new session'}; /help lists commands, /exit leaves")
     save_history = core.enable_line_editing(client.home) if sys.stdin.isatty() else (lambda: None)
     try:
-        return core.Repl(client, view, session_id).run()
+        return core.Repl(client, view, session_id, system=system).run()
     finally:
         save_history()
 
