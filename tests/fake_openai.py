@@ -295,3 +295,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # keep pytest output quiet
         pass
+
+
+def main() -> None:
+    """`python -m tests.fake_openai`: serve in a process of its own (benches), answering every chat with
+    the text given on the command line, until stdin closes; prints the base URL first."""
+    import sys
+
+    with FakeOpenAI() as fake:
+        if len(sys.argv) > 1:
+            fake.reply(sys.argv[1])
+        print(fake.base_url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
