@@ -15,7 +15,9 @@ def test_empty_then_behind_then_ok(db_url):
     command.upgrade(alembic_config(db_url), "0001_initial")
     behind = with_connection(db_url, read_state)
     assert (behind.state, behind.health, behind.revision) == ("behind", "behind", "0001_initial")
-    assert behind.missing == ("column users.remembered_facts", "table login_failures")
+    assert behind.missing == ("column users.remembered_facts", "column chat_sessions.system_prompt",
+                              "column messages.input_tokens", "column messages.output_tokens",
+                              "table login_failures")
     command.upgrade(alembic_config(db_url), "head")
     ok = with_connection(db_url, read_state)
     assert (ok.state, ok.revisions, ok.missing, ok.extras) == ("ok", (HEAD,), (), ())
