@@ -181,6 +181,11 @@ for _f in FIELDS:
         _table, _key = _f.toml.split(".", 1)
         TOML_TABLES[_table] = (*TOML_TABLES.get(_table, ()), _key)
 TOML_TOP = tuple(f.toml for f in FIELDS if "." not in f.toml) + ("services",)
+# Keys of [llm_api] / [rai_api] (and of [services.NAME]) that only the supervisor reads and checks
+# (raictl.supervisor.spec): how often, how patiently and how many times a running service is probed.
+LIVENESS_KEYS = ("liveness_interval", "liveness_timeout", "liveness_failures")
+for _table in ("llm_api", "rai_api"):
+    TOML_TABLES[_table] = (*TOML_TABLES.get(_table, ()), *LIVENESS_KEYS)
 
 DEFAULTS: dict[str, Any] = {
     "rai_api_port": 6102,
@@ -227,6 +232,7 @@ class Settings:
     env_file: Path | None = None
     services: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
+    liveness: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # [llm_api]/[rai_api] LIVENESS_KEYS
     cwd: Path | None = None  # the folder these settings were resolved for (a .env there may not be the one read)
 
     def __repr__(self) -> str:  # never leak a secret through a repr in a log or traceback
@@ -526,4 +532,6 @@ def load_settings(cwd: Path | str | None = None, environ: Mapping[str, str] | No
         raise HintedError(f"{config}: `services` must be tables like [services.web], got {services!r}",
                           hint="declare each extra service as a [services.NAME] table")
     return Settings(**values, secret_key_value=secret, config_file=config, env_file=env_file,
-                    services=services, sources=sources, cwd=cwd)
+                    services=services, sources=sources, cwd=cwd,
+                    liveness={t: {k: v for k, v in doc[t].items() if k in LIVENESS_KEYS}
+                              for t in ("llm_api", "rai_api") if isinstance(doc.get(t), Mapping)})

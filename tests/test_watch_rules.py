@@ -7,6 +7,7 @@ state.json and the service's log, as `status` and `logs` read them. The real-pro
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,8 @@ class FakeProcesses:
         self.latest: dict[str, FakeProcess] = {}
         self.serving: set[str] = set()
         self.missing: set[str] = set()
+        self.hung: dict[str, str] = {}  # service -> why its liveness probe fails
+        self.probes: list[str] = []
         self.pids = itertools.count(50_000)
 
     def start(self, spec: ServiceSpec, env, cwd, log_path) -> tuple[FakeProcess, Identity]:
@@ -69,6 +72,13 @@ class FakeProcesses:
 
     def ready(self, spec: ServiceSpec) -> bool:
         return spec.name in self.serving
+
+    def probe_live(self, spec: ServiceSpec, identity: Identity) -> Future:
+        """A probe already answered: the test decides, through `hung`, what it finds."""
+        self.probes.append(spec.name)
+        done: Future = Future()
+        done.set_result(self.hung.get(spec.name))
+        return done
 
     def stop(self, identity: Identity, grace: float, popen) -> bool:
         name = next(n for n, p in self.latest.items() if p.pid == identity.pid)
@@ -204,7 +214,7 @@ def test_a_program_that_cannot_run_backs_off_then_ends_fatal_with_the_shells_127
     assert loop.started("web") == 0
 
 
-def test_a_dependent_is_spawned_once_its_dependency_has_been(loop):
+def test_a_dependent_is_spawned_once_its_dependency_is_ready(loop):
     api, ui = ServiceSpec("api", ("api",), 7001), ServiceSpec("ui", ("ui",), 7002, depends_on=("api",))
     loop.processes.missing.add("api")
     loop.want(ui, api)
@@ -213,8 +223,25 @@ def test_a_dependent_is_spawned_once_its_dependency_has_been(loop):
     assert loop.started("ui") == 0  # its dependency could not be spawned: it waits
     loop.processes.missing.clear()
     loop.tick(0.1)
-    assert [n for n, _ in loop.processes.starts] == ["api", "ui"]  # not waiting for api to be ready
-    assert loop.record("ui").state == states.STARTING
+    assert [n for n, _ in loop.processes.starts] == ["api"]  # spawned, not ready: ui still waits
+    assert loop.record("ui").reason == "waiting for api to be ready"
+    loop.tick(5.0)
+    assert loop.started("ui") == 0
+    loop.processes.serving.add("api")
+    loop.tick()
+    loop.tick()
+    assert [n for n, _ in loop.processes.starts] == ["api", "ui"] and loop.record("api").state == states.RUNNING
+    assert loop.record("ui").state == states.STARTING and loop.record("ui").reason is None
+
+
+def test_a_dependency_with_the_started_condition_is_only_waited_for_to_be_spawned(loop):
+    api = ServiceSpec("api", ("api",), 7001)
+    ui = ServiceSpec("ui", ("ui",), 7002, depends_on=("api",), started_deps=("api",))
+    loop.want(ui, api)
+    loop.tick()
+    loop.tick()
+    assert [n for n, _ in loop.processes.starts] == ["api", "ui"]  # api starting, not ready: enough
+    assert loop.record("api").state == states.STARTING
 
 
 def test_a_withdrawn_service_is_stopped_and_one_asked_for_again_after_fatal_is_rearmed(loop):
@@ -248,3 +275,70 @@ def test_up_again_leaves_a_running_service_alone_and_restart_restarts_it(loop):
     loop.tick()
     assert loop.processes.stops == ["web"] and loop.processes.latest["web"].pid != first
     assert loop.record("web").state == states.RUNNING and "restart requested: stopping" in loop.events("web")
+
+
+# ---------------------------------------------------------------- liveness (issue 11)
+
+def running_web(loop: Loop, spec: ServiceSpec = WEB) -> int:
+    loop.processes.serving.add(spec.name)
+    loop.want(spec)
+    loop.tick()
+    loop.tick()
+    assert loop.record(spec.name).state == states.RUNNING
+    return loop.processes.latest[spec.name].pid
+
+
+def test_a_running_service_is_probed_every_interval(loop):
+    running_web(loop)
+    assert loop.processes.probes == []  # not before an interval has passed since it became ready
+    loop.tick(WEB.liveness_interval - 0.01)
+    assert loop.processes.probes == []
+    loop.tick(0.01)
+    loop.tick()
+    assert loop.processes.probes == ["web"]
+    loop.tick(WEB.liveness_interval)
+    loop.tick()
+    assert loop.processes.probes == ["web", "web"] and loop.record("web").state == states.RUNNING
+
+
+def test_failing_liveness_threshold_times_in_a_row_makes_it_unhealthy_then_restarted(loop):
+    first = running_web(loop)
+    loop.processes.hung["web"] = "127.0.0.1:5173: no answer within 2s"
+    for n in range(1, WEB.liveness_failures):
+        loop.tick(WEB.liveness_interval)
+        loop.tick()
+        assert loop.record("web").state == states.RUNNING  # below the threshold: still running
+        assert loop.events("web")[-1] == f"liveness probe failed ({n}/3): 127.0.0.1:5173: no answer within 2s"
+    loop.tick(WEB.liveness_interval)
+    loop.tick()
+    record = loop.record("web")
+    assert loop.processes.stops == ["web"] and record.state == states.BACKOFF and record.restarts == 1
+    assert record.reason == "restarted for failing liveness: 127.0.0.1:5173: no answer within 2s"
+    assert "unhealthy after 3 failed liveness probes: restarting" in loop.events("web")
+    assert loop.delay("web") == RESTARTS.backoff_initial  # the usual backoff
+    del loop.processes.hung["web"]
+    loop.tick(RESTARTS.backoff_initial)
+    loop.tick()
+    assert loop.record("web").state == states.RUNNING and loop.processes.latest["web"].pid != first
+
+
+def test_one_answer_between_failures_starts_the_count_over(loop):
+    running_web(loop)
+    for hung in (True, True, False, True, True):
+        if hung:
+            loop.processes.hung["web"] = "no answer"
+        else:
+            loop.processes.hung.pop("web")
+        loop.tick(WEB.liveness_interval)
+        loop.tick()
+    assert loop.record("web").state == states.RUNNING and loop.processes.stops == []
+    assert "liveness: answers again after 2 failed probe(s)" in loop.events("web")
+
+
+def test_liveness_keys_set_the_interval_and_the_threshold(loop):
+    quick = ServiceSpec("web", ("web-server",), 5173, liveness_interval=0.5, liveness_failures=1)
+    running_web(loop, quick)
+    loop.processes.hung["web"] = "no answer"
+    loop.tick(0.5)
+    loop.tick()
+    assert loop.processes.stops == ["web"] and loop.record("web").state == states.BACKOFF

@@ -139,3 +139,17 @@ def home_processes(home: str) -> dict[str, str]:
         if env.get(MARKER_VAR) and env.get("RAICTL_HOME") == home:
             found.setdefault(env[MARKER_VAR], env.get(SERVICE_VAR) or f"pid {proc.pid}")
     return found
+
+
+def paused(proc: psutil.Process) -> str | None:
+    """Why a live process answers nothing although it holds its port (the kernel still accepts
+    connections into the backlog): stopped by SIGSTOP (state T) or by a tracer; else None."""
+    import psutil
+
+    try:
+        status = proc.status()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return None
+    if status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
+        return "stopped by a signal (SIGSTOP, state T): it holds its port but answers nothing"
+    return None

@@ -24,7 +24,7 @@ from raictl.supervisor.shutdown import stop_direct, stop_supervised
 from raictl.supervisor.spec import ServiceSpec, all_specs, builtin, check_addresses, replica_of, select
 from raictl.supervisor.state import (DesiredEntry, SupervisorState, read_desired, read_state, service_names,
                                      supervisor_lock, write_desired)
-from raictl.supervisor.states import FATAL, RUNNING, STARTING
+from raictl.supervisor.states import BACKOFF, FATAL, RUNNING, STARTING
 from raishared.settings import Settings, base_url, host_port
 
 PARTIAL_GRACE = 3.0  # one address accepts, another still refuses this long after: it never will
@@ -248,16 +248,41 @@ def wait_ready(settings: Settings, specs: list[ServiceSpec], timeout: float, res
         for name, reason in partial.check(state, pending).items():
             result.failures.append(_failure(settings, name, reason, hint=_one_address_hint(pending[name])))
             del pending[name]
+        for failure in _blocked(pending, result.failures, state):
+            result.failures.append(failure)
+            del pending[failure.service]
         if pending and lookup(state.supervisor) is None:
             result.failures += [_failure(settings, n, "the supervisor process exited") for n in pending]
             break
         if pending and time.monotonic() > deadline:
-            result.failures += [_failure(settings, n, _not_ready_reason(pending[n], timeout)) for n in pending]
+            for name in [n for n in pending]:  # dependencies first: a dependent that waited names their reason
+                if name not in pending:  # failed just above, as a dependent of one that did
+                    continue
+                result.failures.append(_failure(settings, name, _not_ready_reason(pending.pop(name), timeout)))
+                for failure in _blocked(pending, result.failures, state):
+                    result.failures.append(failure)
+                    del pending[failure.service]
             break
         if pending:
             time.sleep(POLL)
     result.ready = [s.name for s in specs if s.name not in {f.service for f in result.failures}]
     return result
+
+
+def _blocked(pending: dict[str, ServiceSpec], failures: list[Failure], state: SupervisorState) -> list[Failure]:
+    """A failure for each pending service never started because a dependency it waits for failed:
+    with that dependency's reason, not a timeout of its own."""
+    failed = {f.service: f.reason for f in failures}
+    found = []
+    for name, spec in pending.items():
+        record = state.services.get(name)
+        if record is not None and record.state != BACKOFF:  # started: its own readiness decides
+            continue
+        dep = next((d for d in spec.depends_on if d in failed), None)
+        if dep is not None:
+            found.append(Failure(name, f"not started: it waits for {dep} to be {spec.condition(dep)}, "
+                                       f"and {dep} failed: {failed[dep]}", [], f"fix {dep} first (see above)"))
+    return found
 
 
 def _requested_at(settings: Settings, name: str) -> float:

@@ -21,12 +21,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from raictl.supervisor.identity import MARKER_VAR, SERVICE_VAR, Identity, identify, lookup, marked_processes
+from raictl.supervisor.identity import MARKER_VAR, SERVICE_VAR, Identity, identify, lookup, marked_processes, paused
 from raictl.supervisor.spec import ServiceSpec, builtin
 from raishared.private_files import ensure_private_dir
 from raishared.settings import Settings
 
 if TYPE_CHECKING:  # psutil (~10 ms) is imported where used: `up` starts its import checks first
+    from concurrent.futures import Future
+
     import psutil
 
 INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "HOME", "USER", "TMPDIR", "TZ", "SYSTEMROOT",
@@ -150,10 +152,11 @@ def stop(identity: Identity | None, marker: str | None, grace: float,
     leader = lookup(identity)
     wait_leader = wait_leader or _psutil_waiter(leader)
     deadline = time.monotonic() + grace
-    if leader is not None:
-        _signal_group(leader.pid, signal.SIGTERM)
-    if marker:
-        _signal_all([p for p in marked_processes([marker]) if _alive(p)], signal.SIGTERM)
+    marked = [p for p in marked_processes([marker]) if _alive(p)] if marker else []
+    for sig in (signal.SIGTERM, signal.SIGCONT):  # CONT: a stopped (SIGSTOP) one handles its TERM now
+        if leader is not None:
+            _signal_group(leader.pid, sig)
+        _signal_all(marked, sig)
     gone = wait_leader(grace) if leader is not None else True
     left = _wait_marked(marker, deadline) if marker else []
     if gone and not left:
@@ -215,6 +218,11 @@ class Processes:
             return all(probes.probe_health(h, spec.port, spec.health, 1.0).ok for h in spec.hosts)
         return True
 
+    def probe_live(self, spec: ServiceSpec, identity: Identity) -> "Future[str | None]":
+        """Start one liveness probe in the background (the loop must not wait on a hung service);
+        its result is None when the service answers on every address, else why not."""
+        return _probe_pool().submit(live_problem, spec, identity)
+
     def stop(self, identity: Identity, grace: float, popen: Handle | None) -> bool:
         """SIGTERM, grace, SIGKILL (`stop`); the loop's own child is reaped through its Popen."""
         return stop(identity, identity.marker, grace, _popen_waiter(popen) if popen else None)
@@ -222,6 +230,41 @@ class Processes:
     def sweep(self, identity: Identity) -> None:
         """Kill what a service that exited left behind (its run marker)."""
         sweep([identity.marker])
+
+
+def live_problem(spec: ServiceSpec, identity: Identity) -> str | None:
+    """None when the service answers on every address within its liveness timeout, else why not.
+
+    Liveness asks whether the process answers at all: any HTTP status on its health path (a 503
+    because the database is down is not cured by a restart), or a TCP accept when it has none."""
+    from raictl.supervisor import probes
+    from raishared.settings import host_port
+
+    proc = lookup(identity)
+    why = paused(proc) if proc is not None else None
+    if why or not spec.port:
+        return why
+    timeout = spec.liveness_timeout
+    if spec.health:
+        jobs = [lambda h=h: (h, probes.probe_health(h, spec.port, spec.health, timeout)) for h in spec.hosts]
+        bad = [(h, r.detail) for h, r in probes.probe_all(jobs) if r.status is None]
+    else:
+        jobs = [lambda a=a: probes.probe_listen(*a, timeout) for a in spec.addresses]
+        bad = [(r.host, r.detail) for r in probes.probe_all(jobs) if not r.ok]
+    return "; ".join(f"{host_port(h, spec.port)}: {detail}" for h, detail in bad) or None
+
+
+_POOL = None
+
+
+def _probe_pool():
+    """A few threads for liveness probes, made on first use (never on `up`'s critical path)."""
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="liveness")
+    return _POOL
 
 
 def _popen_waiter(popen: Handle) -> Callable[[float], bool]:

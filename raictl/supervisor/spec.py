@@ -9,8 +9,13 @@ An extra service is declared like this (every key but `command` is optional):
     health = "/"                 # HTTP path that must answer 200; omit for "every address accepts"
     cwd = "frontend"             # relative to raictl.toml's folder
     env = { NODE_ENV = "development" }
-    depends_on = ["rai_api"]
+    depends_on = ["rai_api"]     # started once rai_api is ready; or { rai_api = "started" }
     grace = 5.0                  # seconds between SIGTERM and SIGKILL on stop
+    liveness_interval = 5.0      # while it runs: probe every address this often (seconds) ...
+    liveness_timeout = 2.0       # ... wait this long for an answer ...
+    liveness_failures = 3        # ... and after this many failures in a row: unhealthy, restarted
+
+The built-ins take the liveness keys in their own tables, `[llm_api]` and `[rai_api]`.
 
 A command starting with `python`/`python3` runs in raictl's own interpreter, so the import
 pre-flight checks the interpreter that will really run it.
@@ -25,10 +30,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from raictl.errors import RaictlError
-from raishared.settings import LOOPBACKS, Settings, _hosts, _port, env_var
+from raishared.settings import LIVENESS_KEYS, LOOPBACKS, Settings, _hosts, _port, env_var
 
 BUILTINS = ("llm_api", "rai_api")
 HEALTH_PATH = "/api/health"
+CONDITIONS = ("ready", "started")  # what a dependent waits for (compose: service_healthy, service_started)
+LIVENESS_DEFAULTS = {"liveness_interval": 5.0, "liveness_timeout": 2.0, "liveness_failures": 3}
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,14 @@ class ServiceSpec:
     cwd: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     grace: float = 5.0             # SIGTERM -> SIGKILL (restarts: the watch loop's RestartPolicy)
+    started_deps: tuple[str, ...] = ()  # of depends_on, those it waits only to be started for (not ready)
+    liveness_interval: float = LIVENESS_DEFAULTS["liveness_interval"]
+    liveness_timeout: float = LIVENESS_DEFAULTS["liveness_timeout"]
+    liveness_failures: int = LIVENESS_DEFAULTS["liveness_failures"]
+
+    def condition(self, dependency: str) -> str:
+        """What it waits for of `dependency` before it is started: "ready" (the default) or "started"."""
+        return "started" if dependency in self.started_deps else "ready"
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -82,7 +97,7 @@ class ServiceSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ServiceSpec":
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("command", "hosts", "depends_on"):
+        for key in ("command", "hosts", "depends_on", "started_deps"):
             known[key] = tuple(known.get(key) or ())
         return cls(**known)
 
@@ -94,12 +109,14 @@ BUILTIN_ENV = {"PYTHONSAFEPATH": "1"}
 
 
 def builtin_specs(settings: Settings) -> list[ServiceSpec]:
-    """The LLM API and the RAI API (once per replica), run by the interpreter running raictl."""
+    """The LLM API and the RAI API (once per replica), run by the interpreter running raictl; the RAI
+    API is started once the LLM API is ready (else its health says "LLM API unreachable" at first)."""
     rai_api = ServiceSpec("rai_api", (sys.executable, "-m", "services.rai_api"),
                           settings.rai_api_port, tuple(settings.rai_api_hosts), depends_on=("llm_api",),
-                          env=BUILTIN_ENV)
+                          env=BUILTIN_ENV, **liveness(settings.liveness.get("rai_api", {}), "rai_api"))
     return [ServiceSpec("llm_api", (sys.executable, "-m", "services.llm_api"),
-                        settings.llm_api_port, tuple(settings.llm_api_hosts), env=BUILTIN_ENV),
+                        settings.llm_api_port, tuple(settings.llm_api_hosts), env=BUILTIN_ENV,
+                        **liveness(settings.liveness.get("llm_api", {}), "llm_api")),
             *replicas(rai_api, settings)]
 
 
@@ -130,6 +147,20 @@ def builtin(name: str) -> bool:
     return replica_of(name) in BUILTINS
 
 
+def liveness(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The liveness keys a table sets, checked: seconds above 0, a whole number of failures >= 1."""
+    found: dict[str, Any] = {}
+    for key in (k for k in LIVENESS_KEYS if k in table):
+        raw = table[key]
+        if key == "liveness_failures":
+            if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+                raise _bad_in(where, key, "a whole number, 1 or more", raw)
+        elif isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 < raw < float("inf"):
+            raise _bad_in(where, key, "a number of seconds above 0", raw)
+        found[key] = raw
+    return found
+
+
 def _command(raw: Any, name: str) -> tuple[str, ...]:
     if raw is not None and not isinstance(raw, (str, list)):
         raise RaictlError(f"[services.{name}] command must be a string or a list of strings, got {raw!r}",
@@ -146,12 +177,16 @@ def _command(raw: Any, name: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-KEYS = ("command", "port", "hosts", "health", "cwd", "env", "depends_on", "grace")
+KEYS = ("command", "port", "hosts", "health", "cwd", "env", "depends_on", "grace", *LIVENESS_KEYS)
+
+
+def _bad_in(where: str, key: str, wanted: str, raw: Any) -> RaictlError:
+    return RaictlError(f"[{where}] {key} must be {wanted}, got {raw!r}",
+                       hint=f"fix {key} in [{where}] of raictl.toml")
 
 
 def _bad(name: str, key: str, wanted: str, raw: Any) -> RaictlError:
-    return RaictlError(f"[services.{name}] {key} must be {wanted}, got {raw!r}",
-                       hint=f"fix {key} in [services.{name}] of raictl.toml")
+    return _bad_in(f"services.{name}", key, wanted, raw)
 
 
 def _number(table: Mapping[str, Any], name: str, key: str) -> float:
@@ -161,11 +196,16 @@ def _number(table: Mapping[str, Any], name: str, key: str) -> float:
     return float(raw)
 
 
-def _names(table: Mapping[str, Any], name: str) -> tuple[str, ...]:
+def _dependencies(table: Mapping[str, Any], name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(depends_on, those of them it waits only to be started for): a list of names (each "ready"),
+    or a table of name = "ready" | "started"."""
     raw = table.get("depends_on", [])
-    if not isinstance(raw, list) or not all(isinstance(d, str) for d in raw):
-        raise _bad(name, "depends_on", 'a list of service names, e.g. ["rai_api"]', raw)
-    return tuple(raw)
+    if isinstance(raw, list) and all(isinstance(d, str) for d in raw):
+        return tuple(raw), ()
+    if isinstance(raw, Mapping) and all(isinstance(d, str) and c in CONDITIONS for d, c in raw.items()):
+        return tuple(raw), tuple(d for d, c in raw.items() if c == "started")
+    raise _bad(name, "depends_on", 'a list of service names, e.g. ["rai_api"], or a table of conditions, '
+                                   'e.g. { rai_api = "ready", worker = "started" }', raw)
 
 
 def _checked(name: str, table: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -194,10 +234,12 @@ def extra_spec(name: str, table: Mapping[str, Any], base: Path) -> ServiceSpec:
     port = _port(table["port"], f"{where}.port") if "port" in table else None
     cwd = str((base / table["cwd"]).resolve()) if table.get("cwd") else None
     grace = {"grace": _number(table, name, "grace")} if "grace" in table else {}
+    depends_on, started = _dependencies(table, name)
     return ServiceSpec(
         name, _command(table.get("command"), name), port,
         _hosts(table.get("hosts", LOOPBACKS), f"{where}.hosts"), table.get("health"),
-        _names(table, name), cwd, {str(k): str(v) for k, v in (table.get("env") or {}).items()}, **grace)
+        depends_on, cwd, {str(k): str(v) for k, v in (table.get("env") or {}).items()}, **grace,
+        started_deps=started, **liveness(table, where))
 
 
 def all_specs(settings: Settings) -> list[ServiceSpec]:

@@ -14,10 +14,10 @@ from typing import Any
 
 from raictl.supervisor import probes
 from raictl.supervisor.advice import is_wildcard, probed_hosts
-from raictl.supervisor.identity import ExitInfo, lookup
+from raictl.supervisor.identity import ExitInfo, lookup, paused
 from raictl.supervisor.spec import ServiceSpec, all_specs
 from raictl.supervisor.state import ServiceRecord, SupervisorState, read_state, service_names
-from raictl.supervisor.states import ACTIVE, ALIVE, FATAL, PENDING, RUNNING, STARTING, STOPPED, State
+from raictl.supervisor.states import ACTIVE, ALIVE, FATAL, PENDING, RUNNING, STARTING, STOPPED, UNHEALTHY, State
 from raishared.settings import Settings
 
 NOT_RUNNING = probes.HealthResult(False, None, "not running")
@@ -101,30 +101,35 @@ def overview(settings: Settings, state: SupervisorState | None = None) -> Overvi
     for name in names:
         record = state.services.get(name)
         proc = lookup(record.identity) if record else None
+        stopped = paused(proc) if proc is not None else None  # its health would only time out
         if name not in specs and live_state(record, proc is not None, supervisor is not None) not in ACTIVE:
             continue  # removed from raictl.toml and no longer running: nothing left to show
         port, hosts, health = _where(specs.get(name), record, proc is not None)
-        rows.append((name, record, proc, hosts, health, _jobs(port, hosts, health, proc is not None)))
+        rows.append((name, record, proc, stopped, hosts, health,
+                     _jobs(port, hosts, health, proc is not None and not stopped)))
     results = probes.probe_all([job for row in rows for job in row[-1]])
     statuses = []
-    for name, record, proc, hosts, health, jobs in rows:
+    for name, record, proc, stopped, hosts, health, jobs in rows:
         mine, results = results[:len(jobs)], results[len(jobs):]
-        statuses.append(_status(name, record, proc, supervisor is not None, mine, bool(health)))
+        statuses.append(_status(name, record, proc, supervisor is not None, mine, bool(health), stopped))
         statuses[-1] = replace(statuses[-1], wildcards=tuple(h for h in hosts if is_wildcard(h)))
     return Overview(supervisor.pid if supervisor else None, statuses)
 
 
-def _status(name, record, proc, supervised, results, has_health) -> ServiceStatus:
+def _status(name, record, proc, supervised, results, has_health, stopped: str | None = None) -> ServiceStatus:
+    """One service's status; `stopped`: why its live process answers nothing (SIGSTOP): unhealthy,
+    as the watch loop will find it once its liveness threshold passes."""
     alive = proc is not None
     listen = [r for r in results if isinstance(r, probes.ListenResult)]
-    health = probes.combine_health([r for r in results if isinstance(r, tuple)])
+    health = probes.HealthResult(False, None, stopped) if stopped else \
+        probes.combine_health([r for r in results if isinstance(r, tuple)])
     if health is None:
         no_check = probes.HealthResult(all(l.ok for l in listen), None, "no health check")
         health = no_check if alive and not has_health else NOT_RUNNING
     # started_at is on the wall clock; psutil's create time drifts from it by up to a second
     since = (record.started_at or record.identity.create_time) if alive else None
     uptime = round(max(0.0, time.time() - since), 1) if alive else None
-    state = live_state(record, alive, supervised)
+    state = UNHEALTHY if stopped else live_state(record, alive, supervised)
     if state == STARTING and health.ok and all(l.ok for l in listen):
         state = RUNNING  # ready by the same test the loop uses; it has just not written it yet
     return ServiceStatus(name, state, proc.pid if alive else None, uptime,

@@ -8,6 +8,12 @@ the terminal (`raictl up --foreground`). It is the only writer of `state.json` w
 - 5 exits within 30 s make the service `fatal`: not restarted, its last exit and log tail kept
   in state.json. Asking `up` for it again re-arms it.
 - A service still running from a supervisor that died (killed -9) is adopted, not started twice.
+- Liveness: while it runs, a service is probed every `liveness_interval` seconds in the background
+  (each address must answer within `liveness_timeout`; a SIGSTOPped process fails at once);
+  `liveness_failures` failures in a row make it `unhealthy`, and it is restarted (SIGTERM, grace,
+  SIGKILL) with the usual backoff, its last exit saying why.
+- Starts wait for dependencies: a dependent is spawned once each dependency is running (ready:
+  alive, every address accepts, health 200), or only started when its condition is "started".
 - SIGTERM/SIGINT: stop everything in reverse dependency order, then exit.
 
 The loop reads the time through `clock` and touches processes only through `processes`
@@ -33,7 +39,8 @@ from raictl.supervisor.process import Handle, Processes
 from raictl.supervisor.spec import RESTARTS, ServiceSpec, dependency_order
 from raictl.supervisor.state import (DesiredEntry, ServiceRecord, SupervisorState, desired_version,
                                      read_desired, read_state, supervisor_lock, write_desired, write_state)
-from raictl.supervisor.states import ACTIVE, ALIVE, BACKOFF, FATAL, PENDING, RUNNING, STARTING, STOPPED, State
+from raictl.supervisor.states import (ACTIVE, ALIVE, BACKOFF, FATAL, PENDING, RUNNING, STARTING, STOPPED, UNHEALTHY,
+                                      State)
 from raishared.settings import host_port
 
 TICK = 0.01          # loop period while something is starting or due
@@ -55,6 +62,9 @@ class Child:
     adopted: bool = False
     exits: deque = field(default_factory=deque)
     failures: int = 0
+    probe: Any = None                   # a liveness probe running in the background (a Future)
+    next_probe_at: float | None = None
+    live_failures: int = 0              # failed liveness probes in a row
 
 
 class Watcher:
@@ -212,7 +222,7 @@ class Watcher:
     # -- one service, one tick --------------------------------------------------------------
     def _step(self, child: Child, now: float) -> None:
         rec = child.record
-        if rec.state == BACKOFF and now >= (rec.next_start_at or 0) and self._deps_started(child):
+        if rec.state == BACKOFF and now >= (rec.next_start_at or 0) and self._deps_met(child):
             self.start_child(child, now)
         elif rec.state in ALIVE:
             code = self._exit_code(child)
@@ -220,8 +230,10 @@ class Watcher:
                 self._exited(child, code, now)
             elif rec.state == STARTING and self.processes.ready(child.spec):
                 self._change(child, RUNNING)
-                rec.ready_at = now
+                rec.ready_at, rec.reason, child.next_probe_at = now, None, now + child.spec.liveness_interval
                 logs.event(self._log(child), f"ready ({self._where(child)})")
+            elif rec.state == RUNNING and self._watch_liveness(child, now):
+                return
             elif rec.state == RUNNING and child.failures and now - (rec.ready_at or now) > RESTARTS.healthy_reset:
                 child.failures = 0
                 logs.event(self._log(child), f"ready for {RESTARTS.healthy_reset:g}s: the restart delay "
@@ -235,10 +247,54 @@ class Watcher:
             return None if self.processes.alive(child.record.identity) else True
         return None
 
-    def _deps_started(self, child: Child) -> bool:
-        """A dependent is spawned once what it depends on has been spawned (not waited for)."""
-        deps = [self.children.get(d) for d in child.spec.depends_on]
-        return all(d is None or d.record.state in ALIVE for d in deps)
+    def _deps_met(self, child: Child) -> bool:
+        """Whether each wanted dependency is as far as its condition asks: running (ready, the
+        default) or spawned ("started"). A dependency not wanted (`down NAME`) is no edge."""
+        waiting = [d for d in child.spec.depends_on if d in self.children and self.children[d].record.state
+                   not in (ALIVE if child.spec.condition(d) == "started" else (RUNNING,))]
+        reason = f"waiting for {', '.join(waiting)} to be {child.spec.condition(waiting[0])}" if waiting else None
+        if reason != child.record.reason and (waiting or (child.record.reason or "").startswith("waiting for")):
+            child.record.reason, self.dirty = reason, True
+        return not waiting
+
+    # -- liveness ---------------------------------------------------------------------------------
+    def _watch_liveness(self, child: Child, now: float) -> bool:
+        """Start a probe when one is due, read it when done; True when the service was found
+        unhealthy and restarted (this tick is over for it)."""
+        spec, rec = child.spec, child.record
+        if child.probe is None:
+            if now >= (child.next_probe_at or 0.0):
+                child.probe = self.processes.probe_live(spec, rec.identity)
+            return False
+        if not child.probe.done():
+            return False
+        problem, child.probe, child.next_probe_at = child.probe.result(), None, now + spec.liveness_interval
+        if problem is None:
+            if child.live_failures:
+                logs.event(self._log(child), f"liveness: answers again after {child.live_failures} failed probe(s)")
+            child.live_failures = 0
+            return False
+        child.live_failures += 1
+        logs.event(self._log(child), f"liveness probe failed ({child.live_failures}/{spec.liveness_failures}): {problem}")
+        if child.live_failures < spec.liveness_failures:
+            return False
+        self._restart_unhealthy(child, problem, now)
+        return True
+
+    def _restart_unhealthy(self, child: Child, problem: str, now: float) -> None:
+        """Unhealthy: on record as such, then stopped (TERM, grace, KILL) and restarted with backoff."""
+        rec = child.record
+        self._change(child, UNHEALTHY)
+        rec.reason = f"failing liveness: {problem}"
+        self._save()
+        logs.event(self._log(child), f"unhealthy after {child.live_failures} failed liveness probes: restarting")
+        forced = self.processes.stop(rec.identity, child.spec.grace, child.popen)
+        code = child.popen.poll() if child.popen else None
+        rec.last_exit = decode_exit(code, now).because("liveness")
+        logs.event(self._log(child), "stopped" + (" (SIGKILL after the grace period)" if forced else ""))
+        child.popen, child.adopted, child.live_failures = None, False, 0
+        self._failed(child, now)
+        rec.reason = f"restarted for failing liveness: {problem}"
 
     def start_child(self, child: Child, now: float) -> None:
         log = self._log(child)
@@ -251,7 +307,7 @@ class Watcher:
             rec.last_exit = ExitInfo(127, None, now)  # the shell's "command cannot run"
             self._failed(child, now)
             return
-        child.adopted = False
+        child.adopted, child.probe, child.next_probe_at, child.live_failures = False, None, None, 0
         self._change(child, STARTING)
         rec.started_at, rec.ready_at, rec.next_start_at = now, None, None
         rec.port, rec.hosts, rec.health = child.spec.port, child.spec.hosts, child.spec.health
@@ -295,7 +351,7 @@ class Watcher:
             code = child.popen.poll() if child.popen else None  # reaps one that died just before
             rec.last_exit = decode_exit(code).because(cause)
             logs.event(self._log(child), "stopped" + (" (SIGKILL after the grace period)" if forced else ""))
-        child.popen, child.adopted = None, False
+        child.popen, child.adopted, child.probe, child.live_failures = None, False, None, 0
         if rec.state in ACTIVE:  # a fatal service stays fatal until asked for again
             self._change(child, STOPPED)
         rec.identity, rec.next_start_at, self.dirty = None, None, True
