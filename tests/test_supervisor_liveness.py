@@ -78,3 +78,20 @@ def test_rai_api_starts_once_llm_api_is_ready(isolated, monkeypatch):
         assert services["rai_api"]["started_at"] >= services["llm_api"]["ready_at"]
     finally:
         subprocess.run([*raictl, "down"], capture_output=True, timeout=60)
+
+
+def test_doctor_fix_offers_the_restart_of_a_stopped_service(stack):
+    stack.declare("web", served(), free_port(), liveness_interval=600)  # the supervisor would wait long
+    assert stack.raictl("up", "web").returncode == 0
+    first = stack.status()["web"]["pid"]
+    os.kill(first, signal.SIGSTOP)
+    try:
+        found = stack.raictl("doctor", "web.running")
+        assert found.returncode == 1 and "unhealthy" in found.stdout and "SIGSTOP" in found.stdout, found.stdout
+        fixed = stack.raictl("doctor", "--fix", "--yes", "web.running")
+        assert "restarted web" in fixed.stderr, fixed.stdout + fixed.stderr  # the fixes report on stderr
+    finally:
+        if alive(first):
+            os.kill(first, signal.SIGCONT)
+    web = stack.status()["web"]
+    assert web["state"] == "running" and web["pid"] != first and not alive(first)

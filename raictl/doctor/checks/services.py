@@ -20,7 +20,7 @@ from raictl.doctor.checks.host import localhost_addresses
 from raictl.doctor.registry import ServiceCheck, service_checks
 from raictl.supervisor.advice import is_wildcard
 from raictl.supervisor.spec import BUILTINS, hosts_setting, hosts_var, port_setting
-from raictl.supervisor.states import BACKOFF, FATAL, RUNNING, STARTING, STOPPED
+from raictl.supervisor.states import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, UNHEALTHY
 from raishared.settings import host_port
 
 
@@ -79,6 +79,11 @@ def running(ctx, name: str):
         if st.restarts or (_crash(st) and _crash(st).signal):
             return ctx.warn(summary, hint=f"`raictl logs {name}` shows why it exited")
         return ctx.ok(summary)
+    if st.state == UNHEALTHY:  # stopped by SIGSTOP, or failing its liveness probe
+        why = st.health.detail if st.pid and not st.health.ok else (st.reason or "failing its liveness probe")
+        return ctx.fail(f"unhealthy, pid {st.pid}: {why}",
+                        hint=f"`raictl restart {name}` (`raictl doctor --fix` offers it); the supervisor restarts "
+                             f"it itself once its liveness threshold passes")
     if st.state in (STARTING, BACKOFF, FATAL):
         return _in_trouble(ctx, name, st, tail)
     health, engine = observe.health(ctx, name), observe.engine(ctx)
