@@ -218,7 +218,14 @@ def _migrate(settings: Settings, result: UpResult) -> Failure | None:
 
 
 def _progress_states(state: SupervisorState, specs: list[ServiceSpec]) -> dict[str, str]:
-    return {s.name: (r.state if (r := state.services.get(s.name)) else STARTING) for s in specs}
+    """What `up`'s progress line shows: each state, `waiting for NAME` for one not started yet
+    because a dependency is not ready (its `backoff` is not a crash)."""
+    shown = {}
+    for spec in specs:
+        record = state.services.get(spec.name)
+        waiting = record is not None and record.state == BACKOFF and (record.reason or "").startswith("waiting for")
+        shown[spec.name] = record.reason.split(" to be ")[0] if waiting else (record.state if record else STARTING)
+    return shown
 
 
 def wait_ready(settings: Settings, specs: list[ServiceSpec], timeout: float, result: UpResult,
