@@ -232,7 +232,7 @@ class Watcher:
                 self._change(child, RUNNING)
                 rec.ready_at, rec.reason, child.next_probe_at = now, None, now + child.spec.liveness_interval
                 logs.event(self._log(child), f"ready ({self._where(child)})")
-            elif rec.state == RUNNING and self._watch_liveness(child, now):
+            elif rec.state in (RUNNING, UNHEALTHY) and self._watch_liveness(child, now):
                 return
             elif rec.state == RUNNING and child.failures and now - (rec.ready_at or now) > RESTARTS.healthy_reset:
                 child.failures = 0
@@ -268,11 +268,17 @@ class Watcher:
             return False
         if not child.probe.done():
             return False
-        problem, child.probe, child.next_probe_at = child.probe.result(), None, now + spec.liveness_interval
+        try:
+            problem = child.probe.result()
+        except Exception as exc:  # noqa: BLE001 - a probe that breaks is a failed probe, not a stuck loop
+            problem = f"the probe failed: {type(exc).__name__}: {exc}"
+        child.probe, child.next_probe_at = None, now + spec.liveness_interval
         if problem is None:
             if child.live_failures:
                 logs.event(self._log(child), f"liveness: answers again after {child.live_failures} failed probe(s)")
             child.live_failures = 0
+            if rec.state == UNHEALTHY:  # adopted as unhealthy from a supervisor that died: it answers now
+                self._change(child, RUNNING)
             return False
         child.live_failures += 1
         logs.event(self._log(child), f"liveness probe failed ({child.live_failures}/{spec.liveness_failures}): {problem}")
