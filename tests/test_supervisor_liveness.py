@@ -30,7 +30,8 @@ def test_a_sigstopped_service_is_shown_unhealthy_then_restarted_for_failing_live
         if alive(first):
             os.kill(first, signal.SIGCONT)
     assert not alive(first)
-    assert web["restarts"] == 1
+    assert web["restarts"] == 1 and web["last_exit"]["cause"] == "liveness"
+    assert "restarted for failing liveness" in stack.raictl("status").stdout
     log = stack.raictl("logs", "web").stdout
     assert "liveness probe failed (2/2)" in log and "unhealthy after 2 failed liveness probes: restarting" in log
 

@@ -314,6 +314,7 @@ def test_failing_liveness_threshold_times_in_a_row_makes_it_unhealthy_then_resta
     record = loop.record("web")
     assert loop.processes.stops == ["web"] and record.state == states.BACKOFF and record.restarts == 1
     assert record.reason == "restarted for failing liveness: 127.0.0.1:5173: no answer within 2s"
+    assert (record.last_exit.signal, record.last_exit.cause) == ("SIGTERM", "liveness")
     assert "unhealthy after 3 failed liveness probes: restarting" in loop.events("web")
     assert loop.delay("web") == RESTARTS.backoff_initial  # the usual backoff
     del loop.processes.hung["web"]
