@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
+
+import psutil
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_api import (Load, Result, _drop_mysql, _fresh_mysql, chat_load, database_server,  # noqa: E402
                              measure, start)
-from tests.support import free_port, free_ports  # noqa: E402
+from tests.support import ServiceProcess, free_port, free_ports  # noqa: E402
 
 REPLICAS = (1, 2, 3)
 CONNECTIONS = (16, 64)
@@ -33,7 +35,8 @@ CORES = (8, 32)
 SECRET = "bench-replicas-shared-signing-secret-0123456789"
 
 
-def run_replicas(count: int, url: str, root: Path, llm, seconds: float, database) -> list[tuple[int, Result]]:
+def run_replicas(count: int, url: str, root: Path, llm: ServiceProcess, seconds: float,
+                 database: psutil.Process | None) -> list[tuple[int, Result]]:
     ports = free_ports(count)
     replicas = [start("services.rai_api", root / f"rai{count}-{i}", port, RAI_DATABASE_URL=url,
                       RAI_API_PORT=str(port), RAI_API_HOSTS="127.0.0.1", LLM_API_PORT=str(llm.port),
@@ -62,7 +65,7 @@ def predict(result: Result, replicas: int, cores: int) -> tuple[float, str]:
     bounds = {"cores": cores * 1000 / (rai_ms + llm_ms + result.db_cpu_ms_per_request),
               "replicas (GIL)": replicas * 1000 / rai_ms if rai_ms else float("inf"),
               "one LLM API (GIL)": 1000 / llm_ms if llm_ms else float("inf")}
-    bound = min(bounds, key=bounds.get)
+    bound = min(bounds, key=lambda name: bounds[name])
     return bounds[bound], bound
 
 

@@ -7,11 +7,14 @@ exists is kept: it may hold the values the operator filled in) and prints what w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from raictl.errors import RaictlError
+
+if TYPE_CHECKING:
+    from raictl.export import Export
 
 
 def export(
@@ -34,11 +37,12 @@ def export(
     render.export_result(result, written, kept)
 
 
-def write_files(result) -> tuple[list[Path], list[Path]]:
+def write_files(result: Export) -> tuple[list[Path], list[Path]]:
     """Write each file of `result` under its folder, with its mode; (written, kept as they were)."""
     from raishared.private_files import create_private
 
-    written, kept = [], []
+    written: list[Path] = []
+    kept: list[Path] = []
     try:
         result.out.mkdir(parents=True, exist_ok=True)
         for item in result.files:

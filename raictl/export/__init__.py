@@ -37,12 +37,9 @@ class Export:
 
 def export(settings: Settings, target: str, out: Path, replicas: int = 1) -> Export:
     """The files of `target` for `settings`, to be written under `out`; RaictlError for a refusal."""
+    import importlib
+
     plan = make_plan(settings, target, replicas)
-    if target == "compose":
-        from raictl.export import compose as fmt
-    elif target == "kubernetes":
-        from raictl.export import kubernetes as fmt
-    else:
-        from raictl.export import systemd as fmt
+    fmt = importlib.import_module(f"raictl.export.{target}")  # compose.py, kubernetes.py, systemd.py
     files = fmt.files(plan, out.resolve())
     return Export(target, out, tuple(files), plan.notes, tuple(fmt.next_steps(plan, out)))

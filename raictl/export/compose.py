@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from raictl.export import image, yamlfile
+from raictl.export import GeneratedFile, image, yamlfile
 from raictl.export.plan import CONTAINER_HOME, Plan, Secret, Unit
 from raictl.supervisor.spec import RESTARTS
 
@@ -25,9 +25,7 @@ MIGRATE = "migrate"
 MARIADB = "mariadb"
 
 
-def files(plan: Plan, out: Path):
-    from raictl.export import GeneratedFile
-
+def files(plan: Plan, out: Path) -> list[GeneratedFile]:
     header = yamlfile.HEADER.format(target="compose")
     return [GeneratedFile("compose.yaml", yamlfile.dump(document(plan, out), header=header)),
             GeneratedFile("Dockerfile", image.dockerfile(plan)),
@@ -48,7 +46,7 @@ def document(plan: Plan, out: Path) -> dict[str, Any]:
     services[MIGRATE] = _migrate(plan, out)
     for unit in plan.units:
         services[unit.slug] = _service(unit, plan, out)
-    volumes = {DB_VOLUME: {}} if plan.database.kind == "mysql" else {HOME_VOLUME: {}}
+    volumes: dict[str, dict] = {DB_VOLUME: {}} if plan.database.kind == "mysql" else {HOME_VOLUME: {}}
     return {"name": "raictl", "services": services, "volumes": volumes}
 
 
@@ -128,7 +126,8 @@ def _service(unit: Unit, plan: Plan, out: Path) -> dict[str, Any]:
 
 def _published(unit: Unit) -> list[str]:
     """The host's loopbacks only (`raictl up` binds no other); one host port per replica."""
-    ports = str(unit.port) if unit.replicas == 1 else f"{unit.port}-{unit.port + unit.replicas - 1}"
+    port = unit.port or 0
+    ports = str(port) if unit.replicas == 1 else f"{port}-{port + unit.replicas - 1}"
     return [f"127.0.0.1:{ports}:{unit.port}", f"[::1]:{ports}:{unit.port}"]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from raictl.export import image, yamlfile
+from raictl.export import GeneratedFile, image, yamlfile
 from raictl.export.plan import CONTAINER_HOME, Plan, Secret, Unit
 
 SETTINGS = "raictl-settings"
@@ -24,9 +24,7 @@ MIGRATE_JOB = "raictl-migrate"
 PART_OF = "raictl"
 
 
-def files(plan: Plan, out: Path):
-    from raictl.export import GeneratedFile
-
+def files(plan: Plan, out: Path) -> list[GeneratedFile]:
     header = yamlfile.HEADER.format(target="kubernetes")
     found = [GeneratedFile("configmap.yaml", yamlfile.dump(config_map(plan), header=header)),
              GeneratedFile("secret.yaml.template", yamlfile.dump(secret_template(plan), header=_secret_header()),

@@ -202,6 +202,7 @@ def _container_hosts(spec: ServiceSpec, settings: Settings) -> tuple[str, ...]:
 def _check_instance_ports(units: tuple[Unit, ...], replicas: int) -> None:
     """systemd replicas listen on consecutive ports: none may be another service's."""
     rai = next(u for u in units if u.name == "rai_api")
+    assert rai.port is not None  # the RAI API always has a port
     ports = range(rai.port, rai.port + replicas)
     for other in units:
         if other.name != "rai_api" and other.port in ports:

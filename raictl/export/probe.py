@@ -18,10 +18,10 @@ from raictl.supervisor.probes import probe_health, probe_listen
 def check(host: str, port: int, path: str | None) -> tuple[bool, str]:
     """(ok, what was seen) for one probe."""
     if path:
-        result = probe_health(host, port, path)
-        return result.ok, result.detail
-    result = probe_listen(host, port)
-    return result.ok, result.detail
+        health = probe_health(host, port, path)
+        return health.ok, health.detail
+    listen = probe_listen(host, port)
+    return listen.ok, listen.detail
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import pwd
 import sys
 from pathlib import Path
 
+from raictl.export import GeneratedFile
 from raictl.export.plan import Plan, Secret, Unit
 from raictl.supervisor.spec import RESTARTS
 
@@ -28,9 +29,7 @@ START_TIMEOUT = 180  # seconds for ExecStartPre= (the migration) + start + ExecS
 READY_WAIT = 90
 
 
-def files(plan: Plan, out: Path):
-    from raictl.export import GeneratedFile
-
+def files(plan: Plan, out: Path) -> list[GeneratedFile]:
     found = [GeneratedFile(unit_file(u, plan), unit_text(u, plan, out)) for u in plan.units]
     found.append(GeneratedFile(TARGET, target_text(plan)))
     found.append(GeneratedFile(SECRETS_FILE, secrets_text(plan), mode=0o600, keep_existing=True))
@@ -58,7 +57,7 @@ def instances(unit: Unit) -> list[str]:
     """The unit names to start: one, or one instance per replica port."""
     if unit.replicas == 1:
         return [f"{unit_name(unit)}.service"]
-    return [f"{unit_name(unit)}@{unit.port + i}.service" for i in range(unit.replicas)]
+    return [f"{unit_name(unit)}@{(unit.port or 0) + i}.service" for i in range(unit.replicas)]
 
 
 def _escape(value: str) -> str:
@@ -73,7 +72,7 @@ def _quote(arg: str) -> str:
     return arg
 
 
-def _command(words: list[str], raw_tail: list[str] = ()) -> str:
+def _command(words: list[str], raw_tail: tuple[str, ...] | list[str] = ()) -> str:
     """ExecStart= text; `raw_tail` words are written as they are (they may hold %i)."""
     return " ".join([*(_quote(w) for w in words), *raw_tail])
 
@@ -112,7 +111,7 @@ def unit_text(unit: Unit, plan: Plan, out: Path) -> str:
              f"Description=raictl {unit.name}{' replica' if templated else ''}{where}", f"PartOf={TARGET}",
              *_depends(unit, plan), f"StartLimitIntervalSec={RESTARTS.fatal_window:g}s",
              f"StartLimitBurst={RESTARTS.fatal_starts}", "", "[Service]", "Type=exec",
-             f"User={pwd.getpwuid(os.getuid()).pw_name}", f"WorkingDirectory={_escape(unit.cwd)}",
+             f"User={pwd.getpwuid(os.getuid()).pw_name}", f"WorkingDirectory={_escape(unit.cwd or str(plan.base_dir))}",
              *_environment(env), *own_port]
     lines.append(f"EnvironmentFile={_escape(str(out / SECRETS_FILE))}")
     if unit.name == "rai_api":
