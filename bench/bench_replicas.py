@@ -86,6 +86,13 @@ def report(rows: list[tuple[int, int, Result]], baseline: float) -> None:
         parts = [f"{cores} cores: {rate:.0f} chat/s ({bound})" for cores in CORES
                  for rate, bound in [predict(r, replicas, cores)]]
         print(f"  {replicas} replica(s): " + "; ".join(parts))
+    one = next(r for n, c, r in rows if n == 1 and c == CONNECTIONS[-1])
+    rai_ms, llm_ms = split(one, 1)
+    for cores in CORES:
+        machine = cores * 1000 / (rai_ms + llm_ms + one.db_cpu_ms_per_request)
+        print(f"  {cores} cores: about {machine * rai_ms / 1000:.1f} replicas keep every core busy "
+              f"({machine:.0f} chat/s at one replica's CPU per chat), unless the one LLM API process "
+              f"caps it first at {1000 / llm_ms:.0f} chat/s")
 
 
 def main() -> int:
