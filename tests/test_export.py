@@ -42,6 +42,15 @@ def compose_errors(document) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
 
 
+EXTRA_WITH_TOKEN = """
+[services.worker]
+command = ["python", "-m", "http.server", "7070"]
+port = 7070
+hosts = ["0.0.0.0"]
+env = { API_TOKEN = "tok-extra-service-secret", MODE = "fast" }
+"""
+
+
 # -- compose --------------------------------------------------------------------------------------
 
 def test_compose_file_is_valid_and_waits_for_health_and_the_migration(tmp_path):
@@ -104,10 +113,13 @@ def test_kubernetes_manifests_pass_kubernetes_validate_strictly(tmp_path):
 
     version = kubernetes_validate.latest_version()
     assert tuple(int(p) for p in version.split(".")[:2]) >= (1, 33)  # a current Kubernetes
-    exported = files("kubernetes", tmp_path / "k8s", replicas=2, RAI_DATABASE_URL=MYSQL)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "raictl.toml").write_text(EXTRA_WITH_TOKEN + '[services.jobs]\ncommand = "python -m jobs"\n')
+    exported = files("kubernetes", tmp_path / "k8s", replicas=2, cwd=project, RAI_DATABASE_URL=MYSQL)
     documents = k8s_documents(exported)
     kinds = sorted(d["kind"] for d in documents)
-    assert kinds == ["ConfigMap", "Deployment", "Deployment", "Job", "Secret", "Service", "Service"]
+    assert kinds == ["ConfigMap", *["Deployment"] * 4, "Job", "Secret", *["Service"] * 3]  # jobs: no port
     for document in documents:
         kubernetes_validate.validate(document, version, strict=True)
     rai = next(d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "rai-api")
@@ -117,7 +129,7 @@ def test_kubernetes_manifests_pass_kubernetes_validate_strictly(tmp_path):
     assert container["livenessProbe"]["httpGet"]["port"] == 6102
     assert rai["spec"]["template"]["spec"]["enableServiceLinks"] is False  # no RAI_API_PORT=tcp://...
     secret = next(d for d in documents if d["kind"] == "Secret")
-    assert set(secret["stringData"]) == {"RAI_SECRET_KEY", "GEMINI_API_KEY", "RAI_DATABASE_URL"}
+    assert set(secret["stringData"]) == {"RAI_SECRET_KEY", "GEMINI_API_KEY", "RAI_DATABASE_URL", "API_TOKEN"}
     assert set(secret["stringData"].values()) == {""}  # names, never values
     job = next(d for d in documents if d["kind"] == "Job")
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["raictl", "migrate"]
@@ -209,13 +221,6 @@ def test_systemd_analyze_verify_is_live(tmp_path):
 
 # -- secrets, refusals ----------------------------------------------------------------------------
 
-EXTRA_WITH_TOKEN = """
-[services.worker]
-command = ["python", "-m", "http.server", "7070"]
-port = 7070
-hosts = ["0.0.0.0"]
-env = { API_TOKEN = "tok-extra-service-secret", MODE = "fast" }
-"""
 
 
 @pytest.mark.parametrize("target", ["compose", "kubernetes", "systemd"])
