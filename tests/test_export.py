@@ -63,6 +63,7 @@ def test_compose_file_is_valid_and_waits_for_health_and_the_migration(tmp_path):
     assert rai["depends_on"] == {"llm-api": {"condition": "service_healthy"},
                                  "migrate": {"condition": "service_completed_successfully"}}
     assert rai["healthcheck"]["test"] == ["CMD", "python", "-m", "raictl.export.probe", "6102", "/api/health"]
+    assert (rai["healthcheck"]["interval"], rai["healthcheck"]["retries"]) == ("5s", 3)  # raictl's liveness
     assert rai["environment"]["RAI_API_HOSTS"] == "0.0.0.0,::"  # every address, explicitly
     assert rai["environment"]["LLM_API_URL"] == "http://llm-api:6301"
     assert rai["ports"] == ["127.0.0.1:6102:6102", "[::1]:6102:6102"]  # published on the host's loopbacks only
@@ -126,7 +127,7 @@ def test_kubernetes_manifests_pass_kubernetes_validate_strictly(tmp_path):
     container = rai["spec"]["template"]["spec"]["containers"][0]
     assert rai["spec"]["replicas"] == 2
     assert container["readinessProbe"]["httpGet"]["path"] == "/api/health"
-    assert container["livenessProbe"]["httpGet"]["port"] == 6102
+    assert container["livenessProbe"]["exec"]["command"][-3:] == ["6102", "/api/health", "--answered"]
     assert rai["spec"]["template"]["spec"]["enableServiceLinks"] is False  # no RAI_API_PORT=tcp://...
     secret = next(d for d in documents if d["kind"] == "Secret")
     assert set(secret["stringData"]) == {"RAI_SECRET_KEY", "GEMINI_API_KEY", "RAI_DATABASE_URL", "API_TOKEN"}
@@ -144,7 +145,7 @@ def test_kubernetes_validate_is_live(tmp_path):
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(rai, kubernetes_validate.latest_version(), strict=True)
     rai = yaml.safe_load_all(exported["rai-api.yaml"]).__next__()
-    rai["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGett"] = {}
+    rai["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["execc"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(rai, kubernetes_validate.latest_version(), strict=True)
 
@@ -327,3 +328,45 @@ def test_the_replicas_setting_is_the_default_and_makes_one_service_with_n_copies
     services = yaml.safe_load((isolated / "out" / "compose.yaml").read_text())["services"]
     assert services["rai-api"]["deploy"] == {"replicas": 3}
     assert [name for name in services if name.startswith("rai")] == ["rai-api"]  # not rai_api@2, @3
+
+
+def test_depends_on_conditions_and_liveness_keys_reach_compose_and_kubernetes(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "raictl.toml").write_text(
+        "[rai_api]\nliveness_interval = 12.5\nliveness_failures = 4\n"
+        '[services.web]\ncommand = "python -m http.server 7070"\nport = 7070\nhosts = ["0.0.0.0"]\n'
+        'depends_on = { rai_api = "ready", llm_api = "started" }\n')
+    doc = yaml.safe_load(files("compose", project / "c", cwd=project)["compose.yaml"])
+    assert compose_errors(doc) == []
+    assert doc["services"]["web"]["depends_on"] == {"rai-api": {"condition": "service_healthy"},
+                                                    "llm-api": {"condition": "service_started"}}
+    assert (doc["services"]["rai-api"]["healthcheck"]["interval"], doc["services"]["rai-api"]["healthcheck"]["retries"]) \
+        == ("12.5s", 4)
+    rai = yaml.safe_load_all(files("kubernetes", project / "k", cwd=project)["rai-api.yaml"]).__next__()
+    liveness = rai["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
+    assert (liveness["periodSeconds"], liveness["failureThreshold"]) == (13, 4)
+
+
+def test_the_liveness_probe_passes_a_503_the_readiness_probe_does_not(tmp_path):
+    import textwrap
+
+    from tests.support import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import http.server
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(503); self.end_headers()
+            def log_message(self, *a): pass
+        http.server.HTTPServer(("127.0.0.1", {port}), H).serve_forever()""")])
+    try:
+        probe = [sys.executable, "-m", "raictl.export.probe", str(port), "/api/health", "--wait", "10"]
+        answered = subprocess.run([*probe, "--answered"], capture_output=True, text=True, timeout=30)
+        assert answered.returncode == 0, answered.stderr
+        ready = subprocess.run([*probe[:-2]], capture_output=True, text=True, timeout=30)
+        assert ready.returncode == 1 and "HTTP 503" in ready.stderr
+    finally:
+        server.kill()
+        server.wait()

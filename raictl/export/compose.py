@@ -1,7 +1,8 @@
 """`raictl export compose`: compose.yaml, the image's Dockerfile and a `.env` of secret names.
 
-Each service gets a healthcheck on its health path (raictl's own probe: the image has no curl), and
-`depends_on` with `service_healthy`; the migration is a one-shot service the RAI API waits for
+Each service gets a healthcheck on its health path (raictl's own probe: the image has no curl) at
+raictl's liveness interval, timeout and failure count, and `depends_on` with `service_healthy` for a
+`ready` dependency (`service_started` for `started`); the migration is a one-shot service the RAI API waits for
 (`service_completed_successfully`), so it runs once, before any replica. MySQL becomes a `mariadb`
 service with a volume; SQLite lives in a volume at RAICTL_HOME. Secrets are compose interpolations
 (`${RAI_SECRET_KEY:?...}`) read from the `.env` beside compose.yaml, which is written with names only.
@@ -89,23 +90,28 @@ def _seconds(value: float) -> str:
 
 
 def healthcheck(unit: Unit) -> dict[str, Any] | None:
-    """raictl's probe of the health path (or of the port, for a service without one)."""
+    """raictl's probe of the health path (or of the port, for a service without one), as often and as
+    patient as raictl's liveness (`liveness_interval`, `liveness_timeout`, `liveness_failures`)."""
     if not unit.port:
         return None
+    spec = unit.spec
     test = ["CMD", "python", "-m", "raictl.export.probe", str(unit.port)] + ([unit.health] if unit.health else [])
-    return {"test": test, "interval": "10s", "timeout": "3s", "retries": 3, "start_period": "60s",
-            "start_interval": "1s"}
+    return {"test": test, "interval": _seconds(spec.liveness_interval), "timeout": _seconds(spec.liveness_timeout),
+            "retries": spec.liveness_failures, "start_period": "60s", "start_interval": "1s"}
 
 
-def _condition(plan: Plan, name: str) -> str:
-    dep = plan.unit(name)
-    return "service_healthy" if dep.port else "service_started"
+def _condition(plan: Plan, unit: Unit, name: str) -> str:
+    """compose's word for what `unit` waits for of `name`: `ready` is service_healthy (when it has a
+    healthcheck), `started` is service_started, as in raictl's depends_on conditions."""
+    if unit.spec.condition(name) == "started" or not plan.unit(name).port:
+        return "service_started"
+    return "service_healthy"
 
 
 def _service(unit: Unit, plan: Plan, out: Path) -> dict[str, Any]:
     service: dict[str, Any] = {"image": image.IMAGE, "build": _build(plan, out), "command": list(unit.command),
                                "working_dir": unit.cwd, "environment": _environment(plan, unit)}
-    depends = {plan.unit(d).slug: {"condition": _condition(plan, d)} for d in unit.depends_on}
+    depends = {plan.unit(d).slug: {"condition": _condition(plan, unit, d)} for d in unit.depends_on}
     if unit.name == "rai_api":
         depends[MIGRATE] = {"condition": "service_completed_successfully"}
         if plan.database.kind == "sqlite":

@@ -2,15 +2,19 @@
 settings as a ConfigMap and a Secret *template* (names, never values), plus the image's Dockerfile.
 
 Readiness and liveness probes GET the health path (with `Host: 127.0.0.1`: the RAI API serves only
-the hosts it knows, and the pod's IP is not one); a startup probe gives a slow start a minute before
+the hosts it knows, and the pod's IP is not one); liveness is raictl's own (any HTTP answer, at the
+service's `liveness_*` interval, timeout and failure count: an exec of raictl's probe, since an httpGet
+would restart the RAI API for a database outage); a startup probe gives a slow start a minute before
 liveness counts. The migration Job runs `raictl migrate` once; README says to wait for it before the
 Deployments. The template is `secret.yaml.template`, so `kubectl apply -f DIR` never applies it with
 its empty values over a Secret already filled in. Service links are off: Kubernetes would otherwise set
-RAI_API_PORT=tcp://10.0.0.7:6102 in every pod, the very variable raictl reads its port from. SQLite (one replica only) lives on a PersistentVolumeClaim.
+RAI_API_PORT=tcp://10.0.0.7:6102 in every pod, the very variable raictl reads its port from. SQLite
+(one replica only) lives on a PersistentVolumeClaim.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -101,13 +105,25 @@ def _container(name: str, command: list[str], plan: Plan, unit: Unit | None = No
     return container
 
 
-def _probe(unit: Unit, period: int, failures: int) -> dict[str, Any]:
+def _probe(unit: Unit, period: float, failures: int) -> dict[str, Any]:
+    action: dict[str, Any]
     if unit.health:
         action = {"httpGet": {"path": unit.health, "port": unit.port,
                               "httpHeaders": [{"name": "Host", "value": "127.0.0.1"}]}}
     else:
         action = {"tcpSocket": {"port": unit.port}}
-    return {**action, "periodSeconds": period, "timeoutSeconds": 3, "failureThreshold": failures}
+    return {**action, "periodSeconds": max(1, math.ceil(period)),
+            "timeoutSeconds": max(1, math.ceil(unit.spec.liveness_timeout)), "failureThreshold": failures}
+
+
+def _liveness(unit: Unit) -> dict[str, Any]:
+    """raictl's liveness: any HTTP answer within the timeout (an httpGet probe would fail a 503, and
+    restarting the RAI API does not bring its database back), at its interval and failure count."""
+    probe = _probe(unit, unit.spec.liveness_interval, unit.spec.liveness_failures)
+    if unit.health:
+        probe.pop("httpGet")
+        probe["exec"] = {"command": ["python", "-m", "raictl.export.probe", str(unit.port), unit.health, "--answered"]}
+    return probe
 
 
 def deployment(unit: Unit, plan: Plan) -> dict[str, Any]:
@@ -116,7 +132,7 @@ def deployment(unit: Unit, plan: Plan) -> dict[str, Any]:
         container["ports"] = [{"name": "http", "containerPort": unit.port}]
         container["startupProbe"] = _probe(unit, 1, 60)
         container["readinessProbe"] = _probe(unit, 5, 2)
-        container["livenessProbe"] = _probe(unit, 10, 3)
+        container["livenessProbe"] = _liveness(unit)
     pod = {"enableServiceLinks": False, "containers": [container], "volumes": [_home_volume(plan)],
            "terminationGracePeriodSeconds": max(1, round(unit.spec.grace))}
     spec: dict[str, Any] = {"replicas": unit.replicas, "selector": {"matchLabels": {"app.kubernetes.io/name": unit.slug}},
