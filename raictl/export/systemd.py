@@ -10,6 +10,8 @@ consecutive ports (`raictl-rai-api@6102.service`, `@6103`, ...), and each instan
 the first one's (the migrate lock), then finds the database at head: it runs once.
 The services run from raictl.toml's folder, so they read raictl.toml and .env there as `raictl up`'s do;
 only a secret that came from raictl's environment goes in the EnvironmentFile.
+No liveness here: systemd's `WatchdogSec=` needs the service to call sd_notify, which waitress does not;
+a hung service stays up (raictl's own supervisor, compose and Kubernetes do restart one).
 """
 
 from __future__ import annotations
