@@ -139,3 +139,22 @@ def test_a_client_that_goes_away_mid_reply_leaves_its_message_and_what_was_produ
         assert wait_until(lambda: fake.streamed, what="the fake's stream to end")[0] < 20
     finally:
         service.stop()
+
+
+def test_a_long_conversation_drops_its_oldest_context_to_stay_under_the_body_limit(rai, fake):
+    """Long Gemini replies fill the context past the budget: the oldest turns give way, the new message
+    and the system prompt stay, and every turn is answered."""
+    from services.rai_api import memory
+
+    token_ = token(rai)
+    fake.reply("\U0001F600" * 30_000)  # 120 KB of UTF-8 per reply
+    session_id = None
+    for turn in range(9):
+        body = {"message": f"turn {turn}"} | ({"session_id": session_id} if session_id else {})
+        status, answer = http("POST", rai.url("/api/chat"), body, token=token_, timeout=30)
+        assert status == 200, (turn, answer)
+        session_id = answer["session_id"]
+    last = fake.requests[-1]
+    sent = [text for _, text in last.contents]
+    assert sent[-1] == "turn 8" and "turn 0" not in sent and last.system.startswith(memory.SYSTEM_PROMPT)
+    assert memory.prompt_size(last.system, [{"role": "user", "content": t} for t in sent]) <= memory.PROMPT_BUDGET_BYTES

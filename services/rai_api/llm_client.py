@@ -29,6 +29,15 @@ class LlmUnavailable(Exception):
     """The LLM API could not give a reply; the message says why."""
 
 
+def request_body(system: str, messages: list[dict[str, str]], stream: bool) -> bytes:
+    """The /api/generate body: UTF-8 JSON, not ASCII-escaped (an emoji is 4 bytes, not 12), the size
+    memory.prompt_size budgets for, plus `"stream": true` for a stream."""
+    body: dict[str, Any] = {"messages": messages, "system": system}
+    if stream:
+        body["stream"] = True
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, (TimeoutError, socket.timeout)):
         return "it did not answer in time"
@@ -104,9 +113,9 @@ class LlmClient:
                 raise
         raise ConnectionResetError("the connection was reset twice")  # not reached: the 2nd try is fresh
 
-    def _call(self, method: str, path: str, body: Any, timeout: float, any_status: bool = False) -> dict[str, Any]:
+    def _call(self, method: str, path: str, data: bytes | None, timeout: float,
+              any_status: bool = False) -> dict[str, Any]:
         where = f"the LLM API at {self.base_url}"
-        data = json.dumps(body).encode() if body is not None else None
         try:
             status, payload = self._exchange(method, path, data, timeout)
         except (OSError, http.client.HTTPException) as exc:
@@ -123,7 +132,7 @@ class LlmClient:
 
     def generate(self, system: str, messages: list[dict[str, str]]) -> tuple[str, dict[str, Any]]:
         """(reply text, usage) for `messages` under the `system` prompt."""
-        body = self._call("POST", "/api/generate", {"messages": messages, "system": system}, self.timeout)
+        body = self._call("POST", "/api/generate", request_body(system, messages, stream=False), self.timeout)
         if not isinstance(body.get("text"), str):
             raise LlmUnavailable(f"the LLM API at {self.base_url} answered without a reply text")
         usage = body.get("usage")
@@ -133,7 +142,7 @@ class LlmClient:
         """The LLM API's reply as a stream, opened: a failure to get one (unreachable, an error
         status) raises LlmUnavailable here, before anything was streamed."""
         where = f"the LLM API at {self.base_url}"
-        data = json.dumps({"messages": messages, "system": system, "stream": True}).encode()
+        data = request_body(system, messages, stream=True)
         try:
             response = self._open("POST", "/api/generate", data, self.timeout, accept=sse.MIMETYPE)
         except (OSError, http.client.HTTPException) as exc:

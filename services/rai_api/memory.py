@@ -8,6 +8,7 @@ The functions here work on plain values; `services.rai_api.conversation` reads a
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +29,11 @@ RECALL_LIMIT = 3
 RECALL_LINE_CHARS = 200
 FACT_MAX_CHARS = 500
 FACTS_MAX = 200
+# The LLM API refuses a body over 1 MiB (413). The prompt (system + messages as the JSON the RAI API
+# sends, UTF-8) is kept within this budget; ENVELOPE_BYTES covers the rest of the body ("stream").
+# Measured before: 11 turns of 8,000-emoji messages made the 12th turn's body larger than 1 MiB.
+PROMPT_BUDGET_BYTES = 900 * 1024
+ENVELOPE_BYTES = 64
 
 # Prefixes only: the rest is taken as is and its trailing punctuation stripped (a lazy group before
 # a trailing class would cost quadratic time on a long message).
@@ -103,14 +109,14 @@ def recall(message: str, earlier: list[tuple[str, str]]) -> list[tuple[str, str]
     return [(role, content) for _, _, role, content in best]
 
 
-def build_prompt(message: str, recent: list[tuple[str, str]], facts: list[str],
-                 recalled: list[tuple[str, str]], session_prompt: str | None = None) -> tuple[str, list[dict[str, str]]]:
-    """(system prompt, messages) for the LLM API: the one place a prompt is put together.
+def prompt_size(system: str, messages: list[dict[str, str]]) -> int:
+    """Bytes of the prompt as the LLM API receives it (llm_client.request_body, without its envelope)."""
+    return len(json.dumps({"messages": messages, "system": system}, ensure_ascii=False).encode())
 
-    The session's own system prompt (`raictl chat -s`, or the default of the settings) follows the
-    persona under SESSION_HEADING, on every turn. Each memory block is a heading line, then one `- `
-    line per item, then a blank line; a block is left out when it would be empty.
-    """
+
+def _system_prompt(facts: list[str], recalled: list[tuple[str, str]], session_prompt: str | None) -> str:
+    """The system prompt: the persona, the session's own prompt under SESSION_HEADING, then each memory
+    block (a heading line, then one `- ` line per item); an empty block is left out."""
     blocks = [SYSTEM_PROMPT]
     if session_prompt:
         blocks.append(f"{SESSION_HEADING}\n{session_prompt}")
@@ -119,9 +125,35 @@ def build_prompt(message: str, recent: list[tuple[str, str]], facts: list[str],
     if recalled:
         lines = (f"- {role}: {one_line(content)[:RECALL_LINE_CHARS]}" for role, content in recalled)
         blocks.append("\n".join([RECALL_HEADING, *lines]))
-    messages = [{"role": role, "content": content} for role, content in recent[-RECENT_LIMIT:]]
-    messages.append({"role": "user", "content": message})
-    return "\n\n".join(blocks), messages
+    return "\n\n".join(blocks)
+
+
+def build_prompt(message: str, recent: list[tuple[str, str]], facts: list[str], recalled: list[tuple[str, str]],
+                 session_prompt: str | None = None,
+                 budget: int = PROMPT_BUDGET_BYTES) -> tuple[str, list[dict[str, str]]]:
+    """(system prompt, messages) for the LLM API: the one place a prompt is put together, within
+    `budget` bytes (prompt_size). The session's own system prompt (`raictl chat -s`, or the default
+    of the settings) follows the persona on every turn. The system prompt, the remembered facts and
+    the new message always stay; the context gives way, oldest first: the recalled lines when even
+    they do not fit, then the session's oldest messages. (Facts alone cannot fill it within
+    FACTS_MAX and FACT_MAX_CHARS; if they ever did, the oldest would go.)"""
+    new = [{"role": "user", "content": message}]
+    facts = list(facts)
+    while facts and prompt_size(_system_prompt(facts, [], session_prompt), new) > budget:
+        facts.pop(0)
+    system = _system_prompt(facts, recalled, session_prompt)
+    if prompt_size(system, new) > budget:
+        system = _system_prompt(facts, [], session_prompt)
+    spare = budget - prompt_size(system, new)
+    kept: list[dict[str, str]] = []
+    for role, content in reversed(recent[-RECENT_LIMIT:]):
+        item = {"role": role, "content": content}
+        cost = len(json.dumps(item, ensure_ascii=False).encode()) + 2  # and its ", " in the list
+        if cost > spare:
+            break
+        spare -= cost
+        kept.append(item)
+    return system, [*reversed(kept), *new]
 
 
 def describe_facts(facts: list[str]) -> str:
