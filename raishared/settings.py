@@ -111,6 +111,18 @@ def _engine(raw: Any, name: str) -> str:
     return engine
 
 
+def _seconds(raw: Any, name: str) -> float:
+    """A positive number of seconds."""
+    try:
+        seconds = float(str(raw).strip())
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise RaictlError(f"{name} must be a number of seconds above 0, got {raw!r}",
+                          hint=f"fix {name} in the environment, .env or raictl.toml (or unset it for the default)")
+    return seconds
+
+
 def _text(raw: Any, name: str) -> str | None:
     text = str(raw).strip()
     return text or None
@@ -145,7 +157,7 @@ class Field:
     toml: str
     parse: Callable[[Any, str], Any]
     secret: bool = False
-    # what raictl.toml must hold: "string", "port" or "count" (an integer), "addresses" or "names" (a list)
+    # what raictl.toml must hold: "string", "port" or "count" (an integer), "number", "addresses" or "names" (a list)
     toml_type: str = "string"
 
 
@@ -171,6 +183,9 @@ FIELDS: tuple[Field, ...] = (
     Field("allowed_origins", ("RAICTL_ALLOWED_ORIGINS",), "http.allowed_origins", _origins, toml_type="names"),
     Field("max_connections", ("RAICTL_MAX_CONNECTIONS",), "http.max_connections", _count, toml_type="count"),
     Field("idle_timeout_s", ("RAICTL_IDLE_TIMEOUT_S",), "http.idle_timeout_s", _count, toml_type="count"),
+    Field("llm_timeout_s", ("LLM_TIMEOUT_S",), "llm_api.timeout_s", _seconds, toml_type="number"),
+    Field("rai_api_max_waiting", ("RAI_API_MAX_WAITING",), "rai_api.max_waiting", _count, toml_type="count"),
+    Field("llm_api_max_waiting", ("LLM_API_MAX_WAITING",), "llm_api.max_waiting", _count, toml_type="count"),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 # The keys raictl.toml may hold: top-level settings, the tables of the built-ins and their keys, and
@@ -200,6 +215,11 @@ DEFAULTS: dict[str, Any] = {
     "max_connections": 1000,
     "idle_timeout_s": 30,
     "openai_model": DEFAULT_OPENAI_MODEL,
+    # How long the LLM may take to begin a reply, and between two pieces of one (see services/waiting.py
+    # and DESIGN.md for the two limits): bench/bench_slow_llm.py measured the memory a waiting chat costs.
+    "llm_timeout_s": 60.0,
+    "rai_api_max_waiting": 256,
+    "llm_api_max_waiting": 256,
 }
 
 
@@ -227,6 +247,9 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()  # may send state-changing requests besides the API's own origin
     max_connections: int = 1000  # open connections per service (waitress' connection_limit)
     idle_timeout_s: int = 30  # a connection silent this long is closed (waitress' channel_timeout)
+    llm_timeout_s: float = 60.0
+    rai_api_max_waiting: int = 256
+    llm_api_max_waiting: int = 256
     secret_key_value: str | None = field(repr=False, default=None)
     config_file: Path | None = None
     env_file: Path | None = None
@@ -361,7 +384,7 @@ def _toml_get(data: Mapping[str, Any], dotted: str) -> Any:
 
 
 _TOML_TYPES = {"string": "a string (text in quotes)", "port": "an integer port number",
-               "count": "a positive integer", "names": "a list of strings, e.g. [\"chat.example.org\"]",
+               "count": "a positive integer", "number": "a number", "names": "a list of strings, e.g. [\"chat.example.org\"]",
                "addresses": "a list of IP addresses, e.g. [\"127.0.0.1\", \"::1\"]"}
 
 
@@ -370,6 +393,8 @@ def _toml_type_ok(kind: str, value: Any) -> bool:
         return False
     if kind in ("port", "count"):
         return isinstance(value, (int, str))  # a quoted number is read as one; _port names a bad one
+    if kind == "number":
+        return isinstance(value, (int, float, str))
     if kind in ("addresses", "names"):
         return isinstance(value, str) or (isinstance(value, list) and all(isinstance(h, str) for h in value))
     return isinstance(value, str)

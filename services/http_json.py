@@ -21,7 +21,10 @@ HTTP_CODES = {413: "payload_too_large", 500: "internal_error"}
 
 
 class JsonError(Exception):
-    """An expected failure with its HTTP status, a stable code and a reason for the client."""
+    """An expected failure with its HTTP status, a stable code and a reason for the client (and any
+    headers the answer needs, e.g. Retry-After)."""
+
+    headers: dict[str, str] = {}
 
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)

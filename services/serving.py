@@ -26,6 +26,7 @@ from waitress.task import ErrorTask
 
 from raishared.errors import HintedError
 from raishared.settings import Settings, host_port, load_settings
+from services.waiting import BASE_THREADS
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,10 @@ def serve(app, hosts: Iterable[str], port: int, name: str, threads: int = 8,
 
     spec = listen_spec(hosts, port)
     options = waitress_options(app, settings)
+    # Every thread may hold a connection, and each waiting chat is one: the limit stays above the threads.
+    options["connection_limit"] = max(options["connection_limit"], threads + 100)
     raise_open_files_limit(options["connection_limit"])
-    log.info("%s listening on %s", name, spec)
+    log.info("%s listening on %s (%d threads)", name, spec, threads)
     try:
         sockets: dict = {}
         server = create_server(app, map=sockets, listen=spec, threads=threads, ident=name, **options)
@@ -115,10 +118,12 @@ def serve(app, hosts: Iterable[str], port: int, name: str, threads: int = 8,
         raise
 
 
-def run_service(create_app: Callable[[Settings], object], name: str, settings_key: str, threads: int = 8) -> int:
+def run_service(create_app: Callable[[Settings], object], name: str, settings_key: str) -> int:
     """`python -m services.X`: log to stderr, load the settings and build the app with `create_app` (a bad
     setting is one line in the log and exit code 1, not a traceback), then serve it on the addresses
-    `<settings_key>_hosts` and port `<settings_key>_port` of the settings until stopped."""
+    `<settings_key>_hosts` and port `<settings_key>_port` of the settings until stopped, with
+    `<settings_key>_max_waiting` threads for LLM-bound requests and BASE_THREADS for the rest
+    (services/waiting.py)."""
     configure_logging()
     try:
         settings = load_settings()
@@ -126,6 +131,7 @@ def run_service(create_app: Callable[[Settings], object], name: str, settings_ke
     except HintedError as exc:
         log.error("%s cannot start: %s", name, exc)
         return 1
+    threads = BASE_THREADS + getattr(settings, f"{settings_key}_max_waiting")
     serve(app, getattr(settings, f"{settings_key}_hosts"), getattr(settings, f"{settings_key}_port"), name,
           threads=threads, settings=settings)
     return 0

@@ -20,6 +20,7 @@ Usage (a context manager; every behaviour lasts until the next one is set)::
         fake.echo()                    # answer with a JSON summary of what arrived (see `summary`)
         fake.fail(429)                 # answer with a Google-style error (401, 403, 429, 500, 503, ...)
         fake.hang(5.0)                 # wait this long before answering; released at once on exit
+        fake.stop_hanging()            # release the requests hanging now (they answer 503), as on exit
         fake.require_key("k")          # a wrong/missing x-goog-api-key gets 400 API_KEY_INVALID, as the real API does
         fake.requests                  # every request received, oldest first (ReceivedRequest)
         fake.streamed                  # per finished stream, how many chunks were written before it
@@ -164,6 +165,12 @@ class FakeGemini:
 
     def hang(self, seconds: float) -> None:
         self._set(_Behaviour("hang", delay=seconds))
+
+    def stop_hanging(self) -> None:
+        """Release every request hanging now (each answers 503); later hangs wait again."""
+        with self._lock:
+            released, self._released = self._released, threading.Event()
+        released.set()
 
     def require_key(self, key: str | None) -> None:
         with self._lock:

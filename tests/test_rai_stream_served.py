@@ -8,7 +8,10 @@ from __future__ import annotations
 import http.client as httpclient
 import json
 import socket
+import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 from alembic import command
@@ -158,3 +161,77 @@ def test_a_long_conversation_drops_its_oldest_context_to_stay_under_the_body_lim
     sent = [text for _, text in last.contents]
     assert sent[-1] == "turn 8" and "turn 0" not in sent and last.system.startswith(memory.SYSTEM_PROMPT)
     assert memory.prompt_size(last.system, [{"role": "user", "content": t} for t in sent]) <= memory.PROMPT_BUDGET_BYTES
+
+
+def _chat_in_background(service, token_, results, message="wait for me", stream=False):
+    def run():
+        results.append(http("POST", service.url("/api/chat"), {"message": message, "stream": stream},
+                            token=token_, timeout=60))
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_health_login_sessions_and_memory_answer_while_chats_wait_and_one_more_is_busy(tmp_path, llm_api, fake):
+    """Chats waiting on a stalled model hold RAI_API_MAX_WAITING threads, no more: everything else is
+    served, and a chat over the limit is refused at once with 503 busy and Retry-After."""
+    service = rai_api(tmp_path, f"sqlite:///{tmp_path / 'rai.db'}", llm_api, RAI_API_MAX_WAITING="2")
+    results: list = []
+    try:
+        token_ = token(service)
+        fake.hang(60)
+        waiting = [_chat_in_background(service, token_, results, stream=stream) for stream in (False, True)]
+        fake.wait_for_requests(2)
+        for host in HOSTS:
+            assert http("GET", service.url("/api/health", host), timeout=10)[0] == 200
+            assert http("POST", service.url("/api/auth/login", host), CREDENTIALS, timeout=10)[0] == 200
+            assert http("GET", service.url("/api/sessions", host), token=token_, timeout=10)[0] == 200
+            status, body = http("POST", service.url("/api/chat", host), {"message": "what do you remember?"},
+                                token=token_, timeout=10)
+            assert status == 200 and body["response"].startswith("I don't remember anything")
+        request = urllib.request.Request(service.url("/api/chat"), method="POST",
+                                         data=json.dumps({"message": "one too many"}).encode(),
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {token_}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert (refused.value.code, refused.value.headers["Retry-After"]) == (503, "1")
+        body = json.loads(refused.value.read())
+        assert body["error"] == "busy" and "RAI_API_MAX_WAITING" in body["message"]
+    finally:
+        fake.stop_hanging()  # the waiting chats get their answer: Gemini failed
+        for thread in locals().get("waiting", []):
+            thread.join(30)
+        service.stop()
+    assert [(status, body["error"]) for status, body in results] == [(503, "llm_unavailable")] * 2
+
+
+def test_the_llm_apis_busy_and_timeout_reach_the_chat_as_such(tmp_path, fake):
+    """The LLM API's own limit (503 busy) is passed on as busy, and its timeout (LLM_TIMEOUT_S) as a
+    503 llm_unavailable naming it."""
+    home = tmp_path / "llm"
+    home.mkdir()
+    env = service_env(home, LLM_API_PORT=free_port(), GEMINI_API_KEY=KEY, GEMINI_BASE_URL=fake.base_url,
+                      LLM_API_MAX_WAITING="1", LLM_TIMEOUT_S="3")
+    llm = ServiceProcess("services.llm_api", int(env["LLM_API_PORT"]), env, log=home / "llm_api.log").start()
+    results: list = []
+    try:
+        service = rai_api(tmp_path, f"sqlite:///{tmp_path / 'rai.db'}", llm)
+        try:
+            token_ = token(service)
+            fake.hang(60)
+            waiting = _chat_in_background(service, token_, results)
+            fake.wait_for_requests(1)
+            status, body = http("POST", service.url("/api/chat"), {"message": "me too", "stream": True},
+                                token=token_, timeout=10)
+            assert (status, body["error"]) == (503, "busy") and "is busy" in body["message"]
+            assert "LLM_API_MAX_WAITING" in body["message"]
+            waiting.join(30)
+        finally:
+            service.stop()
+    finally:
+        fake.stop_hanging()
+        llm.stop()
+    [(status, body)] = results
+    assert (status, body["error"]) == (503, "llm_unavailable")
+    assert "Gemini did not answer within 3s" in body["message"]

@@ -6,7 +6,8 @@ is an `error {"error", "message"}` event that ends the stream.
 
 Every error is JSON `{"error": code, "message": str}`: 400 bad body, 404/405 unknown route or method,
 413 body over MAX_BODY_BYTES, 415 a body not sent as application/json, 502 Gemini failed (the reason,
-never the key), 503 engine unavailable.
+never the key), 503 engine unavailable, 503 busy (with Retry-After) when LLM_API_MAX_WAITING calls
+already wait on the engine.
 """
 
 from __future__ import annotations
@@ -19,19 +20,22 @@ from flask import Flask, Response, jsonify, request
 from raishared.settings import Settings, load_settings
 from services import request_guard, sse
 from services.http_json import register_json_errors, request_object
-from services.llm_api.engines import DEFAULT_TIMEOUT_S, Delta, EngineError, Reply, choose_engine
+from services.llm_api.engines import Delta, EngineError, Reply, choose_engine
 from services.llm_api.state import EngineState
+from services.waiting import WaitingLimit
 from services.llm_api.validation import parse_generate
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(settings: Settings | None = None, *, gemini_timeout: float = DEFAULT_TIMEOUT_S,
+def create_app(settings: Settings | None = None, *, gemini_timeout: float | None = None,
                clock: Callable[[], float] = time.monotonic) -> Flask:
-    """The app for `settings` (default: loaded from the cwd and environment); the engine is chosen once."""
+    """The app for `settings` (default: loaded from the cwd and environment); the engine is chosen once.
+    Gemini's timeout is LLM_TIMEOUT_S unless `gemini_timeout` says otherwise."""
     settings = settings or load_settings()
-    engine, fallback_reason = choose_engine(settings, gemini_timeout)
-    state = EngineState(engine, fallback_reason, clock)  # `clock` times deep health's probes
+    engine, fallback_reason = choose_engine(settings, gemini_timeout or settings.llm_timeout_s)
+    limit = WaitingLimit(settings.llm_api_max_waiting, "LLM_API_MAX_WAITING")
+    state = EngineState(engine, fallback_reason, limit, clock)  # `clock` times deep health's probes
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["llm_api"] = state

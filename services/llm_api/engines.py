@@ -31,7 +31,7 @@ FACTS_HEADER = "Remembered facts about the user:"
 RECALL_HEADER = "Relevant earlier conversations:"
 NO_KEY = "no GEMINI_API_KEY (or GOOGLE_API_KEY) set"
 NO_ENGINE = "no GEMINI_API_KEY (or GOOGLE_API_KEY), OPENAI_BASE_URL or OPENAI_API_KEY set"
-DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = 60.0  # LLM_TIMEOUT_S's default
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class GeminiEngine:
     API_VERSION = "v1beta"  # set explicitly: the SDK's default version changed between releases
 
     def __init__(self, api_key: str, model: str, base_url: str | None = None,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeout_s: float = DEFAULT_TIMEOUT_S, connections: int = 100) -> None:
         from google import genai
         from google.genai import types
 
@@ -155,7 +155,8 @@ class GeminiEngine:
         self._timeouts, self._transport = _transport_errors()
         options = types.HttpOptions(base_url=base_url or None, api_version=self.API_VERSION,
                                     timeout=int(timeout_s * 1000),  # milliseconds in this SDK
-                                    retry_options=types.HttpRetryOptions(attempts=1))
+                                    retry_options=types.HttpRetryOptions(attempts=1),
+                                    client_args={"limits": _pool_limits(connections)})
         # The caller (the RAI API, the user) decides about retrying; a hidden backoff would only
         # hold a waitress thread for a minute behind an outage.
         self._client = genai.Client(vertexai=False, api_key=api_key, http_options=options)
@@ -250,6 +251,18 @@ class GeminiEngine:
         return text.replace(self._key, mask_secret(self._key)) if self._key else text
 
 
+def _pool_limits(connections: int) -> Any:
+    """The SDK's HTTP connection pool sized for `connections` calls at once (the HTTP library's default,
+    100, would queue the rest of LLM_API_MAX_WAITING inside the SDK); its Limits class (httpx or httpx2)."""
+    for name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        return module.Limits(max_connections=connections, max_keepalive_connections=min(connections, 64))
+    raise ImportError("google-genai needs httpx or httpx2")
+
+
 def _transport_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
     """(timeout, other transport) exception classes of whichever HTTP library the SDK uses.
 
@@ -278,7 +291,7 @@ def choose_engine(settings: Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[
         return UnavailableEngine(settings.gemini_model,
                                  f"LLM_ENGINE=gemini but {NO_KEY}; set a key or LLM_ENGINE=auto"), None
     return GeminiEngine(settings.gemini_api_key, settings.gemini_model, settings.gemini_base_url,
-                        timeout_s), None
+                        timeout_s, connections=settings.llm_api_max_waiting), None
 
 
 def _openai_engine(settings: Any, timeout_s: float) -> Engine:

@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from services.llm_api.engines import Delta, Engine, EngineError, Message, Prompt, Reply, UnavailableEngine
+from services.waiting import WaitingLimit
 
 log = logging.getLogger(__name__)
 PROBE = Prompt((Message("user", "Reply with the single word: ok"),), temperature=0.0)
@@ -22,11 +23,12 @@ PROBE_INTERVAL_S = 30.0
 
 
 class EngineState:
-    """Wraps the engine: every generate records its outcome, so health can tell what happened last."""
+    """Wraps the engine: every generate records its outcome, so health can tell what happened last;
+    at most `limit` calls wait on the engine at once (one more is 503 busy at once)."""
 
-    def __init__(self, engine: Engine, fallback_reason: str | None,
+    def __init__(self, engine: Engine, fallback_reason: str | None, limit: WaitingLimit,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.engine, self.fallback_reason, self.clock = engine, fallback_reason, clock
+        self.engine, self.fallback_reason, self.limit, self.clock = engine, fallback_reason, limit, clock
         self._lock = threading.Lock()
         self._probing = threading.Lock()
         self._probed_at: float | None = None
@@ -40,7 +42,8 @@ class EngineState:
     def generate(self, prompt: Prompt) -> Reply:
         """The engine's reply; an engine failure is logged, kept as `last_error` and re-raised."""
         try:
-            reply = self.engine.generate(prompt)
+            with self.limit.slot():
+                reply = self.engine.generate(prompt)
         except EngineError as exc:
             log.warning("%s engine failed: %s: %s", self.engine.name, exc.code, exc.message)
             self._record(exc.message)
@@ -50,13 +53,15 @@ class EngineState:
 
     def stream(self, prompt: Prompt) -> Iterator[Delta | Reply]:
         """The engine's stream; its outcome is recorded like generate's (a stream the client
-        abandoned records nothing: it neither failed nor completed)."""
-        try:
-            yield from self.engine.stream(prompt)
-        except EngineError as exc:
-            log.warning("%s engine failed: %s: %s", self.engine.name, exc.code, exc.message)
-            self._record(exc.message)
-            raise
+        abandoned records nothing: it neither failed nor completed). It holds a slot of the limit
+        from its first step until it ends or is closed."""
+        with self.limit.slot():
+            try:
+                yield from self.engine.stream(prompt)
+            except EngineError as exc:
+                log.warning("%s engine failed: %s: %s", self.engine.name, exc.code, exc.message)
+                self._record(exc.message)
+                raise
         self._record(None)
 
     def probe(self) -> bool:

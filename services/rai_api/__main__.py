@@ -9,9 +9,6 @@ from services.serving import run_service
 
 log = logging.getLogger("services.rai_api")
 
-# Measured with bench/bench_api.py at 16 connections: 8 threads beat 4 and 16 (less GIL contention).
-THREADS = 8
-
 
 def build_app(settings):
     """The app, with the schema state (when not at head), the database and the LLM API in the log."""
@@ -27,7 +24,7 @@ def build_app(settings):
 
 
 def main() -> int:
-    return run_service(build_app, "rai-api", "rai_api", threads=THREADS)
+    return run_service(build_app, "rai-api", "rai_api")
 
 
 if __name__ == "__main__":

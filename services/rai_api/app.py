@@ -25,6 +25,7 @@ from services.rai_api.page import register_page
 from services.rai_api.schema import HEALTH_HINT
 from services.rai_api.throttle import LoginThrottle
 from services.rai_api.views import api
+from services.waiting import WaitingLimit
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,8 @@ def create_app(settings=None, *, clock: Callable[[], float] = time.time) -> Flas
     app.json.sort_keys = False
     app.session_interface = NoCookieSessions()
     db = Database(settings.database_url)
-    llm = LlmClient(settings.llm_api_url)
+    llm = LlmClient(settings.llm_api_url, settings.llm_timeout_s,
+                    WaitingLimit(settings.rai_api_max_waiting, "RAI_API_MAX_WAITING"))
     app.extensions.update(rai_db=db, rai_llm=llm, rai_health=HealthReport(db, llm),
                           rai_login_throttle=LoginThrottle(db, clock), rai_hash_gate=HashGate.for_this_machine())
     register_error_handlers(app)

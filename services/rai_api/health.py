@@ -1,7 +1,9 @@
 """The RAI API's health: the database, its schema state and the LLM API, each really checked.
 
-The checks are cached for a few seconds (one refresh at a time) so a health probe stays as cheap
-as a hello-world while still noticing within seconds that the database or the LLM API went away.
+The checks are cached for a few seconds so a health probe stays as cheap as a hello-world while
+still noticing within seconds that the database or the LLM API went away. Once a value is stale it
+is still served while one background thread checks again: a health request never waits on the LLM
+API (or the database) behind a slow check; only the very first one, at start-up, runs inline.
 """
 
 from __future__ import annotations
@@ -25,21 +27,35 @@ LLM_TTL_S = 1.5
 
 
 class Cached:
-    """`compute()`'s last value, recomputed by one thread at a time once it is `ttl` seconds old."""
+    """`compute()`'s last value; once it is `ttl` seconds old, one background thread computes the next
+    while the stale one is served (the first value is computed inline)."""
 
     def __init__(self, compute: Callable[[], Any], ttl: float) -> None:
         self.compute, self.ttl = compute, ttl
         self._value: Any = None
         self._at = float("-inf")
         self._lock = threading.Lock()
+        self._refreshing = False
 
     def get(self) -> Any:
         if time.monotonic() - self._at < self.ttl:
             return self._value
         with self._lock:
-            if time.monotonic() - self._at >= self.ttl:
+            if self._value is None:
                 self._value, self._at = self.compute(), time.monotonic()
+            elif not self._refreshing and time.monotonic() - self._at >= self.ttl:
+                self._refreshing = True
+                threading.Thread(target=self._refresh, name="health-check", daemon=True).start()
             return self._value
+
+    def _refresh(self) -> None:
+        try:
+            value = self.compute()
+        finally:
+            with self._lock:
+                self._refreshing = False
+        with self._lock:
+            self._value, self._at = value, time.monotonic()
 
 
 def check_database(db: Database) -> dict[str, str]:

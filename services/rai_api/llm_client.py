@@ -18,9 +18,12 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from services import sse
+from services.waiting import Busy, WaitingLimit
 
-GENERATE_TIMEOUT_S = 60.0
 HEALTH_TIMEOUT_S = 1.0
+# The RAI API waits LLM_TIMEOUT_S and this much more, so the LLM API's own timeout (which names
+# Gemini and its URL) is what a user sees when Gemini is slow.
+TIMEOUT_MARGIN_S = 5.0
 # A kept-alive connection the server closed meanwhile fails like this; one fresh try is safe.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
@@ -38,9 +41,12 @@ def request_body(system: str, messages: list[dict[str, str]], stream: bool) -> b
     return json.dumps(body, ensure_ascii=False).encode()
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, timeout: float | None = None) -> str:
     if isinstance(exc, (TimeoutError, socket.timeout)):
-        return "it did not answer in time"
+        if timeout is None or timeout <= TIMEOUT_MARGIN_S:
+            return "it did not answer in time"
+        return (f"it did not answer within {timeout:g}s (LLM_TIMEOUT_S={timeout - TIMEOUT_MARGIN_S:g}s "
+                f"+ {TIMEOUT_MARGIN_S:g}s)")
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (nothing listens there)"  # chat's hint says what to do: it knows what runs
     if isinstance(exc, socket.gaierror):
@@ -58,12 +64,25 @@ def _error_message(payload: bytes) -> str:
     return str(body)[:200]
 
 
-class LlmClient:
-    """Talks to one LLM API base URL (http or https, optionally with a path prefix)."""
+def _busy(status: int, payload: bytes, where: str) -> Busy | None:
+    """The LLM API's own 503 busy, passed on as ours (the client should retry, not call it down)."""
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    if status == 503 and isinstance(body, dict) and body.get("error") == "busy":
+        return Busy(f"{where} is busy: {body.get('message')}")
+    return None
 
-    def __init__(self, base_url: str, timeout: float = GENERATE_TIMEOUT_S) -> None:
+
+class LlmClient:
+    """Talks to one LLM API base URL (http or https, optionally with a path prefix). At most `limit`
+    calls wait on it at once (a reply being streamed holds its slot until closed): one more is Busy."""
+
+    def __init__(self, base_url: str, timeout_s: float, limit: WaitingLimit) -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
+        self.timeout = timeout_s + TIMEOUT_MARGIN_S
+        self.limit = limit
         parts = urlsplit(self.base_url)
         self._https, self._host, self._port = parts.scheme == "https", parts.hostname or "", parts.port
         self._prefix = parts.path
@@ -119,9 +138,9 @@ class LlmClient:
         try:
             status, payload = self._exchange(method, path, data, timeout)
         except (OSError, http.client.HTTPException) as exc:
-            raise LlmUnavailable(f"{where} is unreachable: {_reason(exc)}") from None
+            raise LlmUnavailable(f"{where} is unreachable: {_reason(exc, timeout)}") from None
         if status != 200 and not any_status:
-            raise LlmUnavailable(f"{where} answered {status}: {_error_message(payload)}")
+            raise _busy(status, payload, where) or LlmUnavailable(f"{where} answered {status}: {_error_message(payload)}")
         try:
             answer = json.loads(payload)
         except ValueError:
@@ -132,7 +151,8 @@ class LlmClient:
 
     def generate(self, system: str, messages: list[dict[str, str]]) -> tuple[str, dict[str, Any]]:
         """(reply text, usage) for `messages` under the `system` prompt."""
-        body = self._call("POST", "/api/generate", request_body(system, messages, stream=False), self.timeout)
+        with self.limit.slot():
+            body = self._call("POST", "/api/generate", request_body(system, messages, stream=False), self.timeout)
         if not isinstance(body.get("text"), str):
             raise LlmUnavailable(f"the LLM API at {self.base_url} answered without a reply text")
         usage = body.get("usage")
@@ -140,18 +160,27 @@ class LlmClient:
 
     def stream(self, system: str, messages: list[dict[str, str]]) -> "Upstream":
         """The LLM API's reply as a stream, opened: a failure to get one (unreachable, an error
-        status) raises LlmUnavailable here, before anything was streamed."""
+        status) raises LlmUnavailable (or Busy) here, before anything was streamed. The stream holds
+        a slot of the limit until it is closed."""
+        self.limit.enter()
+        try:
+            response = self._open_stream(request_body(system, messages, stream=True))
+        except BaseException:
+            self.limit.leave()
+            raise
+        return Upstream(response, f"the LLM API at {self.base_url}", self._close, self.limit.leave, self.timeout)
+
+    def _open_stream(self, data: bytes) -> http.client.HTTPResponse:
         where = f"the LLM API at {self.base_url}"
-        data = request_body(system, messages, stream=True)
         try:
             response = self._open("POST", "/api/generate", data, self.timeout, accept=sse.MIMETYPE)
         except (OSError, http.client.HTTPException) as exc:
-            raise LlmUnavailable(f"{where} is unreachable: {_reason(exc)}") from None
+            raise LlmUnavailable(f"{where} is unreachable: {_reason(exc, self.timeout)}") from None
         if response.status != 200 or response.getheader("Content-Type", "").split(";")[0] != sse.MIMETYPE:
             payload = self._read_quietly(response)
             status = f"answered {response.status}" if response.status != 200 else "answered without a stream"
-            raise LlmUnavailable(f"{where} {status}: {_error_message(payload)}")
-        return Upstream(response, where, self._close)
+            raise _busy(response.status, payload, where) or LlmUnavailable(f"{where} {status}: {_error_message(payload)}")
+        return response
 
     def _read_quietly(self, response: http.client.HTTPResponse) -> bytes:
         try:
@@ -175,7 +204,10 @@ class Upstream:
     response: http.client.HTTPResponse
     where: str
     drop_connection: Any = field(repr=False)
+    release: Any = field(repr=False)  # gives the limit's slot back
+    timeout: float = 0.0
     done: dict[str, Any] | None = None
+    _closed: bool = field(default=False, repr=False)
 
     def __iter__(self) -> Iterator[str]:
         try:
@@ -187,11 +219,16 @@ class Upstream:
                 elif event.name == "error":
                     raise LlmUnavailable(f"{self.where} failed mid-reply: {_error_message(json.dumps(event.data).encode())}")
         except (OSError, http.client.HTTPException) as exc:
-            raise LlmUnavailable(f"{self.where} failed mid-reply: {_reason(exc)}") from None
+            raise LlmUnavailable(f"{self.where} failed mid-reply: {_reason(exc, self.timeout)}") from None
         if self.done is None:
             raise LlmUnavailable(f"{self.where} ended its reply without a done event")
 
     def close(self) -> None:
-        """Give the connection back when the stream was read to its end, else drop it."""
+        """Give the connection back when the stream was read to its end, else drop it; give the
+        slot back (once)."""
+        if self._closed:
+            return
+        self._closed = True
         if self.done is None or not self.response.isclosed():
             self.drop_connection()
+        self.release()
