@@ -62,14 +62,17 @@ sys.stdin.read()  # until the bench closes our stdin
 
 @dataclass
 class Chats:
-    """What the chat clients saw: completed chats, errors (by kind), time to first delta."""
+    """What the chat clients saw: completed chats, errors (by kind), time to first delta, and the
+    clients' own CPU seconds over the window."""
 
     done: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     first_delta_s: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
 
     def add(self, other: "Chats") -> None:
         self.done += other.done
+        self.cpu_s += other.cpu_s
         self.first_delta_s += other.first_delta_s
         for kind, count in other.errors.items():
             self.errors[kind] = self.errors.get(kind, 0) + count
@@ -109,13 +112,13 @@ def _chat_once(port: int, token: str, message: str) -> tuple[float | None, str |
 
 
 def _chat_loop(port, token, index, start_at, stop_at, result: Chats) -> None:
+    """Chat in a loop until stop_at; what ends inside the window [start_at, stop_at] is counted."""
     n = 0
     while time.perf_counter() < stop_at:
-        began = time.perf_counter()
         first, error = _chat_once(port, token, f"tell me a story, client {index}, turn {n}")
         n += 1
-        if began < start_at:
-            continue  # the warm-up
+        if not start_at <= time.perf_counter() <= stop_at:
+            continue  # the warm-up, or past the window
         if error:
             result.errors[error] = result.errors.get(error, 0) + 1
         else:
@@ -129,6 +132,10 @@ def _chat_process(port, token, indexes, start_at, stop_at, queue) -> None:
                for i in indexes]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, start_at - time.perf_counter()))
+    cpu = time.process_time()
+    time.sleep(max(0.0, stop_at - time.perf_counter()))
+    result.cpu_s = time.process_time() - cpu
     for thread in threads:
         thread.join()
     queue.put(result)
@@ -200,19 +207,25 @@ def rss_mb(services: list[ServiceProcess]) -> list[float]:
     return [psutil.Process(s.proc.pid).memory_info().rss / 2**20 for s in services]
 
 
-class PeakRss:
-    """The highest resident memory of each service, sampled every 0.2 s over the measuring window."""
+class Watch:
+    """Over the measuring window: the highest resident memory of each service (sampled every 0.2 s)
+    and the CPU seconds each process spent (the services, the fake Gemini)."""
 
-    def __init__(self, services: list[ServiceProcess]) -> None:
+    def __init__(self, services: list[ServiceProcess], others: list[psutil.Process]) -> None:
         self.services, self.peak = services, [0.0] * len(services)
+        self.processes = [psutil.Process(s.proc.pid) for s in services] + others
+        self.cpu_s = [0.0] * len(self.processes)
 
     def watch(self, start_at: float, stop_at: float) -> None:
         def sample() -> None:
             time.sleep(max(0.0, start_at - time.perf_counter()))
+            before = [sum(p.cpu_times()[:2]) for p in self.processes]
             while time.perf_counter() < stop_at:
                 self.peak = [max(a, b) for a, b in zip(self.peak, rss_mb(self.services))]
                 time.sleep(0.2)
-        threading.Thread(target=sample, daemon=True).start()
+            self.cpu_s = [sum(p.cpu_times()[:2]) - b for p, b in zip(self.processes, before)]
+        self.thread = threading.Thread(target=sample, daemon=True)
+        self.thread.start()
 
 
 def account(rai: ServiceProcess) -> tuple[dict, str]:
@@ -235,7 +248,7 @@ def database_url(args, root: Path) -> str:
 
 # ---------------------------------------------------------------- report
 
-def report(args, one: Chats, many: Chats, probe: tuple, idle: list[float], peak: list[float]) -> bool:
+def report(args, one: Chats, many: Chats, probe: tuple, idle: list[float], watch: "Watch") -> bool:
     first_chunk_ms = args.reply_s / args.chunks * 1000
     ideal = args.clients / args.reply_s
     rate = many.done / args.seconds
@@ -254,9 +267,15 @@ def report(args, one: Chats, many: Chats, probe: tuple, idle: list[float], peak:
         print(f"{name:<28} {value:>9.1f} {goal:>9.1f} {ratio:>6.2f}  {'met' if ok else 'MISSED'}")
     print(f"chats completed {many.done}, errors {sum(many.errors.values())} {many.errors or ''}; "
           f"probe calls {sum(len(v) for v in latencies.values())}, failures {failures}")
-    for name, before, after in zip(("RAI API", "LLM API"), idle, peak):
+    for name, before, after in zip(("RAI API", "LLM API"), idle, watch.peak):
         print(f"{name} RSS idle {before:.1f} MiB, at N={args.clients} {after:.1f} MiB: "
               f"{(after - before) * 1024 / args.clients:.0f} KiB per waiting chat")
+    cpu = dict(zip(("RAI API", "LLM API", "fake Gemini"), watch.cpu_s), clients=many.cpu_s)
+    per_chat = {k: v * 1000 / max(1, many.done) for k, v in cpu.items()}
+    ceiling = (os.cpu_count() or 1) * 1000 / sum(per_chat.values())
+    print("CPU ms per chat: " + ", ".join(f"{k} {v:.1f}" for k, v in per_chat.items())
+          + f"; total {sum(per_chat.values()):.1f} -> ceiling {ceiling:.1f} chats/s on {os.cpu_count()} idle cores "
+            f"({ceiling / ideal:.2f}x the ideal {ideal:.1f}/s)")
     return all(ok for *_, ok in rows)
 
 
@@ -284,9 +303,10 @@ def main() -> int:
                 credentials, token = account(rai)
                 one, _ = run_chats(rai, token, 1, max(3.0, 2 * args.reply_s), warmup=args.reply_s)
                 idle = rss_mb([rai, llm])
-                peak = PeakRss([rai, llm])
+                watch = Watch([rai, llm], [psutil.Process(fake.pid)])
                 many, probe = run_chats(rai, token, args.clients, args.seconds, warmup=args.reply_s,
-                                        probe_credentials=credentials, on_window=peak.watch)
+                                        probe_credentials=credentials, on_window=watch.watch)
+                watch.thread.join()
             finally:
                 rai.stop()
         finally:
@@ -297,7 +317,7 @@ def main() -> int:
     print(f"fake Gemini: {args.reply_s:g}s per reply in {args.chunks} chunks; {args.clients} streaming clients for "
           f"{args.seconds:g}s after a {args.reply_s:g}s warm-up; {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; settings {extra or 'defaults'}")
-    return 0 if report(args, one, many, probe, idle, peak.peak) else 1
+    return 0 if report(args, one, many, probe, idle, watch) else 1
 
 
 if __name__ == "__main__":

@@ -10,8 +10,11 @@ import os
 
 from flask import Flask, jsonify
 
-from services.rai_api.__main__ import THREADS
+from raictl.settings import DEFAULTS
 from services.serving import serve
+from services.waiting import BASE_THREADS
+
+THREADS = BASE_THREADS + DEFAULTS["rai_api_max_waiting"]  # as `python -m services.rai_api` runs by default
 
 
 def create_app() -> Flask:

@@ -1,7 +1,7 @@
 """The RAI API's client of the LLM API (`LLM_API_URL`): generate a reply (whole or streamed), read its health.
 
-Each waitress thread keeps one keep-alive connection to the LLM API (a new TCP connection and
-urllib's opener chain per chat turn cost more than the mock's whole reply). Every failure becomes
+Calls share a pool of keep-alive connections to the LLM API (a new TCP connection and urllib's
+opener chain per chat turn cost more than the mock's whole reply). Every failure becomes
 `LlmUnavailable(reason)` naming the URL and what went wrong (refused, timed out, an error the LLM
 API reported), which chat turns into 503 `llm_unavailable`: never the troubleshooting log's
 "I encountered an internal error".
@@ -12,7 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import threading
+import queue
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 from urllib.parse import urlsplit
@@ -86,34 +86,38 @@ class LlmClient:
         parts = urlsplit(self.base_url)
         self._https, self._host, self._port = parts.scheme == "https", parts.hostname or "", parts.port
         self._prefix = parts.path
-        self._local = threading.local()
+        self._idle: queue.LifoQueue[http.client.HTTPConnection] = queue.LifoQueue()
 
     def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        """(this thread's connection, whether it was used before)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn, True
-        kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        self._local.conn = kind(self._host, self._port, timeout=self.timeout)
-        return self._local.conn, False
+        """(an idle kept-alive connection, True), or (a new one, False). Connections are shared by
+        all threads and taken only for a call, so there are as many as calls at once (bounded by
+        the limit), not one per waitress thread (hundreds: more than the LLM API would accept)."""
+        try:
+            return self._idle.get_nowait(), True
+        except queue.Empty:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            return kind(self._host, self._port, timeout=self.timeout), False
 
-    def _close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+    def _give_back(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse | None) -> None:
+        """Keep `conn` for the next call when its response was read to the end, else close it."""
+        if response is not None and response.isclosed() and not response.will_close:
+            self._idle.put(conn)
+        else:
             conn.close()
-            self._local.conn = None
 
     def _exchange(self, method: str, path: str, data: bytes | None, timeout: float) -> tuple[int, bytes]:
-        response = self._open(method, path, data, timeout)
+        conn, response = self._open(method, path, data, timeout)
         try:
-            return response.status, response.read()
+            payload = response.read()
         except BaseException:  # whatever stopped it mid-read (even an interrupt): never reuse the connection
-            self._close()
+            conn.close()
             raise
+        self._give_back(conn, response)
+        return response.status, payload
 
     def _open(self, method: str, path: str, data: bytes | None, timeout: float,
-              accept: str = "application/json") -> http.client.HTTPResponse:
-        """Send a request on this thread's connection and return the response, its body unread."""
+              accept: str = "application/json") -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send a request on a connection; (the connection, its response with the body unread)."""
         for _ in range(2):
             conn, reused = self._connection()
             conn.timeout = timeout
@@ -122,13 +126,13 @@ class LlmClient:
             try:
                 conn.request(method, self._prefix + path, body=data,
                              headers={"Content-Type": "application/json", "Accept": accept})
-                return conn.getresponse()
+                return conn, conn.getresponse()
             except _STALE:
-                self._close()
+                conn.close()
                 if not reused:
                     raise
             except BaseException:  # whatever stopped it mid-exchange (even an interrupt): never reuse the connection
-                self._close()
+                conn.close()
                 raise
         raise ConnectionResetError("the connection was reset twice")  # not reached: the 2nd try is fresh
 
@@ -164,30 +168,31 @@ class LlmClient:
         a slot of the limit until it is closed."""
         self.limit.enter()
         try:
-            response = self._open_stream(request_body(system, messages, stream=True))
+            conn, response = self._open_stream(request_body(system, messages, stream=True))
         except BaseException:
             self.limit.leave()
             raise
-        return Upstream(response, f"the LLM API at {self.base_url}", self._close, self.limit.leave, self.timeout)
 
-    def _open_stream(self, data: bytes) -> http.client.HTTPResponse:
+        def release() -> None:
+            self._give_back(conn, response)
+            self.limit.leave()
+        return Upstream(response, f"the LLM API at {self.base_url}", release, self.timeout)
+
+    def _open_stream(self, data: bytes) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         where = f"the LLM API at {self.base_url}"
         try:
-            response = self._open("POST", "/api/generate", data, self.timeout, accept=sse.MIMETYPE)
+            conn, response = self._open("POST", "/api/generate", data, self.timeout, accept=sse.MIMETYPE)
         except (OSError, http.client.HTTPException) as exc:
             raise LlmUnavailable(f"{where} is unreachable: {_reason(exc, self.timeout)}") from None
         if response.status != 200 or response.getheader("Content-Type", "").split(";")[0] != sse.MIMETYPE:
-            payload = self._read_quietly(response)
+            try:
+                payload = response.read()
+            except (OSError, http.client.HTTPException):
+                payload = b""
+            self._give_back(conn, response)
             status = f"answered {response.status}" if response.status != 200 else "answered without a stream"
             raise _busy(response.status, payload, where) or LlmUnavailable(f"{where} {status}: {_error_message(payload)}")
-        return response
-
-    def _read_quietly(self, response: http.client.HTTPResponse) -> bytes:
-        try:
-            return response.read()
-        except (OSError, http.client.HTTPException):
-            self._close()
-            return b""
+        return conn, response
 
     def health(self) -> dict[str, Any]:
         """The LLM API's health document (short timeout), whatever its status code; LlmUnavailable
@@ -203,8 +208,7 @@ class Upstream:
 
     response: http.client.HTTPResponse
     where: str
-    drop_connection: Any = field(repr=False)
-    release: Any = field(repr=False)  # gives the limit's slot back
+    release: Any = field(repr=False)  # gives the connection (kept if read to its end) and the limit's slot back
     timeout: float = 0.0
     done: dict[str, Any] | None = None
     _closed: bool = field(default=False, repr=False)
@@ -224,11 +228,7 @@ class Upstream:
             raise LlmUnavailable(f"{self.where} ended its reply without a done event")
 
     def close(self) -> None:
-        """Give the connection back when the stream was read to its end, else drop it; give the
-        slot back (once)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self.done is None or not self.response.isclosed():
-            self.drop_connection()
-        self.release()
+        """Give the connection (kept when the stream was read to its end) and the slot back, once."""
+        if not self._closed:
+            self._closed = True
+            self.release()
