@@ -90,6 +90,28 @@ def reply_usage(response: dict[str, Any]) -> None:
     sys.stderr.flush()
 
 
+def chat_stream(reply) -> None:
+    """The reply on stdout as it arrives (never read as markup), ending in one newline exactly as
+    chat_reply prints a whole one: trailing newlines wait until more text follows them."""
+    pending, wrote = "", False
+    try:
+        for piece in reply:
+            text = pending + piece
+            body = text.rstrip("\n")
+            pending = text[len(body):]
+            if body:
+                sys.stdout.write(body)
+                sys.stdout.flush()
+                wrote = True
+    finally:
+        if wrote:  # also when stopped (Ctrl-C, an error): what follows starts on its own line
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+    if not wrote:  # an empty reply is still one line
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
 def chat_engine_note(engine: str | None, chosen: bool = False) -> None:
     """Once per chat: say so when replies come from the mock engine rather than a model."""
     if engine != "mock":
@@ -153,7 +175,7 @@ def session_usage(usage: dict[str, Any] | None) -> None:
 
 
 class ChatView:
-    """What the REPL shows (raictl.chat.ChatView), drawn with the functions above: each reply as
+    """What the REPL shows (raictl.chat.repl.ChatView), drawn with the functions above: each reply as
     Markdown when `markdown`, followed by its tokens when `usage`."""
 
     def __init__(self, markdown: bool = False, usage: bool = False) -> None:
@@ -163,6 +185,11 @@ class ChatView:
         chat_reply(response, self.markdown)
         if self.usage:
             reply_usage(response)
+
+    def stream(self, reply) -> None:
+        chat_stream(reply)
+        if self.usage:
+            reply_usage({"usage": (reply.done or {}).get("usage")})
 
     def note(self, message: str) -> None:
         plain_note(message)

@@ -347,7 +347,7 @@ def test_stack_down_says_what_the_supervisor_last_saw(isolated, monkeypatch):
 def test_a_listener_that_never_answers_is_not_called_down(monkeypatch):
     import socket
 
-    from raictl.chat import locate
+    from raictl.chat.client import locate
     from raictl.errors import RaictlError
     from raishared.settings import load_settings
 

@@ -1,4 +1,4 @@
-"""`raictl chat` and `raictl sessions`: thin commands over raictl.chat; drawing is in raictl.render."""
+"""`raictl chat` and `raictl sessions`: thin commands over raictl.chat (client, REPL); drawing is in raictl.render."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 def _client():
     """The chat client; whatever it noticed on the way (a secret file made 0600 again) is shown at the end."""
     from raictl import render
-    from raictl.chat import ChatClient
+    from raictl.chat.client import ChatClient
     from raishared.settings import load_settings
 
     client = ChatClient(load_settings())
@@ -40,12 +40,18 @@ def chat(
                                         "(in and out) on stderr.")] = False,
     plain: Annotated[bool, typer.Option("--plain", help="Print replies as plain text (the default when "
                                         "stdout is not a terminal); else Markdown is rendered.")] = False,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help="Print each reply once it is complete, "
+                                                                 "not as it is generated.")] = False,
 ) -> None:
-    """Chat with the stack: one reply on stdout for MESSAGE, else a REPL (/help lists its commands)."""
-    from raictl import chat as core
+    """Chat with the stack: one reply on stdout for MESSAGE, printed as it is generated, else a REPL
+    (/help lists its commands)."""
     from raictl import render
+    from raictl.chat import client as core
 
     markdown = not plain and not json_ and sys.stdout.isatty()
+    # Replies stream as they are generated when printed as plain text (piped, --plain); Markdown on a
+    # terminal is rendered once the reply is complete; --json prints the one document at the end.
+    stream = not (no_stream or json_ or markdown)
     if message is None and json_:
         raise RaictlError("--json needs a MESSAGE", hint='e.g. raictl chat --json "hello"', exit_code=2)
     if message == "-":
@@ -58,23 +64,31 @@ def chat(
             render.note("no earlier session to continue (from this RAICTL_HOME): starting a new one")
         if message is None:
             render.chat_engine_note(client.engine, chosen=client.settings.llm_engine == "mock")
-            raise typer.Exit(_repl(client, session_id, system, render.ChatView(markdown, usage)))
-        response = client.chat(message, session_id, system)
-        if core.from_mock(response):  # not for an error, nor a memory command answered from the database
-            render.chat_engine_note(client.engine, chosen=client.settings.llm_engine == "mock")
-    render.print_json(response) if json_ else render.chat_reply(response, markdown)
+            raise typer.Exit(_repl(client, session_id, system, render.ChatView(markdown, usage), stream=stream))
+        if not stream:
+            response = client.chat(message, session_id, system)
+            if core.from_mock(response):  # not for an error, nor a memory command answered from the database
+                render.chat_engine_note(client.engine, chosen=client.settings.llm_engine == "mock")
+            render.print_json(response) if json_ else render.chat_reply(response, markdown)
+            if usage:
+                render.reply_usage(response)
+            return
+        reply = client.chat_stream(message, session_id, system)
+        render.chat_stream(reply)
+        if reply.engine == "mock":  # a memory command's reply comes from the database: no engine
+            render.chat_engine_note("mock", chosen=client.settings.llm_engine == "mock")
     if usage:
-        render.reply_usage(response)
+        render.reply_usage({"usage": (reply.done or {}).get("usage")})
 
 
-def _repl(client, session_id: str | None, system: str | None, view) -> int:
-    from raictl import chat as core
+def _repl(client, session_id: str | None, system: str | None, view, stream: bool) -> int:
+    from raictl.chat import repl as core
 
     view.note(f"chatting as {client.credentials.username} in "
               f"{'session ' + session_id if session_id else 'a new session'}; /help lists commands, /exit leaves")
     save_history = core.enable_line_editing(client.home) if sys.stdin.isatty() else (lambda: None)
     try:
-        return core.Repl(client, view, session_id, system=system).run()
+        return core.Repl(client, view, session_id, system=system, stream=stream).run()
     finally:
         save_history()
 

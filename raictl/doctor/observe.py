@@ -136,7 +136,7 @@ def owner(ctx, host: str, port: int):
 
 
 def _fetch_health(ctx, name: str) -> Health:
-    from raictl.chat import request
+    from raictl.chat.client import request
     from raishared.settings import base_url
 
     svc = spec(ctx, name)

@@ -24,7 +24,7 @@ class StepFailed(Exception):
 
 
 def _call(ctx, base: str, method: str, path: str, body=None, token=None, expect=200):
-    from raictl.chat import request
+    from raictl.chat.client import request
 
     ctx.doing(f"{method} {path}")
     try:

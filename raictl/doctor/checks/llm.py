@@ -93,7 +93,7 @@ def _direct_call(s) -> str | None:
 
 def _deep_health(ctx, url: str):
     """The JSON document of the LLM API's deep health (one real Gemini call), or the failed Result."""
-    from raictl.chat import request
+    from raictl.chat.client import request
 
     ctx.doing(f"GET {url} (one real Gemini call)")
     try:

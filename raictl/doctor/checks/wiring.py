@@ -53,7 +53,7 @@ def rai_llm_url(ctx) -> tuple[str | None, str]:
 
 def who_answers(url: str) -> str:
     """The `service` the health at `url` names, or what answered instead."""
-    from raictl.chat import request
+    from raictl.chat.client import request
 
     try:
         reply = request("GET", url.rstrip("/") + "/api/health", timeout=observe.HEALTH_TIMEOUT)

@@ -1,4 +1,5 @@
-"""The RAI API's HTTP client and the chat REPL; no Typer and no printing of its own here.
+"""The RAI API's HTTP client: credentials, tokens, finding the running API, chat (whole or streamed)
+and sessions; no Typer and no printing of its own here (the REPL is raictl/chat/repl.py).
 
 Owns, in <home>:
   credentials.json   the local account (when RAI_USER/RAI_PASSWORD are not set), created once, 0600
@@ -7,14 +8,16 @@ Owns, in <home>:
                      RAI_PASSWORD is checked by the API rather than hidden by the cache
   last_session.json  the last session id per user, for `raictl chat -c`
   chat_history       the REPL's input history (readline), 0600
-and reads state.json (the supervisor's record) to find the API where `raictl up` started it and to
-say why it is down.
-Only stdlib here (urllib): `raictl chat "hi"` pays for no HTTP library and no rich until it renders.
+and reads the supervisor's record (raictl/supervisor/state.py) to find the API where `raictl up`
+started it and to say why it is down.
+Only stdlib here (urllib; services/sse.py reads a stream): `raictl chat "hi"` pays for no HTTP
+library and no rich until it renders.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import secrets
@@ -24,18 +27,18 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Protocol
+from typing import Any, Iterator, Mapping
 
 from raictl.errors import RaictlError
 from raishared.private_files import create_private, keep_private, write_json_atomic
 from raishared.settings import Settings, base_url
+from services import sse
 
 CREDENTIALS_FILE = "credentials.json"
 TOKEN_FILE = "token.json"
 LAST_SESSION_FILE = "last_session.json"
-HISTORY_FILE = "chat_history"
 SERVICE_NAME = "rai-chat-api"
-STATE_FILE, SUPERVISED_NAME = "state.json", "rai_api"  # the supervisor's record of what it started
+SUPERVISED_NAME = "rai_api"  # the supervisor's name for the RAI API in its record of what it started
 PROBE_TIMEOUT = 5.0  # the RAI API's health itself waits up to 1s on the LLM API's
 REQUEST_TIMEOUT = 30.0
 CHAT_TIMEOUT = 300.0  # a real model can take a while; Ctrl-C interrupts sooner
@@ -116,28 +119,47 @@ class Reply:
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def request(method: str, url: str, body: Any = None, token: str | None = None,
-            timeout: float = REQUEST_TIMEOUT) -> Reply:
-    """One HTTP exchange; an HTTP error status is a Reply, a network failure raises OSError."""
+def _open(method: str, url: str, body: Any, token: str | None, timeout: float, accept: str) -> Any:
+    """Send one request; the response with its body unread (an HTTP error status is a response too),
+    a network failure raises OSError."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Accept", "application/json")
+    req.add_header("Accept", accept)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with _OPENER.open(req, timeout=timeout) as response:
-            status, payload = response.status, response.read()
+        return _OPENER.open(req, timeout=timeout)
     except urllib.error.HTTPError as exc:
-        status, payload = exc.code, exc.read()
+        return exc
     except urllib.error.URLError as exc:  # URLError wraps the socket error: unwrap it
         reason = exc.reason
         raise reason if isinstance(reason, OSError) else OSError(str(reason)) from None
+
+
+def _reply(status: int, payload: bytes) -> Reply:
     try:
         return Reply(status, json.loads(payload))
     except ValueError:
         return Reply(status, payload.decode(errors="replace"))
+
+
+def request(method: str, url: str, body: Any = None, token: str | None = None,
+            timeout: float = REQUEST_TIMEOUT) -> Reply:
+    """One HTTP exchange; an HTTP error status is a Reply, a network failure raises OSError."""
+    with _open(method, url, body, token, timeout, "application/json") as response:
+        return _reply(response.status, response.read())
+
+
+def stream_request(url: str, body: Any, token: str | None, timeout: float) -> Reply | Any:
+    """POST `body` asking for server-sent events: the open response when the API streams, else the
+    Reply it answered instead (an error before the first byte)."""
+    response = _open("POST", url, body, token, timeout, sse.MIMETYPE)
+    if response.status == 200 and (response.headers.get("Content-Type") or "").startswith(sse.MIMETYPE):
+        return response
+    with response:
+        return _reply(response.status, response.read())
 
 
 def _message(reply: Reply) -> str:
@@ -180,25 +202,31 @@ class Stack:
         return self.health.get("llm_engine")
 
 
-def supervised_record(home: Path) -> dict[str, Any]:
-    """What `raictl up` last recorded about the RAI API in <home>/state.json (empty when nothing)."""
-    state = read_json(home / STATE_FILE) or {}
-    record = (state.get("services") or {}).get(SUPERVISED_NAME)
-    return record if isinstance(record, dict) else {}
+def _record(home: Path, name: str) -> Any:
+    """What `raictl up` last recorded about service `name` (a ServiceRecord), or None: nothing
+    recorded, or a damaged record (then the settings alone say where to look; `raictl status` names
+    the damage)."""
+    from raictl.supervisor.state import DamagedState, read_state
+
+    try:
+        return read_state(home).services.get(name)
+    except (DamagedState, RaictlError):
+        return None
+
+
+def supervised_record(home: Path) -> Any:
+    """The supervisor's record of the RAI API (a ServiceRecord), or None."""
+    return _record(home, SUPERVISED_NAME)
 
 
 def llm_running(home: Path) -> bool:
-    """Whether state.json records raictl's LLM API running, and its process is there."""
-    from raictl.supervisor.identity import Identity, lookup
+    """Whether the supervisor's record has raictl's LLM API running, and its process is there."""
+    from raictl.supervisor.identity import lookup
 
-    state = read_json(home / STATE_FILE) or {}
-    record = (state.get("services") or {}).get("llm_api")
-    if not isinstance(record, dict) or record.get("state") != "running":
+    record = _record(home, "llm_api")
+    if record is None or record.state != "running" or record.identity is None:
         return False
-    try:
-        return lookup(Identity(record["pid"], record["create_time"], record["marker"])) is not None
-    except (KeyError, TypeError):
-        return False
+    return lookup(record.identity) is not None
 
 
 def from_mock(response: dict[str, Any]) -> bool:
@@ -218,11 +246,11 @@ def decode_message(data: bytes) -> str:
                           exit_code=2) from None
 
 
-def candidate_urls(settings: Settings, record: Mapping[str, Any]) -> list[str]:
+def candidate_urls(settings: Settings, record: Any) -> list[str]:
     """The settings' addresses first, then any other address the supervisor says it started the API on."""
     urls = [base_url(host, settings.rai_api_port) for host in settings.rai_api_hosts]
-    if isinstance(record.get("port"), int):
-        urls += [base_url(str(host), record["port"]) for host in record.get("hosts") or ()]
+    if record is not None and isinstance(record.port, int):
+        urls += [base_url(str(host), record.port) for host in record.hosts]
     return list(dict.fromkeys(urls))
 
 
@@ -244,9 +272,9 @@ def locate(settings: Settings, timeout: float = PROBE_TIMEOUT) -> Stack:
                               hint="check RAI_API_PORT; `raictl status` shows what runs where")
         return Stack(url, reply.body)
     message = f"the RAI API is not reachable at {', '.join(tried)}"
-    if record.get("state") in ("fatal", "backoff", "starting"):  # the supervisor knows more: say it
-        reason = f": {record['reason']}" if record.get("reason") else ""
-        raise RaictlError(f"{message}; `raictl up` left it {record['state']}{reason}",
+    if record is not None and record.state in ("fatal", "backoff", "starting"):  # the supervisor knows more: say it
+        reason = f": {record.reason}" if record.reason else ""
+        raise RaictlError(f"{message}; `raictl up` left it {record.state}{reason}",
                           hint="`raictl logs rai_api` shows why, then run `raictl up`")
     raise RaictlError(message, hint="run `raictl up`")
 
@@ -281,18 +309,9 @@ class ChatClient:
     def chat(self, message: str, session_id: str | None = None, system: str | None = None) -> dict[str, Any]:
         """Send one message (`system`: the prompt a new session keeps); returns the whole response object
         and remembers its session."""
-        body: dict[str, Any] = {"message": message}
-        if session_id:
-            body["session_id"] = session_id
-        elif system:
-            body["system"] = system
-        answer = self._exchange("POST", "/api/chat", body, CHAT_TIMEOUT)
-        if answer.status == 404 and session_id and session_id == self.last_session():
-            self.save_last_session(None)  # gone (deleted elsewhere, another database): -c must not stay stuck on it
-            raise RaictlError(f"chat: {_message(answer)}", hint="it is forgotten: the next `raictl chat -c` "
-                                                                "starts a new session")
+        answer = self._exchange("POST", "/api/chat", _chat_body(message, session_id, system), CHAT_TIMEOUT)
         if answer.status >= 400:
-            raise api_error(answer, "chat", llm_running(self.home))
+            raise self._chat_failed(answer, session_id)
         reply = answer.body
         if not isinstance(reply, dict) or "response" not in reply:
             raise RaictlError(f"the RAI API's chat reply has no response: {str(reply)[:200]}",
@@ -300,6 +319,24 @@ class ChatClient:
         if reply.get("session_id"):
             self.save_last_session(reply["session_id"])
         return reply
+
+    def chat_stream(self, message: str, session_id: str | None = None, system: str | None = None) -> "ReplyStream":
+        """Send one message asking for the reply as it is generated; a refusal before the first byte
+        raises here, as `chat` does."""
+        body = {**_chat_body(message, session_id, system), "stream": True}
+        opened = self._send_stream(body, self._token())
+        if isinstance(opened, Reply) and opened.status == 401:  # expired, or signed by a changed secret
+            opened = self._send_stream(body, self._token(renew=True))
+        if isinstance(opened, Reply):
+            raise self._chat_failed(opened, session_id)
+        return ReplyStream(opened, self)
+
+    def _chat_failed(self, answer: Reply, session_id: str | None) -> RaictlError:
+        if answer.status == 404 and session_id and session_id == self.last_session():
+            self.save_last_session(None)  # gone (deleted elsewhere, another database): -c must not stay stuck on it
+            return RaictlError(f"chat: {_message(answer)}", hint="it is forgotten: the next `raictl chat -c` "
+                                                                 "starts a new session")
+        return api_error(answer, "chat", llm_running(self.home))
 
     def sessions(self) -> list[dict[str, Any]]:
         """This user's sessions, as the API lists them."""
@@ -353,9 +390,18 @@ class ChatClient:
         return reply
 
     def _send(self, method: str, path: str, body: Any, token: str | None, timeout: float) -> Reply:
-        url = f"{self.stack.url}{path}"
+        with self._transport_errors(timeout):
+            return request(method, f"{self.stack.url}{path}", body, token, timeout)
+
+    def _send_stream(self, body: Any, token: str | None) -> Reply | Any:
+        with self._transport_errors(CHAT_TIMEOUT):
+            return stream_request(f"{self.stack.url}/api/chat", body, token, CHAT_TIMEOUT)
+
+    @contextmanager
+    def _transport_errors(self, timeout: float) -> Iterator[None]:
+        """A request that times out or fails on the network, as one line saying which."""
         try:
-            return request(method, url, body, token, timeout)
+            yield
         except TimeoutError:
             raise RaictlError(f"the RAI API at {self.stack.url} did not answer within {timeout:.0f}s",
                               hint="`raictl status` and `raictl logs rai_api` show why") from None
@@ -448,157 +494,48 @@ def start_session(client: ChatClient, continue_last: bool, session_id: str | Non
     return session_id or (client.last_session() if continue_last else None)
 
 
-# ---------------------------------------------------------------- the REPL
-
-class ChatView(Protocol):
-    """What the REPL shows; raictl/render.py implements it (the REPL itself prints nothing)."""
-
-    def reply(self, response: dict[str, Any]) -> None: ...
-    def note(self, message: str) -> None: ...
-    def error(self, exc: RaictlError) -> None: ...
-    def sessions(self, sessions: list[dict[str, Any]], current: str | None) -> None: ...
-    def history(self, messages: list[dict[str, Any]]) -> None: ...
+def _chat_body(message: str, session_id: str | None, system: str | None) -> dict[str, Any]:
+    """A chat request: the session to continue, or for a new one the system prompt it keeps."""
+    if session_id:
+        return {"message": message, "session_id": session_id}
+    return {"message": message, **({"system": system} if system else {})}
 
 
-PROMPT, CONTINUATION = ">>> ", "... "
-FENCE = '"""'
-HELP = ("/new  start a new session          /sessions  list your sessions\n"
-        "/history  this session's messages   /remember TEXT  /forget TEXT\n"
-        '/exit or Ctrl-D  leave              """ on a line starts and ends multi-line input\n'
-        "Ctrl-C while waiting drops that reply; the session goes on")
+class ReplyStream:
+    """A chat reply as it arrives (POST /api/chat with "stream": true): iterate for its text pieces.
+    `session_id` (from `start`), `text` (what arrived) and `done` (the last event: engine, usage) fill
+    in as it goes; an `error` event raises RaictlError. Leaving early (Ctrl-C) closes the connection:
+    the RAI API then stores what it produced, marked interrupted (DESIGN.md, the disconnect rule)."""
 
+    def __init__(self, response: Any, client: ChatClient) -> None:
+        self.response, self.client = response, client
+        self.session_id: str | None = None
+        self.text = ""
+        self.done: dict[str, Any] | None = None
 
-def read_line(prompt: str) -> str | None:
-    """One line of input (None at end of input): `input()` uses readline on a terminal and
-    reads sys.stdin otherwise, which is what Typer's CliRunner `input=` feeds."""
-    try:
-        return input(prompt)
-    except EOFError:
-        return None
+    @property
+    def engine(self) -> str | None:
+        return (self.done or {}).get("engine")
 
-
-def enable_line_editing(home: Path) -> Callable[[], None]:
-    """Line editing and input history kept in <home>/chat_history (0600); returns the saver to call at exit."""
-    try:
-        import readline
-    except ImportError:  # e.g. a Python built without it: plain input still works
-        return lambda: None
-    path = home / HISTORY_FILE
-    with writing(path):
-        create_private(path, "")  # what you typed stays yours
-    try:
-        readline.read_history_file(path)
-    except OSError:
-        pass
-    readline.set_history_length(1000)
-
-    def save() -> None:
+    def __iter__(self) -> Iterator[str]:
         try:
-            readline.write_history_file(path)
-        except OSError:
-            pass
-    return save
-
-
-class Repl:
-    """The interactive loop: reads input, runs /commands, sends everything else as a message."""
-
-    def __init__(self, client: ChatClient, view: ChatView, session_id: str | None = None,
-                 read: Callable[[str], str | None] = read_line, system: str | None = None) -> None:
-        self.client, self.view, self.read = client, view, read
-        self.session_id, self.system = session_id, system  # `system`: kept by each new session started here
-        self.commands: dict[str, Callable[[str], bool]] = {
-            "/new": self._new, "/sessions": self._sessions, "/history": self._history,
-            "/remember": lambda text: self._wrapped("remember that", text, "/remember TEXT"),
-            "/forget": lambda text: self._wrapped("forget", text, "/forget TEXT"),
-            "/help": self._help, "/exit": self._exit, "/quit": self._exit, "/bye": self._exit,
-        }
-
-    def run(self) -> int:
-        """Loop until /exit or end of input; returns the exit code."""
-        while True:
-            try:
-                text = self._read_input()
-            except KeyboardInterrupt:  # at the prompt: drop the line, like a shell
-                self.view.note("(Ctrl-C) use /exit or Ctrl-D to leave")
-                continue
-            if text is None:  # Ctrl-D: end the prompt's line, so the shell's prompt starts on its own
-                self.view.note("")
-                return 0
-            if text.strip() and not self.handle(text):
-                return 0
-
-    def _read_input(self) -> str | None:
-        line = self.read(PROMPT)
-        if line is None or not line.strip().startswith(FENCE):
-            return line
-        first = line.strip()[len(FENCE):]
-        if first.endswith(FENCE):  # """one line"""
-            return first[:-len(FENCE)]
-        lines = [first] if first else []
-        while (line := self.read(CONTINUATION)) is not None:  # end of input closes the block: nothing is lost
-            if line.rstrip().endswith(FENCE):
-                lines.append(line.rstrip()[:-len(FENCE)])
-                break
-            lines.append(line)
-        return "\n".join(lines).strip("\n")
-
-    def handle(self, text: str) -> bool:
-        """Run one input; False when the REPL should end."""
-        head, _, rest = text.strip().partition(" ")
-        if head.startswith("/") and "\n" not in head:
-            command = self.commands.get(head.lower())
-            if command is None:
-                self.view.note(f"unknown command {head}; /help lists them")
-                return True
-            return command(rest.strip())
-        return self._send(text)
-
-    def _send(self, message: str) -> bool:
-        try:
-            response = self.client.chat(message, self.session_id, self.system)
-        except KeyboardInterrupt:  # the pending reply, not the REPL
-            self.view.note("(interrupted) reply dropped")
-            return True
-        except RaictlError as exc:
-            self.view.error(exc)
-            return True
-        self.session_id = response.get("session_id") or self.session_id
-        self.view.reply(response)
-        return True
-
-    def _wrapped(self, prefix: str, text: str, usage: str) -> bool:
-        if not text:
-            self.view.note(f"usage: {usage}")
-            return True
-        return self._send(f"{prefix} {text}")
-
-    def _new(self, _: str) -> bool:
-        self.session_id = None
-        self.view.note("new session: the next message starts it")
-        return True
-
-    def _sessions(self, _: str) -> bool:
-        return self._guarded(lambda: self.view.sessions(self.client.sessions(), self.session_id))
-
-    def _history(self, _: str) -> bool:
-        if not self.session_id:
-            self.view.note("no messages yet in this session")
-            return True
-        return self._guarded(lambda: self.view.history(self.client.messages(self.session_id)))
-
-    def _guarded(self, action: Callable[[], None]) -> bool:
-        try:
-            action()
-        except RaictlError as exc:
-            self.view.error(exc)
-        except KeyboardInterrupt:
-            self.view.note("(interrupted)")
-        return True
-
-    def _help(self, _: str) -> bool:
-        self.view.note(HELP)
-        return True
-
-    def _exit(self, _: str) -> bool:
-        return False
+            for event in sse.read_events(self.response):
+                data = event.data if isinstance(event.data, dict) else {}
+                if event.name == "start" and data.get("session_id"):
+                    self.session_id = data["session_id"]
+                    self.client.save_last_session(self.session_id)
+                elif event.name == "delta":
+                    self.text += str(data.get("text", ""))
+                    yield str(data.get("text", ""))
+                elif event.name == "done":
+                    self.done = data
+                elif event.name == "error":
+                    raise api_error(Reply(503, data), "chat", llm_running(self.client.home))
+        except (OSError, http.client.HTTPException) as exc:
+            raise RaictlError(f"the RAI API stopped in the middle of the reply ({exc or type(exc).__name__})",
+                              hint="`raictl logs rai_api` shows why; what arrived is kept in the session") from None
+        finally:
+            self.response.close()
+        if self.done is None:
+            raise RaictlError("the RAI API ended the reply without finishing it",
+                              hint="`raictl logs rai_api` shows why; what arrived is kept in the session")
