@@ -95,13 +95,14 @@ def _chat_once(port: int, token: str, message: str) -> tuple[float | None, str |
         response = conn.getresponse()
         if response.status != 200:
             body = response.read()
-            return None, f"{response.status} {json.loads(body).get('error') if body.startswith(b'{') else ''}"
+            error = json.loads(body) if body.startswith(b"{") else {}
+            return None, f"{response.status} {error.get('error')}: {str(error.get('message'))[:120]}"
         first = None
         for event in read_events(response):
             if event.name == "delta" and first is None:
                 first = time.perf_counter() - sent
             elif event.name == "error":
-                return None, f"error event {event.data.get('error')}"
+                return None, f"error event {event.data.get('error')}: {str(event.data.get('message'))[:120]}"
             elif event.name == "done":
                 return first, None
         return None, "stream ended without done"
