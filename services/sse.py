@@ -36,23 +36,36 @@ def wants_stream(body: dict[str, Any], accept: str | None) -> bool:
     return MIMETYPE in (accept or "")
 
 
-def read_events(lines: BinaryIO | Iterator[bytes]) -> Iterator[Event]:
-    """The events of a stream, read line by line as they arrive (the connection's file, or any
-    iterator of lines); a block without `event:` is a `message`, as in the SSE standard."""
+def read_events(stream: BinaryIO | Iterator[bytes]) -> Iterator[Event]:
+    """The events of a stream as they arrive: from a response's `read1` (one read per network chunk,
+    not per line: a quarter of the RAI API's CPU per streamed reply went into line-by-line reading),
+    or from any iterator of byte pieces. A block without `event:` is a `message`, as in the SSE standard."""
+    read1 = getattr(stream, "read1", None)
+    pieces = iter(lambda: read1(65536), b"") if read1 else stream
+    buffer = b""
+    for piece in pieces:
+        buffer = (buffer + piece).replace(b"\r\n", b"\n")
+        *blocks, buffer = buffer.split(b"\n\n")
+        for block in blocks:
+            event = _event(block)
+            if event is not None:
+                yield event
+    if buffer.strip():
+        event = _event(buffer)
+        if event is not None:
+            yield event
+
+
+def _event(block: bytes) -> Event | None:
     name, data = "message", []
-    for raw in lines:
-        line = raw.decode("utf-8").rstrip("\r\n")
-        if line:
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "event":
-                name = value
-            elif field == "data":
-                data.append(value)
-            continue
-        if data:
-            yield Event(name, _parse("\n".join(data)))
-        name, data = "message", []
+    for line in block.decode("utf-8").split("\n"):
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            name = value
+        elif field == "data":
+            data.append(value)
+    return Event(name, _parse("\n".join(data))) if data else None
 
 
 def _parse(text: str) -> Any:

@@ -93,3 +93,14 @@ def test_stream_must_be_a_boolean(tmp_path, value):
 def test_an_unavailable_engine_refuses_a_stream_with_503(tmp_path):
     response = make_client(tmp_path, LLM_ENGINE="gemini").post("/api/generate", json={**HELLO, "stream": True})
     assert (response.status_code, response.get_json()["error"]) == (503, "engine_unavailable")
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 4096])
+def test_events_are_read_whole_however_the_network_cuts_them(size):
+    from services.sse import encode
+
+    data = (encode("start", {"a": 1}) + encode("delta", {"text": "x\ny ☕"}) + b"event: done\r\ndata: {}\r\n\r\n"
+            + b"data: plain\n\n")
+    pieces = iter([data[i:i + size] for i in range(0, len(data), size)])
+    assert [(e.name, e.data) for e in read_events(pieces)] == [
+        ("start", {"a": 1}), ("delta", {"text": "x\ny ☕"}), ("done", {}), ("message", "plain")]
