@@ -7,7 +7,6 @@ Owns, in <home>:
                      the password it was got with (a salted PBKDF2 fingerprint), so a changed
                      RAI_PASSWORD is checked by the API rather than hidden by the cache
   last_session.json  the last session id per user, for `raictl chat -c`
-  chat_history       the REPL's input history (readline), 0600
 and reads the supervisor's record (raictl/supervisor/state.py) to find the API where `raictl up`
 started it and to say why it is down.
 Only stdlib here (urllib; services/sse.py reads a stream): `raictl chat "hi"` pays for no HTTP
