@@ -127,7 +127,7 @@ class FakeGemini:
 
     def start(self) -> "FakeGemini":
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer((self.host, 0), handler)
+        self._server = _Server((self.host, 0), handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),  # quick shutdown
@@ -262,6 +262,10 @@ def _invalid_key() -> tuple[int, dict]:
     body["error"]["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
                                  "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]
     return status, body
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 512  # socketserver's 5 resets connections when a bench opens 128 at once
 
 
 class _Handler(BaseHTTPRequestHandler):
