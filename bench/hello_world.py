@@ -10,7 +10,7 @@ import os
 
 from flask import Flask, jsonify
 
-from raictl.settings import DEFAULTS
+from raishared.settings import DEFAULTS
 from services.serving import serve
 from services.waiting import BASE_THREADS
 

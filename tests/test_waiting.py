@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from raictl.settings import load_settings
+from raishared.settings import load_settings
 from services.llm_api.app import create_app
 from services.rai_api.health import Cached
 from services.waiting import Busy, WaitingLimit

@@ -9,7 +9,7 @@ from typing import Any, Callable, Protocol
 
 from raictl.chat.client import ChatClient, ReplyStream, writing
 from raictl.errors import RaictlError
-from raictl.private_files import create_private
+from raishared.private_files import create_private
 
 HISTORY_FILE = "chat_history"
 
