@@ -118,7 +118,7 @@ def _seconds(raw: Any, name: str) -> float:
     except ValueError:
         seconds = 0.0
     if not 0 < seconds < float("inf"):
-        raise RaictlError(f"{name} must be a number of seconds above 0, got {raw!r}",
+        raise HintedError(f"{name} must be a number of seconds above 0, got {raw!r}",
                           hint=f"fix {name} in the environment, .env or raictl.toml (or unset it for the default)")
     return seconds
 
