@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, Iterable
 
 from raictl.supervisor import states
 from raishared.settings import host_port
@@ -90,7 +90,7 @@ def reply_usage(response: dict[str, Any]) -> None:
     sys.stderr.flush()
 
 
-def chat_stream(reply) -> None:
+def chat_stream(reply: Iterable[str]) -> None:
     """The reply on stdout as it arrives (never read as markup), ending in one newline exactly as
     chat_reply prints a whole one: trailing newlines wait until more text follows them."""
     pending, wrote = "", False
@@ -186,7 +186,7 @@ class ChatView:
         if self.usage:
             reply_usage(response)
 
-    def stream(self, reply) -> None:
+    def stream(self, reply: Iterable[str]) -> None:
         chat_stream(reply)
         if self.usage:
             reply_usage({"usage": (reply.done or {}).get("usage")})

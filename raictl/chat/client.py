@@ -26,7 +26,7 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, TypeGuard
 
 from raictl.errors import RaictlError
 from raishared.private_files import create_private, keep_private, write_json_atomic
@@ -466,7 +466,7 @@ class ChatClient:
         return f"the account was made for another database: delete {self.credentials.origin} to make a new one"
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -154,10 +154,11 @@ class Repl:
         return self._guarded(lambda: self.view.sessions(self.client.sessions(), self.session_id))
 
     def _history(self, _: str) -> bool:
-        if not self.session_id:
+        session_id = self.session_id
+        if not session_id:
             self.view.note("no messages yet in this session")
             return True
-        return self._guarded(lambda: self.view.history(self.client.messages(self.session_id)))
+        return self._guarded(lambda: self.view.history(self.client.messages(session_id)))
 
     def _guarded(self, action: Callable[[], None]) -> bool:
         try:

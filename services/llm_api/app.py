@@ -49,13 +49,13 @@ def create_app(settings: Settings | None = None, *, gemini_timeout: float | None
 
 def _add_routes(app: Flask, state: EngineState) -> None:
     @app.get("/api/health")
-    def health():
+    def health() -> Response:
         if request.args.get("deep") in ("1", "true"):
             state.probe()
         return jsonify(state.health())
 
     @app.post("/api/generate")
-    def generate():
+    def generate() -> Response:
         body = request_object(syntax_code="invalid_json", kind_code="invalid_request")
         prompt = parse_generate(body)
         if sse.wants_stream(body, request.headers.get("Accept")):

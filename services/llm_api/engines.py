@@ -174,9 +174,9 @@ class GeminiEngine:
         """google-genai's generate_content_stream (`streamGenerateContent?alt=sse`), piece by piece;
         closing this generator closes the upstream request."""
         pieces: list[str] = []
-        last = None
+        last: Any = None
         with self._upstream_errors():
-            chunks = self._client.models.generate_content_stream(
+            chunks: Any = self._client.models.generate_content_stream(
                 model=self.model, contents=self._contents(prompt), config=self._config(prompt))
             try:
                 for last in chunks:
@@ -184,7 +184,7 @@ class GeminiEngine:
                         pieces.append(text)
                         yield Delta(text)
             finally:
-                chunks.close()
+                chunks.close()  # a generator: closing it closes the SDK's HTTP response
         if not pieces:
             raise self._empty(last)
         yield Reply("".join(pieces), self._usage(last.usage_metadata))
@@ -205,12 +205,12 @@ class GeminiEngine:
             raise EngineError(502, "upstream_unavailable",
                               self._scrub(f"cannot reach Gemini at {self.base_url}: {exc}")) from None
 
-    def _contents(self, prompt: Prompt) -> list:
+    def _contents(self, prompt: Prompt) -> list[Any]:
         types = self._types
         return [types.Content(role="model" if m.role == "assistant" else "user",
                               parts=[types.Part(text=m.content)]) for m in prompt.messages]
 
-    def _config(self, prompt: Prompt):
+    def _config(self, prompt: Prompt) -> Any:
         return self._types.GenerateContentConfig(
             system_instruction=prompt.system or None, temperature=prompt.temperature,
             automatic_function_calling=self._types.AutomaticFunctionCallingConfig(disable=True))
@@ -263,12 +263,13 @@ def _pool_limits(connections: int) -> Any:
     raise ImportError("google-genai needs httpx or httpx2")
 
 
-def _transport_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
     """(timeout, other transport) exception classes of whichever HTTP library the SDK uses.
 
     google-genai 1.x uses httpx, 3.x its fork httpx2; the classes are distinct, so catch both.
     """
-    timeouts, transport = [], []
+    timeouts: list[type[BaseException]] = []
+    transport: list[type[BaseException]] = []
     for name in ("httpx2", "httpx"):
         try:
             module = importlib.import_module(name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator
 
 from services.llm_api.engines import Delta, Engine, EngineError, Message, Prompt, Reply, UnavailableEngine
 from services.waiting import WaitingLimit
@@ -51,7 +51,7 @@ class EngineState:
         self._record(None)
         return reply
 
-    def stream(self, prompt: Prompt) -> Iterator[Delta | Reply]:
+    def stream(self, prompt: Prompt) -> Generator[Delta | Reply, None, None]:
         """The engine's stream; its outcome is recorded like generate's (a stream the client
         abandoned records nothing: it neither failed nor completed). It holds a slot of the limit
         from its first step until it ends or is closed."""
