@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, TypeGuard
 
 from raictl.errors import RaictlError
+from raictl.supervisor import states
 from raishared.private_files import create_private, keep_private, write_json_atomic
 from raishared.settings import Settings, base_url
 from services import sse
@@ -223,7 +224,7 @@ def llm_running(home: Path) -> bool:
     from raictl.supervisor.identity import lookup
 
     record = _record(home, "llm_api")
-    if record is None or record.state != "running" or record.identity is None:
+    if record is None or record.state != states.RUNNING or record.identity is None:
         return False
     return lookup(record.identity) is not None
 
@@ -271,7 +272,7 @@ def locate(settings: Settings, timeout: float = PROBE_TIMEOUT) -> Stack:
                               hint="check RAI_API_PORT; `raictl status` shows what runs where")
         return Stack(url, reply.body)
     message = f"the RAI API is not reachable at {', '.join(tried)}"
-    if record is not None and record.state in ("fatal", "backoff", "starting"):  # the supervisor knows more: say it
+    if record is not None and record.state in states.TROUBLED:  # the supervisor knows more: say it
         reason = f": {record.reason}" if record.reason else ""
         raise RaictlError(f"{message}; `raictl up` left it {record.state}{reason}",
                           hint="`raictl logs rai_api` shows why, then run `raictl up`")
