@@ -542,10 +542,14 @@ def test_end_to_end_names_the_failing_endpoint(child, tmp_path):
     rai = start_service("services.rai_api", home, rai_port, RAI_DATABASE_URL=db, RAI_API_PORT=str(rai_port),
                         LLM_API_URL=f"http://127.0.0.1:{llm_port}")
     try:
-        r = doctor(None, "e2e", "rai_api.health", database_url=db, rai_api_port=rai_port, llm_api_port=llm_port)
+        r = doctor(None, "e2e", "rai_api.health", "db.schema", database_url=db, rai_api_port=rai_port,
+                   llm_api_port=llm_port)
     finally:
         rai.stop()
     e2e = r["e2e.chat"]
     assert e2e.status == "fail" and re.match(r"POST /api/\S+ answered HTTP [45]\d\d: \{", e2e.summary), show(r)
-    assert "remembered_facts" in e2e.summary and "raictl logs rai_api" in e2e.hint  # the error body
+    # The error body names the problem and its fix, never a column (issue 13); doctor's schema check names it.
+    assert "schema_mismatch" in e2e.summary and "migrate --repair" in e2e.summary, show(r)
+    assert "remembered_facts" not in e2e.summary and "raictl logs rai_api" in e2e.hint
+    assert r["db.schema"].status == "fail" and "remembered_facts" in r["db.schema"].summary, show(r)
     assert r["rai_api.health"].status == "warn" and "schema=drift" in r["rai_api.health"].summary
