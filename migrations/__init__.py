@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 
 
-def alembic_config(url: str | None = None, script_location: Path | str | None = None):
+def alembic_config(url: str | None = None, script_location: Path | str | None = None) -> Config:
     """An Alembic Config for `url` (default: the resolved Settings' database)."""
     from alembic.config import Config
 

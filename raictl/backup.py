@@ -68,7 +68,7 @@ def _writer_gone(partial: Path) -> bool:
     return False
 
 
-def backup_database(engine, home: Path) -> Path | None:
+def backup_database(engine: sa.Engine, home: Path) -> Path | None:
     """Back up the database of `engine`; None for an in-memory SQLite database (nothing outlives it)."""
     database = engine.url.database
     if engine.dialect.name == "sqlite":
@@ -78,7 +78,7 @@ def backup_database(engine, home: Path) -> Path | None:
     return dump_mysql(engine, backup_path(home, database or "database", ".sql"))
 
 
-def _copy_sqlite(engine, source: Path, home: Path) -> Path:
+def _copy_sqlite(engine: sa.Engine, source: Path, home: Path) -> Path:
     target = backup_path(home, source.stem or "rai", source.suffix or ".db")
     with atomic_file(target) as partial:
         # Read through the engine's own connection: it opens the URL as given (a `file:` URI, mode=ro),

@@ -22,7 +22,7 @@ from raictl.errors import RaictlError, debugging
 class _Group(TyperGroup):
     """Renders a RaictlError once, here at the edge, whichever command raised it."""
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: Any) -> Any:  # click's Context: typer vendors its own copy of click since 0.2x
         try:
             return super().invoke(ctx)
         except RaictlError as exc:

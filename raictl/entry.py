@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING, Any, Callable
 
 from raictl.errors import RaictlError, debugging
 
+if TYPE_CHECKING:
+    from raictl.supervisor.control import UpResult
+
 # command -> {option: type}: the plain forms answered without Typer
-PLAIN_FORMS = {"status": {"--json": bool}, "up": {"--timeout": float}, "down": {}}
+PLAIN_FORMS: dict[str, dict[str, Callable[[str], Any]]] = {"status": {"--json": bool}, "up": {"--timeout": float},
+                                                          "down": {}}
 
 
 def main() -> None:
@@ -46,11 +51,13 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-def parse_plain(argv: list[str]) -> tuple[str, list[str], dict] | None:
+def parse_plain(argv: list[str]) -> tuple[str, list[str], dict[str, Any]] | None:
     """(command, names, options) when argv is one of PLAIN_FORMS exactly; None otherwise."""
     if not argv or argv[0] not in PLAIN_FORMS:
         return None
-    options, names, values, rest = PLAIN_FORMS[argv[0]], [], {}, list(argv[1:])
+    options, rest = PLAIN_FORMS[argv[0]], list(argv[1:])
+    names: list[str] = []
+    values: dict[str, Any] = {}
     while rest:
         token = rest.pop(0)
         if options.get(token) is bool:
@@ -137,6 +144,7 @@ def run_down(names: list[str]) -> int:
         home, known = shutdown.home_without_settings(), None
         if home is None:
             raise
+        home, known = found, None
         render.down_warning(f"the settings do not load ({exc.message}); stopping what {home} records")
     render.down_result(shutdown.down_in(home, names, known))
     return 0
@@ -148,14 +156,14 @@ def on_terminal() -> bool:
     return sys.stdout.isatty() and sys.stderr.isatty()
 
 
-def progress():
+def progress() -> Callable[[dict[str, str]], None] | None:
     """The live progress line, only on a terminal."""
     from raictl import render
 
     return render.up_progress if on_terminal() else None
 
 
-def finish_up(result) -> int:
+def finish_up(result: UpResult) -> int:
     from raictl import render
 
     if on_terminal():

@@ -13,7 +13,7 @@ import socket
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Literal, Mapping
 
 import psutil
 import sqlalchemy as sa
@@ -44,7 +44,7 @@ class Shape:
         columns, indexes = dict(self.columns), dict(self.indexes)
         for name, table in tables.items():
             columns[name] = columns.get(name, frozenset()) | set(table.columns.keys())
-            indexes[name] = indexes.get(name, frozenset()) | {i.name for i in table.indexes}
+            indexes[name] = indexes.get(name, frozenset()) | {i.name for i in table.indexes if i.name}
         return Shape(columns, indexes)
 
 
@@ -52,18 +52,18 @@ class Shape:
 class Missing:
     """One piece of `tables` absent from a shape: a whole table, a column of a present table, or an index."""
 
-    kind: str  # table | column | index
+    kind: Literal["table", "column", "index"]
     table: sa.Table
-    column: sa.Column | None = None
-    index: sa.Index | None = None
+    column: sa.Column | None = None  # set for a column
+    index: sa.Index | None = None    # set for an index
 
     @property
     def name(self) -> str:
-        if self.kind == "table":
-            return f"table {self.table.name}"
-        if self.kind == "column":
+        if self.column is not None:
             return f"column {self.table.name}.{self.column.name}"
-        return f"index {self.index.name} on {self.table.name}"
+        if self.index is not None:
+            return f"index {self.index.name} on {self.table.name}"
+        return f"table {self.table.name}"
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,12 @@ class Snapshot:
     scratch: str
 
 
-def live_shape(connection) -> Shape:
+def live_shape(connection: sa.Connection) -> Shape:
     """The live schema's tables, columns and index names (the version table left out)."""
     inspector = sa.inspect(connection)
     names = [n for n in inspector.get_table_names() if n != VERSION_TABLE]
     return Shape({n: frozenset(c["name"] for c in inspector.get_columns(n)) for n in names},
-                 {n: frozenset(i["name"] for i in inspector.get_indexes(n) if i.get("name")) for n in names})
+                 {n: frozenset(name for i in inspector.get_indexes(n) if (name := i["name"])) for n in names})
 
 
 def missing_from(shape: Shape, tables: Mapping[str, sa.Table]) -> list[Missing]:
@@ -93,12 +93,12 @@ def missing_from(shape: Shape, tables: Mapping[str, sa.Table]) -> list[Missing]:
             continue
         missing += [Missing("column", table, column=c) for c in table.columns
                     if c.name not in shape.columns[table.name]]
-        missing += [Missing("index", table, index=i) for i in sorted(table.indexes, key=lambda i: i.name)
+        missing += [Missing("index", table, index=i) for i in sorted(table.indexes, key=lambda i: i.name or "")
                     if i.name and i.name not in shape.indexes.get(table.name, ())]
     return missing
 
 
-def _dependency_order(tables: Mapping[str, sa.Table]):
+def _dependency_order(tables: Mapping[str, sa.Table]) -> Callable[[sa.Table], int]:
     """A sort key putting referenced tables before the tables whose foreign keys point at them."""
     order = {t.name: i for i, t in enumerate(sa.schema.sort_tables(tables.values()))}
     return lambda table: order[table.name]
@@ -141,7 +141,7 @@ def is_stale(name: str) -> bool:
         return False
 
 
-def drop_stale_scratch(conn) -> list[str]:
+def drop_stale_scratch(conn: sa.Connection) -> list[str]:
     """Drop the scratch databases left by raictl processes of this host that were killed mid-plan."""
     names = conn.execute(sa.text("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE :p"),
                          {"p": SCRATCH_PREFIX.replace("_", "\\_") + "%"}).scalars().all()
@@ -152,7 +152,7 @@ def drop_stale_scratch(conn) -> list[str]:
 
 
 @contextmanager
-def scratch_url(live) -> Iterator[str]:
+def scratch_url(live: sa.Engine) -> Iterator[str]:
     """A throwaway database for building revisions (`live`: the live engine, which creates and drops it):
     on the same server when MariaDB/MySQL lets us create one, else SQLite in memory. Stale ones left by a
     killed run are dropped first."""
@@ -177,7 +177,7 @@ def scratch_url(live) -> Iterator[str]:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
-def build_snapshots(live, revisions: list[str], script_location: str | None = None) -> list[Snapshot]:
+def build_snapshots(live: sa.Engine, revisions: list[str], script_location: str | None = None) -> list[Snapshot]:
     """Upgrade a scratch database one revision at a time (base to head), reflecting it after each."""
     from alembic import command
 

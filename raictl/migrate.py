@@ -10,11 +10,25 @@ import math
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
 
 from raictl.errors import RaictlError
 from raishared.database import (MYSQL_CONNECT_TIMEOUT_S, UNKNOWN_HINT, driver_problem, ensure_sqlite_folder, mask_url,
                                 mysql_error_code, parse_url)
 from raishared.private_files import ensure_private_dir
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Dialect
+
+    from raictl.fingerprint import Missing, Shape, Snapshot
+    from raishared.settings import Settings
+    from services.rai_api.schema import SchemaState
+
+ActionKind = Literal["create_table", "add_column", "create_index", "stamp", "upgrade"]
+# the action that adds a missing piece of each kind (raictl.fingerprint.Missing.kind)
+ADD_ACTION: dict[str, ActionKind] = {"table": "create_table", "column": "add_column", "index": "create_index"}
 
 REPAIR_HINT = "raictl migrate --repair"
 LOCK_FILE = "migrate.lock"
@@ -22,7 +36,7 @@ UP_LOCK_WAIT_S = 30.0  # `up` waits this long for a migrate of the same home to 
 
 
 @contextmanager
-def migrate_lock(home, wait: float = 0.0, database_url: str | None = None):
+def migrate_lock(home: Path | str, wait: float = 0.0, database_url: str | None = None) -> Iterator[None]:
     """Held while one raictl plans and writes the schema of `home`'s database: a second migrate waits up to
     `wait` seconds, then refuses (the holder may be a repair waiting for its user to confirm). On
     MariaDB/MySQL the server's named lock is taken too, so raictl homes (or machines) sharing one
@@ -37,7 +51,7 @@ def _busy(holder: str) -> RaictlError:
 
 
 @contextmanager
-def _home_lock(home, wait: float):
+def _home_lock(home: Path | str, wait: float) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
     path = Path(home) / LOCK_FILE
@@ -62,7 +76,7 @@ def server_lock_name(database: str) -> str:
 
 
 @contextmanager
-def _server_lock(url: str | None, wait: float):
+def _server_lock(url: str | None, wait: float) -> Iterator[None]:
     """GET_LOCK on a connection of its own for the length of the block: closing that connection ends its
     server session, which releases the lock (as a raictl that dies does). SQLite needs none (its file
     has one home by default). A server that cannot be reached takes no lock: the migration's own first
@@ -110,31 +124,31 @@ def resolve_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _engine(url: str, writing: bool = False):
+def _engine(url: str, writing: bool = False) -> sa.Engine:
     """An engine for one command: pooled, so its steps share a connection (each new MariaDB connection
     costs pymysql a TLS context); the caller disposes it. Writing to SQLite creates the file's folder (a
     fresh checkout has no <home>); reading a SQLite file that does not exist reads an empty database
     without creating it (so a plan or `--dry-run` leaves no trace)."""
     import sqlalchemy as sa
 
-    url = sa.make_url(resolve_url(url))
-    if url.get_backend_name() == "sqlite":
+    parsed = sa.make_url(resolve_url(url))
+    if parsed.get_backend_name() == "sqlite":
         if writing:
-            ensure_sqlite_folder(url)
-        elif not url.query.get("uri") and not Path(url.database).exists():
+            ensure_sqlite_folder(parsed)
+        elif not parsed.query.get("uri") and not Path(parsed.database or "").exists():
             return sa.create_engine("sqlite://")
-        return sa.create_engine(url)
-    url = url.update_query_dict({"charset": "utf8mb4"})  # as the RAI API connects
-    return sa.create_engine(url, connect_args={"connect_timeout": MYSQL_CONNECT_TIMEOUT_S})
+        return sa.create_engine(parsed)
+    parsed = parsed.update_query_dict({"charset": "utf8mb4"})  # as the RAI API connects
+    return sa.create_engine(parsed, connect_args={"connect_timeout": MYSQL_CONNECT_TIMEOUT_S})
 
 
-def database_error(exc, url: str, doing: str) -> RaictlError:
+def database_error(exc: BaseException, url: str, doing: str) -> RaictlError:
     """A driver error as one line naming the database (password masked) and what was being done."""
     reason, hint = driver_problem(exc)
     return RaictlError(f"{doing} on {mask_url(url)} failed: {reason}", hint=hint or UNKNOWN_HINT)
 
 
-def read_database_state(url: str, script_location: str | None = None):
+def read_database_state(url: str, script_location: str | None = None) -> SchemaState:
     """The SchemaState of the database at `url`, as a RaictlError when it cannot be reached."""
     engine = _engine(url)
     try:
@@ -143,7 +157,7 @@ def read_database_state(url: str, script_location: str | None = None):
         engine.dispose()
 
 
-def _state_on(engine, script_location: str | None):
+def _state_on(engine: sa.Engine, script_location: str | None) -> SchemaState:
     import sqlalchemy as sa
 
     from services.rai_api.schema import read_state, script_directory
@@ -163,7 +177,7 @@ class Refusal(RaictlError):
         self.before = before
 
 
-def unresolvable_words(state) -> str | None:
+def unresolvable_words(state: SchemaState) -> str | None:
     """The one wording of a schema state a plain upgrade must not touch (None for any other state):
     `raictl migrate` refuses with it, doctor's db.revision reports it."""
     revs = ", ".join(repr(r) for r in state.revisions)
@@ -178,14 +192,14 @@ def unresolvable_words(state) -> str | None:
     return words.get(state.state)
 
 
-def refuse_unresolvable(state) -> None:
+def refuse_unresolvable(state: SchemaState) -> None:
     """Raise the one-line refusal (a Refusal) for a state a plain upgrade must not touch."""
     words = unresolvable_words(state)
     if words:
         raise Refusal(words, REPAIR_HINT, ", ".join(state.revisions) or None)
 
 
-def upgrade_to_head(settings, script_location: str | None = None) -> UpgradeResult:
+def upgrade_to_head(settings: Settings, script_location: str | None = None) -> UpgradeResult:
     """Upgrade the database of `settings` to head (backing it up first when it has tables);
     refuse (RaictlError, hint `raictl migrate --repair`) what only a repair can fix."""
     with migrate_lock(settings.home, wait=UP_LOCK_WAIT_S, database_url=settings.database_url):
@@ -238,7 +252,7 @@ def sqlite_at_head(url: str) -> str | None:
 class Action:
     """One step of a plan: what it does, and the exact SQL it runs (for `upgrade`: Alembic's offline SQL)."""
 
-    kind: str  # create_table | add_column | create_index | stamp | upgrade
+    kind: ActionKind
     detail: str
     statements: tuple[str, ...] = ()
 
@@ -247,7 +261,7 @@ class Action:
         return ";\n".join(s.strip().rstrip(";") for s in self.statements if s.strip()) + (
             ";" if self.statements else "")
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, str]:
         return {"kind": self.kind, "detail": self.detail, "sql": self.sql}
 
 
@@ -288,37 +302,37 @@ class MigrateResult:
     def ok(self) -> bool:
         return not self.refused
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"before": self.before, "after": self.after, "actions": [a.as_dict() for a in self.actions],
                 "refused": list(self.refused), "extras": list(self.extras), "backup": self.backup,
                 "dry_run": self.dry_run}
 
 
-def _ordered_revisions(script) -> list[str]:
+def _ordered_revisions(script: ScriptDirectory) -> list[str]:
     """The history from base to head (a single head: several are refused before this is asked)."""
     return [rev.revision for rev in reversed(list(script.walk_revisions()))]
 
 
-def _supports_instant(dialect) -> bool:
+def _supports_instant(dialect: Dialect) -> bool:
     """Whether `ADD COLUMN ..., ALGORITHM=INSTANT` exists here: MariaDB 10.3.2+, MySQL 8.0.12+."""
-    version = dialect.server_version_info or ()
+    version = tuple(v for v in dialect.server_version_info or () if isinstance(v, int))
     if dialect.name != "mysql":
         return False
-    return version >= ((10, 3, 2) if dialect.is_mariadb else (8, 0, 12))
+    return version >= ((10, 3, 2) if getattr(dialect, "is_mariadb", False) else (8, 0, 12))
 
 
 @dataclass(frozen=True)
 class _Live:
     """What the planner reads from the live database in one connection."""
 
-    state: object
-    shape: object
+    state: SchemaState
+    shape: Shape
     has_version_table: bool
-    dialect: object
+    dialect: Dialect
     instant: bool
 
 
-def _read_live(engine, script) -> _Live:
+def _read_live(engine: sa.Engine, script: ScriptDirectory) -> _Live:
     import sqlalchemy as sa
 
     from raictl.fingerprint import live_shape
@@ -369,14 +383,14 @@ def plan_upgrade(url: str, script_location: str | None = None, with_sql: bool = 
     finally:
         engine.dispose()
     head = state.heads[0]
-    actions = ()
+    actions: tuple[Action, ...] = ()
     if state.revision != head:
         sql = offline_upgrade_sql(url, script_location, state.revision) if with_sql else ()
         actions = (Action("upgrade", f"upgrade {state.revision or 'an empty database'} -> {head}", sql),)
     return Plan(url, script_location, state.state, state.revisions, head, actions=actions, extras=state.extras)
 
 
-def _refuse_already_applied(live: _Live, snapshots) -> None:
+def _refuse_already_applied(live: _Live, snapshots: list[Snapshot]) -> None:
     """A database `behind` whose schema already holds what a later revision adds (a migration half
     applied, or alembic_version set back): the upgrade would add it again and fail ("Duplicate column")."""
     state = live.state
@@ -386,7 +400,7 @@ def _refuse_already_applied(live: _Live, snapshots) -> None:
                       "an upgrade would add it again", REPAIR_HINT, state.revision)
 
 
-def plan_repair(url: str, script_location: str | None = None, metadata=None) -> Plan:
+def plan_repair(url: str, script_location: str | None = None, metadata: sa.MetaData | None = None) -> Plan:
     """Plan the additive repair: fingerprint, re-stamp, finish a half-applied revision, upgrade,
     then add what the models have and the database lacks. Reads only (the scratch database aside)."""
     from raictl.fingerprint import missing_from
@@ -399,7 +413,7 @@ def plan_repair(url: str, script_location: str | None = None, metadata=None) -> 
         return Plan(url, script_location, state.state, state.revisions, None, extras=state.extras, refused=(
             f"{unresolvable_words(state)}, then run the repair (raictl cannot choose which history to follow)",))
     head, (matched, target) = state.heads[0], _target(state, live.shape, snapshots)
-    by_revision = {s.revision: s.tables for s in snapshots}
+    by_revision: dict[str | None, dict[str, sa.Table]] = {s.revision: s.tables for s in snapshots}
     metadata = metadata if metadata is not None else Base.metadata
     steps = _Steps(live, metadata)
     steps.fill(missing_from(live.shape, by_revision.get(target, {})), f"revision {target}")
@@ -413,7 +427,7 @@ def plan_repair(url: str, script_location: str | None = None, metadata=None) -> 
                 tuple(steps.refused), state.extras, snapshots[0].scratch if snapshots else None)
 
 
-def _survey(url: str, script_location: str | None):
+def _survey(url: str, script_location: str | None) -> tuple[_Live, list[Snapshot]]:
     """The live database, and each revision built on a scratch database when the stamp cannot be trusted
     as it is (not needed at head: there only the models matter)."""
     from services.rai_api.schema import script_directory
@@ -429,7 +443,7 @@ def _survey(url: str, script_location: str | None):
         engine.dispose()
 
 
-def _target(state, shape, snapshots) -> tuple[str | None, str | None]:
+def _target(state: SchemaState, shape: Shape, snapshots: list[Snapshot]) -> tuple[str | None, str | None]:
     """(the revision the fingerprint matched, the revision to stamp before upgrading)."""
     from raictl.fingerprint import matched_revision
 
@@ -440,7 +454,7 @@ def _target(state, shape, snapshots) -> tuple[str | None, str | None]:
     return matched, _half_applied(shape, snapshots, anchor) or anchor
 
 
-def _snapshots(engine, revisions: list[str], script_location: str | None):
+def _snapshots(engine: sa.Engine, revisions: list[str], script_location: str | None) -> list[Snapshot]:
     import sqlalchemy as sa
     from alembic.util import CommandError
 
@@ -453,15 +467,15 @@ def _snapshots(engine, revisions: list[str], script_location: str | None):
                           hint="check the migration scripts with `alembic history`; nothing was changed") from None
 
 
-def _anchor(state, matched: str | None, snapshots) -> str | None:
+def _anchor(state: SchemaState, matched: str | None, snapshots: list[Snapshot]) -> str | None:
     """Where to stamp: the fingerprint, unless the recorded (known) revision is later than what it matched."""
-    order = [s.revision for s in snapshots]
-    if state.state == "behind" and (matched is None or order.index(matched) < order.index(state.revision)):
-        return state.revision
+    order, recorded = [s.revision for s in snapshots], state.revision
+    if state.state == "behind" and recorded and (matched is None or order.index(matched) < order.index(recorded)):
+        return recorded
     return matched
 
 
-def _half_applied(shape, snapshots, target: str | None) -> str | None:
+def _half_applied(shape: Shape, snapshots: list[Snapshot], target: str | None) -> str | None:
     """The revision after `target` when part of what it adds is already live (MySQL has no transactional DDL)."""
     from raictl.fingerprint import Shape
 
@@ -478,7 +492,7 @@ def _half_applied(shape, snapshots, target: str | None) -> str | None:
 class _Steps:
     """Accumulates a plan's actions and refusals, rendering each piece's DDL for the live dialect."""
 
-    def __init__(self, live: _Live, metadata) -> None:
+    def __init__(self, live: _Live, metadata: sa.MetaData) -> None:
         self.live, self.metadata = live, metadata
         self.actions: list[Action] = []
         self.refused: list[str] = []
@@ -486,19 +500,20 @@ class _Steps:
     def add(self, action: Action) -> None:
         self.actions.append(action)
 
-    def fill(self, missing, source: str) -> None:
+    def fill(self, missing: Iterable[Missing], source: str) -> None:
         """Add each missing piece, preferring the models' definition (the truth) to the reflected one."""
         for piece in (self._prefer_models(m) for m in missing):
-            if piece.kind == "column" and not piece.column.nullable and piece.column.server_default is None:
+            column = piece.column
+            if column is not None and not column.nullable and column.server_default is None:
                 self.refused.append(
                     f"{piece.name} is NOT NULL without a server default: adding it would fail on SQLite and "
                     "fill existing rows with '' on MariaDB; give it a server_default, or add it nullable "
                     "and backfill in a migration")
                 continue
-            self.add(Action(f"{'create' if piece.kind != 'column' else 'add'}_{piece.kind}",
+            self.add(Action(ADD_ACTION[piece.kind],
                             f"{piece.name} (missing, from {source})", self._ddl(piece)))
 
-    def _prefer_models(self, piece):
+    def _prefer_models(self, piece: Missing) -> Missing:
         from raictl.fingerprint import Missing
 
         model = self.metadata.tables.get(piece.table.name)
@@ -506,11 +521,11 @@ class _Steps:
             return piece
         if piece.kind == "table" and set(model.columns.keys()) == set(piece.table.columns.keys()):
             return Missing("table", model)
-        if piece.kind == "column" and piece.column.name in model.columns:
+        if piece.column is not None and piece.column.name in model.columns:
             return Missing("column", model, column=model.columns[piece.column.name])
         return piece
 
-    def _ddl(self, piece) -> tuple[str, ...]:
+    def _ddl(self, piece: Missing) -> tuple[str, ...]:
         from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
         dialect = self.live.dialect
@@ -518,8 +533,9 @@ class _Steps:
             indexes = sorted(piece.table.indexes, key=lambda i: i.name or "")
             return (str(CreateTable(piece.table).compile(dialect=dialect)).strip(),
                     *(str(CreateIndex(i).compile(dialect=dialect)) for i in indexes))
-        if piece.kind == "index":
+        if piece.index is not None:
             return (str(CreateIndex(piece.index).compile(dialect=dialect)),)
+        assert piece.column is not None  # neither a table nor an index: a column
         table = dialect.identifier_preparer.format_table(piece.table)
         column = CreateColumn(piece.column).compile(dialect=dialect)
         # In place: MariaDB/MySQL add a column at the end as a metadata change, whatever the row count.
@@ -543,7 +559,7 @@ class _Steps:
         self.add(Action("stamp", f"stamp {target or 'base'}{replacing}", tuple(statements)))
 
 
-def apply_plan(plan: Plan, home) -> MigrateResult:
+def apply_plan(plan: Plan, home: Path | str) -> MigrateResult:
     """Back up, then run the plan's actions in order on one connection. Nothing to do: no backup, no write."""
     if not plan.actions:
         return dry_run_result(plan, dry_run=False)
@@ -564,7 +580,7 @@ def dry_run_result(plan: Plan, dry_run: bool = True) -> MigrateResult:
                          plan.matched)
 
 
-def _backup(engine, plan: Plan, home) -> str | None:
+def _backup(engine: sa.Engine, plan: Plan, home: Path | str) -> str | None:
     from pathlib import Path
 
     import sqlalchemy as sa
@@ -581,11 +597,11 @@ def _backup(engine, plan: Plan, home) -> str | None:
     return str(path) if path else None
 
 
-def _reason(exc) -> str:
+def _reason(exc: BaseException) -> str:
     return driver_problem(exc)[0]
 
 
-def _run_actions(engine, plan: Plan, backup: str | None) -> None:
+def _run_actions(engine: sa.Engine, plan: Plan, backup: str | None) -> None:
     import sqlalchemy as sa
     from alembic.util import CommandError
 
@@ -602,7 +618,7 @@ def _run_actions(engine, plan: Plan, backup: str | None) -> None:
                                f"`{REPAIR_HINT} --dry-run` (MariaDB/MySQL keep the DDL of the steps before it)") from None
 
 
-def _run_action(conn, action: Action, plan: Plan) -> None:
+def _run_action(conn: sa.Connection, action: Action, plan: Plan) -> None:
     import sqlalchemy as sa
     from alembic import command
 

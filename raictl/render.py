@@ -13,10 +13,24 @@ from typing import Any, Iterable
 from raictl.supervisor import states
 from raishared.settings import host_port
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from pathlib import Path
+
+    from raictl.doctor.fixes import PlannedFix
+    from raictl.doctor.registry import Check, Result
+    from raictl.errors import RaictlError
+    from raictl.export import Export
+    from raictl.migrate import MigrateResult, Plan
+    from raictl.supervisor.control import DownResult, UpResult
+    from raictl.supervisor.probes import ListenResult
+    from raictl.supervisor.status import Overview, ServiceStatus
+
 MARKS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]", "skip": "[dim]-[/]"}
 
 
-def console(stderr: bool = False):
+def console(stderr: bool = False) -> Console:
     """A rich Console on stdout (or stderr); plain when the stream is not a terminal."""
     from rich.console import Console
 
@@ -28,7 +42,7 @@ def print_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
-def error(exc) -> None:
+def error(exc: RaictlError) -> None:
     """A RaictlError as the CLI shows it everywhere: `error: MESSAGE` and `hint: HINT` on stderr, no
     traceback. Plain writes, no rich: every command's failure path passes here."""
     sys.stderr.write(f"error: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
@@ -194,7 +208,7 @@ class ChatView:
     def note(self, message: str) -> None:
         plain_note(message)
 
-    def error(self, exc) -> None:  # a failed exchange: the CLI's two lines, and the REPL goes on
+    def error(self, exc: RaictlError) -> None:  # a failed exchange: the CLI's two lines, and the REPL goes on
         error(exc)
 
     def sessions(self, sessions: list[dict[str, Any]], current: str | None) -> None:
@@ -223,7 +237,7 @@ def up_progress_done() -> None:
     sys.stderr.flush()
 
 
-def up_result(result) -> None:
+def up_result(result: UpResult) -> None:
     """What `up` did: ready services on stdout; each failure with its reason and log tail on stderr.
     Plain text (ANSI colours on a terminal): importing rich would delay `up` by ~0.1 s."""
     tty_out, tty_err = sys.stdout.isatty(), sys.stderr.isatty()
@@ -256,7 +270,7 @@ def down_warning(text: str) -> None:
     sys.stderr.flush()
 
 
-def down_result(result) -> None:
+def down_result(result: DownResult) -> None:
     tty = sys.stdout.isatty()
     if not result.stopped:
         sys.stdout.write("nothing was running\n")
@@ -276,14 +290,14 @@ def _paint(text: str, colour: str | None, tty: bool) -> str:
     return f"\x1b[{ANSI[colour]}m{text}\x1b[0m"
 
 
-def _listen_text(status) -> str:
+def _listen_text(status: ServiceStatus) -> str:
     if not status.listen:
         return "-"
     hosts = ", ".join(f"{l.host} {_listen_mark(status, l)}" for l in status.listen)
     return f"{status.listen[0].port}: {hosts}"
 
 
-def _listen_mark(status, listen) -> str:
+def _listen_mark(status: ServiceStatus, listen: ListenResult) -> str:
     """✓ accepts, ✗ refuses; `taken` when it accepts though the service is not running (another
     process holds the port: the troubleshooting log's stale server)."""
     if not listen.ok:
@@ -291,7 +305,7 @@ def _listen_mark(status, listen) -> str:
     return "✓" if status.pid else "taken"
 
 
-def _taken_notes(view) -> list[str]:
+def _taken_notes(view: Overview) -> list[str]:
     notes = []
     for s in view.services:
         taken = [l for l in s.listen if l.ok and not s.pid]
@@ -302,7 +316,7 @@ def _taken_notes(view) -> list[str]:
     return notes
 
 
-def _wildcard_notes(view) -> list[str]:
+def _wildcard_notes(view: Overview) -> list[str]:
     """A service bound to a wildcard: the loopback that refuses, as a client shows it, and the exposure."""
     notes = []
     for s in view.services:
@@ -313,12 +327,12 @@ def _wildcard_notes(view) -> list[str]:
     return notes
 
 
-def _health_text(status) -> str:
+def _health_text(status: ServiceStatus) -> str:
     latency = f" {status.health.latency_ms:g} ms" if status.health.latency_ms is not None else ""
     return status.health.detail + latency
 
 
-def _last_exit_text(status) -> str:
+def _last_exit_text(status: ServiceStatus) -> str:
     if not status.last_exit:
         return "-"
     from datetime import datetime
@@ -330,7 +344,7 @@ def _last_exit_text(status) -> str:
 STATUS_COLUMNS = ("service", "state", "pid", "uptime", "restarts", "listen", "health", "last exit")
 
 
-def _status_rows(view) -> list[tuple[list[str], list[str | None]]]:
+def _status_rows(view: Overview) -> list[tuple[list[str], list[str | None]]]:
     rows = []
     for s in view.services:
         cells = [s.name, s.state, str(s.pid or "-"), _uptime(s.uptime_s), str(s.restarts), _listen_text(s),
@@ -343,7 +357,7 @@ def _status_rows(view) -> list[tuple[list[str], list[str | None]]]:
     return rows
 
 
-def service_status(view, as_json: bool) -> None:
+def service_status(view: Overview, as_json: bool) -> None:
     """`raictl status`: a plain aligned table (coloured on a terminal), or the DESIGN.md JSON document.
 
     Plain text rather than a rich table: status must be quick to start, and readable when piped."""
@@ -389,7 +403,7 @@ def log_line(name: str, line: str, width: int, colour_index: int, prefixed: bool
 
 # ---------------------------------------------------------------- migrate: `raictl migrate [--repair]`
 
-def migrate_plan(plan) -> None:
+def migrate_plan(plan: Plan) -> None:
     """The plan shown before asking to apply it (stderr: stdout stays for the result). Every value is
     escaped: a detail or a revision may hold [brackets] rich would read as markup."""
     from rich.markup import escape
@@ -403,7 +417,7 @@ def migrate_plan(plan) -> None:
         err.print(f"  {MARKS['fail']} refused: {escape(refusal)}")
 
 
-def migrate_result(result, as_json: bool) -> None:
+def migrate_result(result: MigrateResult, as_json: bool) -> None:
     """`raictl migrate`: before/after, each action with its exact SQL, refusals, extras, the backup."""
     if as_json:
         print_json(result.as_json())
@@ -453,7 +467,7 @@ def migrate_failure(exc, dry_run: bool) -> None:
                 "dry_run": dry_run, "error": {"message": exc.message, "hint": exc.hint}})
 
 
-def _migrate_outcome(out, result) -> None:
+def _migrate_outcome(out: Console, result: MigrateResult) -> None:
     from rich.markup import escape
 
     if result.backup:
@@ -468,7 +482,7 @@ def _migrate_outcome(out, result) -> None:
 
 # ---------------------------------------------------------------- doctor: `raictl doctor`
 
-def doctor_results(results, as_json: bool, verbose: bool) -> None:
+def doctor_results(results: Sequence[Result], as_json: bool, verbose: bool) -> None:
     """Flutter-style: a mark, the id and a one-line summary per check, the hint under a finding, a summary."""
     if as_json:
         print_json({"ok": not any(r.status == "fail" for r in results), "checks": [r.as_dict() for r in results]})
@@ -488,7 +502,7 @@ def doctor_results(results, as_json: bool, verbose: bool) -> None:
     out.print(doctor_summary(results))
 
 
-def doctor_summary(results) -> str:
+def doctor_summary(results: Sequence[Result]) -> str:
     """`Doctor found 2 issues (1 failed, 1 warning); 25 ok, 3 skipped.` or `No issues found! (…)`."""
     counts = {s: sum(1 for r in results if r.status == s) for s in ("ok", "warn", "fail", "skip")}
     rest = f"{counts['ok']} ok, {counts['skip']} skipped"
@@ -501,14 +515,14 @@ def doctor_summary(results) -> str:
             f"{'s' if counts['warn'] != 1 else ''}); {rest}.")
 
 
-def doctor_list(checks) -> None:
+def doctor_list(checks: Sequence[Check]) -> None:
     out = console()
     width = max((len(c.id) for c in checks), default=0)
     for c in checks:
         out.print(f"{c.id:<{width}}  {c.title}")
 
 
-def doctor_fix_plan(planned) -> None:
+def doctor_fix_plan(planned: Sequence[PlannedFix]) -> None:
     """The fixes about to run, listed before any of them does (stderr: stdout stays for the results)."""
     err = console(stderr=True)
     if not planned:
@@ -520,7 +534,7 @@ def doctor_fix_plan(planned) -> None:
         err.print(f"  [yellow]•[/] {item.fix.title}  [dim]for {item.result.id}[/]{ask}")
 
 
-def doctor_fix_outcome(item, message: str, ok: bool) -> None:
+def doctor_fix_outcome(item: PlannedFix, message: str, ok: bool) -> None:
     from rich.markup import escape
 
     console(stderr=True).print(f"  {MARKS['ok' if ok else 'fail']} {escape(item.fix.title)}: {escape(message)}")
@@ -528,7 +542,7 @@ def doctor_fix_outcome(item, message: str, ok: bool) -> None:
 
 # -- export ---------------------------------------------------------------------------------------
 
-def export_result(result, written, kept) -> None:
+def export_result(result: Export, written: list[Path], kept: list[Path]) -> None:
     """What `raictl export` wrote, what it kept, the notes, and what to run next (stdout: it is the answer)."""
     out = sys.stdout
     out.write(f"raictl export {result.target}: {len(written)} file(s) in {result.out}\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from raishared.errors import HintedError
 from raishared.private_files import create_private
@@ -137,7 +137,7 @@ def ensure_sqlite_folder(parsed: sa.URL) -> None:
 def mysql_error_code(exc: BaseException) -> int | None:
     """The MariaDB/MySQL error number of a driver error (pymysql's `(code, message)` args, wrapped by
     SQLAlchemy or not); None for SQLite's errors and anything else."""
-    args = getattr(getattr(exc, "orig", None) or exc, "args", ())
+    args: tuple[Any, ...] = getattr(getattr(exc, "orig", None) or exc, "args", ())
     return args[0] if len(args) == 2 and isinstance(args[0], int) else None
 
 

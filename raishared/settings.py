@@ -18,11 +18,14 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from raishared.database import mask_url
 from raishared.errors import HintedError
 from raishared.private_files import create_private
+
+if TYPE_CHECKING:
+    import logging
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -439,7 +442,7 @@ def unknown_toml_keys(doc: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def _not_a_parse_warning(record) -> bool:
+def _not_a_parse_warning(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("python-dotenv could not parse")
 
 
@@ -541,8 +544,8 @@ def load_settings(cwd: Path | str | None = None, environ: Mapping[str, str] | No
     base = config.parent if config else cwd
     env_file = base / DOTENV_NAME if (base / DOTENV_NAME).is_file() else None
     raw, sources, doc = _raw_layers(config, env_file, environ, overrides)
-    values = {f.name: f.parse(raw[f.name], f.env[0]) if raw.get(f.name) is not None else None
-              for f in FIELDS}
+    values: dict[str, Any] = {f.name: f.parse(raw[f.name], f.env[0]) if raw.get(f.name) is not None else None
+                              for f in FIELDS}
     sources.setdefault("home", "default")
     home = _place_home(values["home"], sources["home"].startswith(("environment", "command line")), cwd, base)
     if not values["database_url"]:

@@ -10,8 +10,8 @@ import logging
 from functools import partial
 from typing import Any
 
-from flask import Flask, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def json_kind(value: Any) -> str:
     return "a string" if isinstance(value, str) else "a number"
 
 
-def error_response(status: int, code: str, message: str):
+def error_response(status: int, code: str, message: str) -> Response:
     response = jsonify(error=code, message=message)
     response.status_code = status
     return response
@@ -96,11 +96,11 @@ def _json_error(exc: JsonError):
     return response
 
 
-def _http_error(exc: HTTPException, endpoints: str):
+def _http_error(exc: HTTPException, endpoints: str) -> Response:
     status = exc.code or 500
     code = HTTP_CODES.get(status, (exc.name or "error").lower().replace(" ", "_"))
     response = error_response(status, code, _http_message(exc, status, endpoints))
-    if status == 405 and exc.valid_methods:
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)
     return response
 
@@ -109,7 +109,8 @@ def _http_message(exc: HTTPException, status: int, endpoints: str) -> str:
     if status == 404:
         return f"no endpoint {request.path}" + (f" (endpoints: {endpoints})" if endpoints else "")
     if status == 405:
-        allowed = ", ".join(m for m in exc.valid_methods or () if m not in ("HEAD", "OPTIONS"))
+        methods = exc.valid_methods if isinstance(exc, MethodNotAllowed) else None
+        allowed = ", ".join(m for m in methods or () if m not in ("HEAD", "OPTIONS"))
         return f"{request.method} is not allowed on {request.path} (allowed: {allowed})"
     if status == 413:
         return f"the body is larger than {_size(current_app.config['MAX_CONTENT_LENGTH'])}"
@@ -123,7 +124,7 @@ def _size(limit: int) -> str:
     return f"{limit} bytes"
 
 
-def _unexpected(exc: Exception, service: str):
+def _unexpected(exc: Exception, service: str) -> Response:
     # A bug, not an input (every expected failure has its own code): the traceback goes to the
     # service's log, the client gets where it happened.
     log.exception("unexpected error on %s %s", request.method, request.path)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 from urllib.parse import urlsplit
 
 from flask import Flask, request
 
 from services.http_json import JsonError
+
+if TYPE_CHECKING:
+    from raishared.settings import Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -92,12 +95,12 @@ class Guard:
                                                  "change anything")
 
 
-def guard_for(settings, listen_hosts: Iterable[str], *extra_urls: str | None) -> Guard:
+def guard_for(settings: Settings, listen_hosts: Iterable[str], *extra_urls: str | None) -> Guard:
     """The Guard of a service listening on `listen_hosts`: its listen addresses (not wildcards), the
     host names of `extra_urls` (the URL other services are told to call it by) and the settings'
     `allowed_hosts` are served; the settings' `allowed_origins` may send state-changing requests."""
     hosts = {h.lower() for h in listen_hosts if h not in WILDCARDS}
-    hosts |= {urlsplit(u).hostname for u in extra_urls if u and urlsplit(u).hostname}
+    hosts |= {name for u in extra_urls if u and (name := urlsplit(u).hostname)}
     hosts |= set(settings.allowed_hosts)
     return Guard(frozenset(hosts), frozenset(settings.allowed_origins))
 

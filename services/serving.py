@@ -19,7 +19,7 @@ import json
 import logging
 import resource
 import sys
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from waitress.channel import HTTPChannel
 from waitress.task import ErrorTask
@@ -27,6 +27,9 @@ from waitress.task import ErrorTask
 from raishared.errors import HintedError
 from raishared.settings import Settings, host_port, load_settings
 from services.waiting import BASE_THREADS
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +55,14 @@ class JsonErrorTask(ErrorTask):
              501: "not_implemented"}
 
     def execute(self) -> None:
-        error = self.request.error
+        error = self.request.error  # type: ignore[attr-defined]  # types-waitress: the parser holding the Error
         if error.code == 413:
             message = f"the body is larger than {self.channel.server.adj.max_request_body_size - 1} bytes"
         else:
             message = f"{error.reason}: {error.body}"
         body = json.dumps({"error": self.CODES.get(error.code, "bad_request"), "message": message}).encode()
         self.status = f"{error.code} {error.reason}"
-        self.response_headers.append(("Content-Type", "application/json"))
+        self.response_headers = [*self.response_headers, ("Content-Type", "application/json")]
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
@@ -69,12 +72,12 @@ class JsonErrorChannel(HTTPChannel):
     error_task_class = JsonErrorTask
 
 
-def waitress_options(app, settings: Settings | None) -> dict:
+def waitress_options(app: Flask, settings: Settings | None) -> dict[str, Any]:
     """waitress' limits for `app`: its body limit (MAX_CONTENT_LENGTH; waitress refuses a body of exactly
     its limit, so one more), and the connection limit and idle timeout of the settings."""
     connections = settings.max_connections if settings else 1000
     idle = settings.idle_timeout_s if settings else 30
-    options = {"connection_limit": connections, "channel_timeout": idle,
+    options: dict[str, Any] = {"connection_limit": connections, "channel_timeout": idle,
                "cleanup_interval": max(1, min(30, idle // 2)), "asyncore_use_poll": True}
     limit = app.config.get("MAX_CONTENT_LENGTH") if hasattr(app, "config") else None
     if limit:
@@ -93,7 +96,7 @@ def raise_open_files_limit(connections: int) -> None:
             log.warning("only %d open files allowed (hard limit): fewer than %d connections fit", new, connections)
 
 
-def serve(app, hosts: Iterable[str], port: int, name: str, threads: int = 8,
+def serve(app: Flask, hosts: Iterable[str], port: int, name: str, threads: int = 8,
           settings: Settings | None = None) -> None:
     """Serve `app` until stopped; a taken port ends the process with one clear line and exit code 1."""
     from waitress.server import BaseWSGIServer, create_server
@@ -105,7 +108,7 @@ def serve(app, hosts: Iterable[str], port: int, name: str, threads: int = 8,
     raise_open_files_limit(options["connection_limit"])
     log.info("%s listening on %s (%d threads)", name, spec, threads)
     try:
-        sockets: dict = {}
+        sockets: dict[int, Any] = {}
         server = create_server(app, map=sockets, listen=spec, threads=threads, ident=name, **options)
         for dispatcher in list(sockets.values()):
             if isinstance(dispatcher, BaseWSGIServer):

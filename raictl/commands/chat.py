@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Iterator, Optional
 
 import typer
 
 from raictl.errors import RaictlError
 
+if TYPE_CHECKING:
+    from raictl.chat import ChatClient
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
 @contextmanager
-def _client():
+def _client() -> Iterator[ChatClient]:
     """The chat client; whatever it noticed on the way (a secret file made 0600 again) is shown at the end."""
     from raictl import render
     from raictl.chat.client import ChatClient

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, List, Optional
+from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
+
+if TYPE_CHECKING:
+    from raictl.doctor.context import Context
+    from raictl.doctor.registry import Result
 
 
 def doctor(
@@ -26,13 +30,15 @@ def doctor(
     context = core.make_context()
     results = core.run_checks(checks, context)
     if fix:
-        results = _fix(core, render, results, context, checks, yes)
+        results = _fix(results, context, checks, yes)
     render.doctor_results(results, as_json=json_, verbose=verbose)
     raise typer.Exit(1 if any(r.status == "fail" for r in results) else 0)
 
 
-def _fix(core, render, results, context, checks, yes: bool):
+def _fix(results: list[Result], context: Context, checks: list[str] | None, yes: bool) -> list[Result]:
     """List the applicable fixes, ask where needed, apply them, and check again."""
+    from raictl import doctor as core
+    from raictl import render
     from raictl.doctor.fixes import apply_fix, plan_fixes
     from raictl.doctor.runner import extra_specs
     from raictl.errors import RaictlError
@@ -42,7 +48,7 @@ def _fix(core, render, results, context, checks, yes: bool):
     if not planned or context.settings is None:
         return results
     for item in planned:
-        declined = None if yes or not item.fix.confirm else _declined(render, item.fix.title)
+        declined = None if yes or not item.fix.confirm else _declined(item.fix.title)
         if declined:
             render.doctor_fix_outcome(item, f"skipped ({declined}; --yes applies it without asking)", ok=False)
             continue
@@ -53,9 +59,11 @@ def _fix(core, render, results, context, checks, yes: bool):
     return core.run_checks(checks, core.make_context())
 
 
-def _declined(render, question: str) -> str | None:
+def _declined(question: str) -> str | None:
     """Why a fix that asks first is not applied; None when the answer (read from stdin, a pipe too)
     was yes. No answer (stdin closed, Ctrl-C) is a no, and doctor still reports."""
+    from raictl import render
+
     return None if render.ask(f"{question}?") else "not confirmed"
 
 

@@ -11,6 +11,10 @@ import typer
 
 from raictl.errors import RaictlError
 
+if TYPE_CHECKING:
+    from raictl.migrate import MigrateResult, Plan
+    from raishared.settings import Settings
+
 
 def migrate(
     repair: Annotated[bool, typer.Option(
@@ -47,7 +51,7 @@ def migrate(
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _run(repair: bool, dry_run: bool, yes: bool, wait: float = 0.0):
+def _run(repair: bool, dry_run: bool, yes: bool, wait: float = 0.0) -> MigrateResult:
     from raictl import migrate as core
     from raishared.settings import load_settings
 
@@ -61,13 +65,13 @@ def _run(repair: bool, dry_run: bool, yes: bool, wait: float = 0.0):
         return core.apply_plan(plan, settings.home)
 
 
-def _plan(settings, repair: bool):
+def _plan(settings: Settings, repair: bool) -> Plan:
     from raictl import migrate as core
 
     return core.plan_repair(settings.database_url) if repair else core.plan_upgrade(settings.database_url)
 
 
-def _confirm(plan) -> None:
+def _confirm(plan: Plan) -> None:
     """Show the plan and ask; without a terminal, refuse rather than guess."""
     from raictl import render
 

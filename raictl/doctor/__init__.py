@@ -10,11 +10,19 @@
 Everything returns values; `raictl/render.py` prints them.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from raictl.doctor.registry import CHECKS, FIXES, Result, check, fix, select  # noqa: F401
 from raictl.doctor.runner import make_context, run_checks  # noqa: F401
 
+if TYPE_CHECKING:
+    from raictl.doctor.context import Context
+    from raictl.doctor.registry import Check
 
-def registered_checks(context=None):
+
+def registered_checks(context: Context | None = None) -> list[Check]:
     """Every check in display order: the built-in ones, and with a context those of its extra services."""
     from raictl.doctor.runner import available_checks
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from raictl.doctor.registry import Result
+from raictl.errors import RaictlError
 from raishared.settings import Settings
 
 
@@ -26,7 +27,7 @@ class _Memo:
 class Context:
     """Shared by every check of one doctor run."""
 
-    def __init__(self, settings: Settings | None, settings_error: Exception | None = None) -> None:
+    def __init__(self, settings: Settings | None, settings_error: RaictlError | None = None) -> None:
         self.settings = settings
         self.settings_error = settings_error
         self._memos: dict[str, _Memo] = {}
@@ -37,7 +38,7 @@ class Context:
         with self._lock:
             memo = self._memos.get(key)
             owner = memo is None
-            if owner:
+            if memo is None:
                 memo = self._memos[key] = _Memo()
         if owner:
             try:
@@ -62,7 +63,9 @@ class CheckContext:
 
     @property
     def settings(self) -> Settings:
-        return self.shared.settings
+        settings = self.shared.settings
+        assert settings is not None, "a check that needs the settings runs only when they loaded (runner.py)"
+        return settings
 
     def memo(self, key: str, compute: Callable[[], Any], doing: str | None = None) -> Any:
         self.doing(doing or key)
@@ -71,14 +74,14 @@ class CheckContext:
     def doing(self, step: str) -> None:
         self.step = step
 
-    def ok(self, summary: str, hint: str | None = None, details=()) -> Result:
+    def ok(self, summary: str, hint: str | None = None, details: Iterable[str] = ()) -> Result:
         return Result(self.id, "ok", summary, hint, tuple(details))
 
-    def warn(self, summary: str, hint: str | None = None, details=()) -> Result:
+    def warn(self, summary: str, hint: str | None = None, details: Iterable[str] = ()) -> Result:
         return Result(self.id, "warn", summary, hint, tuple(details))
 
-    def fail(self, summary: str, hint: str | None = None, details=()) -> Result:
+    def fail(self, summary: str, hint: str | None = None, details: Iterable[str] = ()) -> Result:
         return Result(self.id, "fail", summary, hint, tuple(details))
 
-    def skip(self, summary: str, hint: str | None = None, details=()) -> Result:
+    def skip(self, summary: str, hint: str | None = None, details: Iterable[str] = ()) -> Result:
         return Result(self.id, "skip", summary, hint, tuple(details))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from raictl.doctor.registry import Fix, Result, fix, fix_for, service_fix
+from raictl.doctor.registry import Fix, FixFn, Result, fix, fix_for, service_fix
 from raictl.errors import RaictlError
 from raictl.supervisor.spec import BUILTINS
 from raishared.private_files import create_private
@@ -39,7 +39,7 @@ def apply_fix(planned: PlannedFix, settings: Settings) -> str:
     return planned.fix.apply(settings)
 
 
-def _service_fix(name: str):
+def _service_fix(name: str) -> FixFn:
     def run(settings: Settings) -> str:
         from raictl.supervisor import control
         from raictl.supervisor.status import service_statuses

@@ -20,8 +20,14 @@ import json
 import os
 import sys
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type comments, not annotations: the interpreter running this may be older than raictl's
+    from typing import Any, Dict, Iterable, List, Optional, Set, Tuple  # noqa: F401 - read by the type comments
+
 
 def resolve(name):
+    # type: (str) -> Optional[importlib.machinery.ModuleSpec]
     """The spec of a dotted module name, found without importing any of its packages; None if absent."""
     parts = name.split(".")
     spec = importlib.util.find_spec(parts[0])
@@ -36,8 +42,10 @@ def resolve(name):
 
 
 def unconditional_imports(tree):
+    # type: (ast.AST) -> List[Tuple[str, Tuple[str, ...], int]]
     """(module, names, level) of every import not nested in an `if` or `try` block."""
-    found, stack = [], [(tree, False)]
+    found = []  # type: List[Tuple[str, Tuple[str, ...], int]]
+    stack = [(tree, False)]
     while stack:
         node, conditional = stack.pop()
         if isinstance(node, ast.Import) and not conditional:
@@ -50,6 +58,7 @@ def unconditional_imports(tree):
 
 
 def follow(name, origin, tops, problems):
+    # type: (str, str, Set[str], List[List[str]]) -> List[Tuple[str, str]]
     """Check every import of module `name` (file `origin`); the project modules to follow next."""
     try:
         tree = ast.parse(open(origin, encoding="utf-8").read(), origin)
@@ -72,6 +81,7 @@ def follow(name, origin, tops, problems):
 
 
 def main(entry, packages=()):
+    # type: (str, Iterable[str]) -> Dict[str, Any]
     spec = resolve(entry)
     if spec is not None and spec.submodule_search_locations is not None:
         spec = resolve(entry + ".__main__")
@@ -79,7 +89,8 @@ def main(entry, packages=()):
         return {"ok": False, "origin": None, "checked": 0,
                 "problems": [["-m", entry, "No module named %r (sys.path: %s)" % (entry, os.pathsep.join(sys.path))]]}
     tops = {entry.split(".")[0], *packages}
-    todo, seen, problems = [(spec.name, spec.origin)], set(), []
+    todo = [(spec.name, spec.origin)]  # type: List[Tuple[str, str]]
+    seen, problems = set(), []  # type: Set[str], List[List[str]]
     while todo:
         name, origin = todo.pop()
         if origin not in seen:

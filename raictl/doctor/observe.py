@@ -9,9 +9,16 @@ from __future__ import annotations
 import http.client
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raictl.errors import RaictlError
+
+if TYPE_CHECKING:
+    from raictl.doctor.context import CheckContext
+    from raictl.supervisor.probes import ListenResult, PortOwner
+    from raictl.supervisor.spec import ServiceSpec
+    from raictl.supervisor.status import Overview, ServiceStatus
+    from raishared.settings import Settings
 
 HEALTH_TIMEOUT = 1.5  # the RAI API's own health waits up to 1 s for the LLM API's: 0.5 s to spare
 SERVICE_NAMES = {"llm_api": "llm-api", "rai_api": "rai-chat-api"}
@@ -53,7 +60,7 @@ class ServicesUnreadable(RaictlError):
     """raictl.toml's services do not load: `config.services` says why; checks that need them skip."""
 
 
-def read_specs(settings) -> dict[str, Any]:
+def read_specs(settings: Settings) -> dict[str, ServiceSpec]:
     """Every service's spec by name; ServicesUnreadable for a bad `[services.NAME]` table."""
     from raictl.supervisor.spec import all_specs
 
@@ -63,15 +70,23 @@ def read_specs(settings) -> dict[str, Any]:
         raise ServicesUnreadable(exc.message, exc.hint) from None
 
 
-def specs(ctx) -> dict[str, Any]:
+def specs(ctx: CheckContext) -> dict[str, ServiceSpec]:
     return ctx.memo("specs", lambda: read_specs(ctx.settings), "reading the service specs")
 
 
-def spec(ctx, name: str):
+def spec(ctx: CheckContext, name: str) -> ServiceSpec | None:
     return specs(ctx).get(name)
 
 
-def overview(ctx):
+def port_spec(ctx: CheckContext, name: str) -> tuple[ServiceSpec, int]:
+    """The spec of a service with a port, and that port: what the port checks are made for."""
+    svc = spec(ctx, name)
+    if svc is None or not svc.port:
+        raise RaictlError(f"{name} has no port in these settings", hint="see config.services")
+    return svc, svc.port
+
+
+def overview(ctx: CheckContext) -> Overview:
     """The supervisor's Overview (`raictl status`): its pid, and every service's status."""
     from raictl.supervisor.status import overview as read_overview
 
@@ -80,11 +95,11 @@ def overview(ctx):
                     "reading the supervisor's state and probing every service")
 
 
-def statuses(ctx) -> dict[str, Any]:
+def statuses(ctx: CheckContext) -> dict[str, ServiceStatus]:
     return {s.name: s for s in overview(ctx).services}
 
 
-def engine(ctx) -> str | None:
+def engine(ctx: CheckContext) -> str | None:
     """The container engine running the services (`compose`, `kubernetes`: RAICTL_CONTAINER, which only
     exported files set), else None: `raictl up` runs them."""
     from raictl.export.container import exported_container
@@ -92,26 +107,34 @@ def engine(ctx) -> str | None:
     return exported_container()
 
 
-def supervised(ctx) -> bool:
+def supervised(ctx: CheckContext) -> bool:
     """Whether a raictl supervisor of this home is alive (it restarts what crashes)."""
     return overview(ctx).supervisor_pid is not None
 
 
-def status(ctx, name: str):
+def status(ctx: CheckContext, name: str) -> ServiceStatus | None:
     return statuses(ctx).get(name)
 
 
-def listen(ctx, host: str, port: int):
+def status_of(ctx: CheckContext, name: str) -> ServiceStatus:
+    """The status of a service a check was made for (it is one of the settings' services)."""
+    found = status(ctx, name)
+    if found is None:
+        raise RaictlError(f"{name} is not a service of these settings", hint="see config.services")
+    return found
+
+
+def listen(ctx: CheckContext, host: str, port: int) -> ListenResult:
     from raictl.supervisor.probes import probe_listen
 
     return ctx.memo(f"listen:{host}:{port}", lambda: probe_listen(host, port), f"connecting to {host} port {port}")
 
 
-def listening(ctx) -> list[tuple[str, int, int | None]]:
+def listening(ctx: CheckContext) -> list[tuple[str, int, int | None]]:
     """(address, port, pid) of every listening TCP socket on this host, read once per run."""
     import psutil
 
-    def read():
+    def read() -> list[tuple[str, int, int | None]]:
         try:
             conns = psutil.net_connections(kind="tcp")
         except psutil.AccessDenied:
@@ -120,12 +143,12 @@ def listening(ctx) -> list[tuple[str, int, int | None]]:
     return ctx.memo("listening", read, "listing the listening sockets")
 
 
-def bindings(ctx, port: int) -> list[str]:
+def bindings(ctx: CheckContext, port: int) -> list[str]:
     """The local addresses sockets listen on for `port` (`0.0.0.0`, `::`, `127.0.0.1`, ...)."""
     return sorted({ip for ip, p, _ in listening(ctx) if p == port})
 
 
-def owner(ctx, host: str, port: int):
+def owner(ctx: CheckContext, host: str, port: int) -> PortOwner | None:
     """The supervisor's PortOwner of the socket that takes connections for host:port, or None."""
     from raictl.supervisor.probes import covers, describe_pid
 
@@ -140,10 +163,11 @@ def _fetch_health(ctx, name: str) -> Health:
     from raishared.settings import base_url
 
     svc = spec(ctx, name)
-    accepting = [h for h in svc.hosts if listen(ctx, h, svc.port).ok] if svc and svc.port else []
-    if not accepting:
+    port = svc.port if svc else None
+    accepting = [h for h in svc.hosts if listen(ctx, h, port).ok] if svc and port else []
+    if not svc or not port or not accepting:
         return Health(name, None, error="nothing accepts on its addresses")
-    url = base_url(accepting[0], svc.port) + (svc.health or "/api/health")
+    url = base_url(accepting[0], port) + (svc.health or "/api/health")
     ctx.doing(f"GET {url}")
     start = time.perf_counter()
     try:
@@ -157,11 +181,11 @@ def _fetch_health(ctx, name: str) -> Health:
     return Health(name, url, reply.status, reply.body, latency_ms=int((time.perf_counter() - start) * 1000))
 
 
-def health(ctx, name: str) -> Health:
+def health(ctx: CheckContext, name: str) -> Health:
     return ctx.memo(f"health:{name}", lambda: _fetch_health(ctx, name), f"asking {name} for its health")
 
 
-def pythonpath(svc, settings) -> str:
+def pythonpath(svc: ServiceSpec, settings: Settings) -> str:
     from raictl.supervisor.process import launch_env
 
     return launch_env(svc, settings).get("PYTHONPATH", "")

@@ -11,15 +11,18 @@ service is checked by the very same functions. Their fixes are templates too (`s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, get_args
 
 from raictl.errors import RaictlError
 
 if TYPE_CHECKING:
+    from raictl.doctor.context import CheckContext
+    from raictl.supervisor.spec import ServiceSpec
     from raishared.settings import Settings
 
-STATUSES = ("ok", "warn", "fail", "skip")
+Status = Literal["ok", "warn", "fail", "skip"]
+STATUSES: tuple[Status, ...] = get_args(Status)
 DEFAULT_TIMEOUT = 2.5
 
 
@@ -28,7 +31,7 @@ class Result:
     """What one check found: a status, a one-line summary, a hint saying what to do, details for -v."""
 
     id: str
-    status: str
+    status: Status
     summary: str
     hint: str | None = None
     details: tuple[str, ...] = ()
@@ -47,13 +50,17 @@ class Result:
                 "hint": self.hint, "duration_ms": self.duration_ms}
 
 
+CheckFn = Callable[["CheckContext"], Result]
+FixFn = Callable[["Settings"], str]  # a fix: what it did, in one line
+
+
 @dataclass(frozen=True)
 class Check:
     """A registered check: `run(ctx)` returns a Result (built with `ctx.ok(...)`, `ctx.fail(...)`, ...)."""
 
     id: str
     title: str
-    run: Callable[..., "Result"]
+    run: CheckFn
     timeout: float = DEFAULT_TIMEOUT
     needs_settings: bool = True
     group: str | None = None  # the ServiceCheck group it was made from, if any
@@ -65,8 +72,8 @@ class ServiceCheck:
 
     id_format: str
     title_format: str
-    run: Callable[..., "Result"]
-    applies: Callable[[Any], bool] = lambda spec: True
+    run: Callable[[CheckContext, str], Result]
+    applies: Callable[[ServiceSpec], bool] = lambda spec: True
     timeout: float = DEFAULT_TIMEOUT
 
     def for_service(self, name: str, group: str) -> Check:
@@ -80,10 +87,9 @@ class Fix:
 
     check_id: str
     title: str
-    apply: Callable[[Settings], str]  # what it did, in one line
-    when: tuple[str, ...] = ("fail",)
+    apply: FixFn
+    when: tuple[Status, ...] = ("fail",)
     confirm: bool = False
-    applies: Callable[..., bool] | None = field(default=None, repr=False)
 
 
 CHECKS: dict[str, Check] = {}
@@ -92,9 +98,10 @@ GROUPS: dict[str, list[ServiceCheck]] = {}
 SERVICE_FIXES: dict[str, Callable[[str], Fix]] = {}
 
 
-def check(check_id: str, title: str, timeout: float = DEFAULT_TIMEOUT, needs_settings: bool = True):
+def check(check_id: str, title: str, timeout: float = DEFAULT_TIMEOUT,
+          needs_settings: bool = True) -> Callable[[CheckFn], CheckFn]:
     """Register `fn(ctx) -> Result` under a stable dotted id."""
-    def register(fn):
+    def register(fn: CheckFn) -> CheckFn:
         if check_id in CHECKS:
             raise ValueError(f"check {check_id} registered twice")
         CHECKS[check_id] = Check(check_id, title, fn, timeout, needs_settings)
@@ -113,7 +120,7 @@ def service_checks(group: str, templates: list[ServiceCheck], builtins: tuple[st
             CHECKS[made.id] = made
 
 
-def with_services(specs) -> dict[str, Check]:
+def with_services(specs: Iterable[ServiceSpec]) -> dict[str, Check]:
     """The registered checks plus, for each extra service spec, the checks of every group that apply to it.
 
     An extra service's check whose id a built-in check already has (a service named `host` would make
@@ -132,18 +139,19 @@ def with_services(specs) -> dict[str, Check]:
     return ordered
 
 
-def fix(check_id: str, title: str, when: tuple[str, ...] = ("fail",), confirm: bool = False,
-        applies: Callable[..., bool] | None = None):
-    """Register `fn(ctx, result) -> str` (what it did) as the fix of `check_id`."""
-    def register(fn):
-        FIXES[check_id] = Fix(check_id, title, fn, when, confirm, applies)
+def fix(check_id: str, title: str, when: tuple[Status, ...] = ("fail",),
+        confirm: bool = False) -> Callable[[FixFn], FixFn]:
+    """Register `fn(settings) -> str` (what it did) as the fix of `check_id`."""
+    def register(fn: FixFn) -> FixFn:
+        FIXES[check_id] = Fix(check_id, title, fn, when, confirm)
         return fn
     return register
 
 
-def service_fix(id_format: str, title_format: str, builtins: tuple[str, ...], when: tuple[str, ...] = ("fail",)):
-    """Register `make(name) -> fn(settings, result)` as the fix of every service's `id_format` check."""
-    def register(make):
+def service_fix(id_format: str, title_format: str, builtins: tuple[str, ...], when: tuple[Status, ...] = ("fail",)
+                ) -> Callable[[Callable[[str], FixFn]], Callable[[str], FixFn]]:
+    """Register `make(name) -> fn(settings)` as the fix of every service's `id_format` check."""
+    def register(make: Callable[[str], FixFn]) -> Callable[[str], FixFn]:
         def fix_of(name: str) -> Fix:
             return Fix(id_format.format(name=name), title_format.format(name=name), make(name), when)
         SERVICE_FIXES[id_format] = fix_of

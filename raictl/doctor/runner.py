@@ -93,6 +93,7 @@ def _collect(job: _Job, start: float) -> Result:
                              hint="something it talks to accepts connections but never answers; "
                                   "see the other findings").timed(job.check.title, int(job.check.timeout * 1000))
     duration = int((job.finished - job.started) * 1000)
+    assert job.result is not None  # _run sets it before `done`
     return job.result.timed(job.check.title, duration)
 
 

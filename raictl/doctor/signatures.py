@@ -83,7 +83,7 @@ def frame_before(lines: list[str], index: int) -> str | None:
         elif frames and line.startswith("Traceback"):
             break
     ours = [f for f in frames if not any(lib in f for lib in _LIBRARY)]
-    return (ours or frames or [None])[0]
+    return (ours or frames)[0] if frames else None
 
 
 def scan(lines: list[str]) -> list[Finding]:

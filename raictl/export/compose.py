@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raictl.export import GeneratedFile, image, yamlfile
 from raictl.export.plan import CONTAINER_HOME, Plan, Secret, Unit
 from raictl.supervisor.spec import RESTARTS
+
+if TYPE_CHECKING:
+    from raictl.export import GeneratedFile
 
 MARIADB_IMAGE = "mariadb:11"
 HOME_VOLUME = "raictl-home"

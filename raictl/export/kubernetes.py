@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raictl.export import GeneratedFile, image, yamlfile
 from raictl.export.plan import CONTAINER_HOME, Plan, Secret, Unit
+
+if TYPE_CHECKING:
+    from raictl.export import GeneratedFile
 
 SETTINGS = "raictl-settings"
 SECRETS = "raictl-secrets"

@@ -20,10 +20,14 @@ import os
 import pwd
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from raictl.export import GeneratedFile
 from raictl.export.plan import Plan, Secret, Unit
 from raictl.supervisor.spec import RESTARTS
+
+if TYPE_CHECKING:
+    from raictl.export import GeneratedFile
 
 TARGET = "raictl.target"
 SECRETS_FILE = "secrets.env"
@@ -57,7 +61,7 @@ def unit_file(unit: Unit, plan: Plan) -> str:
 
 def instances(unit: Unit) -> list[str]:
     """The unit names to start: one, or one instance per replica port."""
-    if unit.replicas == 1:
+    if unit.replicas == 1 or unit.port is None:  # replicas are only ever asked of the RAI API, which has a port
         return [f"{unit_name(unit)}.service"]
     return [f"{unit_name(unit)}@{(unit.port or 0) + i}.service" for i in range(unit.replicas)]
 

@@ -38,7 +38,7 @@ def start_import_checks(specs: list[ServiceSpec], settings: Settings) -> list[Im
             env, cwd = process.launch_env(spec, settings), process.launch_cwd(spec, settings)
             key = (spec.command[0], cwd, *(env.get(k) for k in _IMPORT_KEYS))
             groups.setdefault(key, ([], env, cwd))[0].append(spec)
-    return [(group, subprocess.Popen([group[0].command[0], "-c", _FIND_SPECS, *(s.entry_module for s in group)],
+    return [(group, subprocess.Popen([group[0].command[0], "-c", _FIND_SPECS, *(s.entry_module or "" for s in group)],
                                      env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
             for group, env, cwd in groups.values()]
 
@@ -74,7 +74,7 @@ def import_problem(check: ImportCheck, only: set[str] | None = None) -> RaictlEr
     return None
 
 
-def _import_hint(spec) -> str:
+def _import_hint(spec: ServiceSpec) -> str:
     """A built-in ships with raictl: reinstalling brings it back. An extra service's module is the
     user's own: install it, or run it from the folder that holds it (`cwd` of its table)."""
     if builtin(spec.name):

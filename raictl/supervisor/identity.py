@@ -133,7 +133,7 @@ def home_processes(home: str) -> dict[str, str]:
     (RAICTL_HOME=home and a run marker): what `down` stops when state.json cannot tell it."""
     import psutil
 
-    found = {}
+    found: dict[str, str] = {}
     for proc in psutil.process_iter():
         env = environ_of(proc)
         if env.get(MARKER_VAR) and env.get("RAICTL_HOME") == home:

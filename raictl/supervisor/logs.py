@@ -15,9 +15,12 @@ import shutil
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from raishared.private_files import ensure_private_dir
+
+if TYPE_CHECKING:
+    from raishared.settings import Settings
 
 ROTATE_BYTES = 10 * 1024 * 1024
 BACKUPS = 3
@@ -128,14 +131,14 @@ def interleave(paths: dict[str, Path], lines: int | None, moment: float | None =
     traceback line) keeps to the line before it."""
     stamped = []
     for name, path in paths.items():
-        found = since(path, moment) if moment is not None else _stamped(tail(path, lines))
+        found = since(path, moment) if moment is not None else _stamped(tail(path, TAIL_LINES if lines is None else lines))
         stamped += [(at, name, index, line) for index, (at, line) in enumerate(found)]
     stamped.sort(key=lambda item: (item[0], item[1], item[2]))
     kept = stamped if lines is None else stamped[-lines:] if lines else []
     return [(name, line) for _, name, _, line in kept]
 
 
-def follow(paths: dict[str, Path], interval: float = 0.1, stop=lambda: False) -> Iterator[tuple[str, str]]:
+def follow(paths: dict[str, Path], interval: float = 0.1, stop: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, str]]:
     """Yield (name, line) as lines are appended to any of the logs, from their current ends."""
     offsets = {name: (p.stat().st_size if p.exists() else 0) for name, p in paths.items()}
     while not stop():
@@ -165,7 +168,7 @@ def _new_lines(path: Path, offsets: dict[str, int], name: str) -> Iterable[str]:
     return data[:complete].decode("utf-8", errors="replace").splitlines()
 
 
-def log_files(settings, service: str | None, follow: bool = False) -> dict[str, Path]:
+def log_files(settings: Settings, service: str | None, follow: bool = False) -> dict[str, Path]:
     """name -> log path: the one service named, or every configured or recorded service.
 
     Without `follow`, only logs that exist (a RaictlError when there is none to show); with it,

@@ -62,7 +62,7 @@ def launch_cwd(spec: ServiceSpec, settings: Settings) -> str:
     return spec.cwd or str(settings.base_dir)
 
 
-def spawn(spec: ServiceSpec, env: dict[str, str], cwd: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+def spawn(spec: ServiceSpec, env: dict[str, str], cwd: str, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Start `spec` in its own session; returns the Popen and its new run marker. OSError if it cannot run.
 
     A built-in appends to its log itself (its logging stamps each line); an extra service's output goes
@@ -79,12 +79,12 @@ def spawn(spec: ServiceSpec, env: dict[str, str], cwd: str, log_path: Path) -> t
                                      stdout=relay.stdin if relay else log, stderr=subprocess.STDOUT,
                                      start_new_session=True, close_fds=True)
         finally:
-            if relay:  # the child holds the pipe now (or never will): the relay ends when it closes
+            if relay and relay.stdin:  # the child holds the pipe now (or never will): the relay ends when it closes
                 relay.stdin.close()
     return child, marker
 
 
-def _start_relay(env: dict[str, str], log) -> subprocess.Popen:
+def _start_relay(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
     """The stamping relay, appending to `log`; reaped by a daemon thread when it ends."""
     import threading
 

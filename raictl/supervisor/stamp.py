@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import sys
 from datetime import datetime
+from typing import IO
 
 
 def stamp(line: bytes, now: datetime | None = None) -> bytes:
@@ -22,7 +23,7 @@ def stamp(line: bytes, now: datetime | None = None) -> bytes:
     return moment.strftime("%Y-%m-%d %H:%M:%S,").encode() + b"%03d " % (moment.microsecond // 1000) + line
 
 
-def relay(source, sink) -> None:
+def relay(source: IO[bytes], sink: IO[bytes]) -> None:
     """Copy `source` to `sink` line by line, stamped, flushed per line, until end of input."""
     for line in iter(source.readline, b""):
         sink.write(stamp(line if line.endswith(b"\n") else line + b"\n"))

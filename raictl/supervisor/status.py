@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable
 
 from raictl.supervisor import probes
 from raictl.supervisor.advice import is_wildcard, probed_hosts
@@ -72,7 +73,8 @@ def live_state(record: ServiceRecord | None, alive: bool, supervised: bool) -> S
     return STOPPED
 
 
-def _where(spec: ServiceSpec | None, record: ServiceRecord | None, alive: bool):
+def _where(spec: ServiceSpec | None, record: ServiceRecord | None,
+           alive: bool) -> tuple[int | None, tuple[str, ...], str | None]:
     """(port, hosts, health path): what the running process was given, else the current spec."""
     if alive and record and record.port:
         return record.port, record.hosts, record.health
@@ -81,14 +83,20 @@ def _where(spec: ServiceSpec | None, record: ServiceRecord | None, alive: bool):
     return (record.port, record.hosts, record.health) if record else (None, (), None)
 
 
-def _jobs(port, hosts, health, alive: bool) -> list:
+def _jobs(port: int | None, hosts: tuple[str, ...], health: str | None, alive: bool) -> list[Callable[[], Any]]:
     """A listen probe per address, a wildcard's being both loopbacks (what a client of localhost
     dials: the log's ECONNREFUSED ::1); when it runs, a health probe per address too (one address
     answering is not enough: the troubleshooting log's client used the other one)."""
-    jobs = [lambda h=h: probes.probe_listen(h, port) for h in probed_hosts(hosts)] if port else []
-    if alive and port and health:
-        jobs += [lambda h=h: (h, probes.probe_health(h, port, health)) for h in hosts]
+    if not port:
+        return []
+    jobs: list[Callable[[], Any]] = [partial(probes.probe_listen, h, port) for h in probed_hosts(hosts)]
+    if alive and health:
+        jobs += [partial(_health_answer, h, port, health) for h in hosts]
     return jobs
+
+
+def _health_answer(host: str, port: int, path: str) -> tuple[str, probes.HealthResult]:
+    return host, probes.probe_health(host, port, path)
 
 
 def overview(settings: Settings, state: SupervisorState | None = None) -> Overview:

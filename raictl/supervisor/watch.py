@@ -139,7 +139,7 @@ class Watcher:
             return False
         return True
 
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
 
     def tick(self) -> None:
@@ -319,7 +319,7 @@ class Watcher:
         rec.port, rec.hosts, rec.health = child.spec.port, child.spec.hosts, child.spec.health
         logs.event(log, f"started pid {child.popen.pid}: {command_text(child.spec)}")
 
-    def _exited(self, child: Child, code, now: float) -> None:
+    def _exited(self, child: Child, code: int | bool | None, now: float) -> None:
         rec = child.record
         rec.last_exit = decode_exit(None if code is True else code, now)
         rec.reason = rec.last_exit.describe()

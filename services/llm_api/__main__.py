@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from services.serving import run_service
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from raishared.settings import Settings
 
 log = logging.getLogger("services.llm_api")
 
 
-def build_app(settings):
+def build_app(settings: Settings) -> Flask:
     """The app, its engine named in the log (and why it is degraded, if it is)."""
     from services.llm_api.app import create_app
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from services.serving import run_service
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from raishared.settings import Settings
 
 log = logging.getLogger("services.rai_api")
 
 
-def build_app(settings):
+def build_app(settings: Settings) -> Flask:
     """The app, with the schema state (when not at head), the database and the LLM API in the log."""
     logging.getLogger("alembic").setLevel(logging.WARNING)  # reading the schema state is not news
     from services.rai_api.app import create_app, schema_state_line

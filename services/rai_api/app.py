@@ -11,8 +11,9 @@ import logging
 import time
 from typing import Callable
 
-from flask import Flask
-from flask.sessions import SessionInterface
+from flask import Flask, Request, Response
+from flask.json.provider import DefaultJSONProvider
+from flask.sessions import SessionInterface, SessionMixin
 
 from services import request_guard
 from services.rai_api import rules
@@ -26,6 +27,9 @@ from services.rai_api.schema import HEALTH_HINT
 from services.rai_api.throttle import LoginThrottle
 from services.rai_api.views import api
 from services.waiting import WaitingLimit
+
+if TYPE_CHECKING:
+    from raishared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +63,10 @@ class NoCookieSessions(SessionInterface):
     """The API is stateless (bearer tokens): Flask's cookie session, which SECRET_KEY would switch
     on, is never used, so no request pays for opening and signing one (measured under the bench)."""
 
-    def open_session(self, app, request):
+    def open_session(self, app: Flask, request: Request) -> None:
         return None  # Flask then uses its null session, and saves nothing
 
-    def save_session(self, app, session, response) -> None:
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -20,12 +21,13 @@ from services.rai_api import auth, memory, rules
 from services.rai_api.db import Database
 from services.rai_api.errors import ApiError
 from services.rai_api.llm_client import LlmClient, LlmUnavailable
-from services.rai_api.models import ChatSession, Message, User
+from services.rai_api.models import Base, ChatSession, Message, User
 
 TITLE_CHARS = 60
 
-_users, _sessions, _messages = User.__table__, ChatSession.__table__, Message.__table__
-_SID, _UID = sa.bindparam("sid"), sa.bindparam("uid")
+_users, _sessions, _messages = (Base.metadata.tables[m.__tablename__] for m in (User, ChatSession, Message))
+_SID: sa.BindParameter[str] = sa.bindparam("sid")
+_UID: sa.BindParameter[int] = sa.bindparam("uid")
 OWN_SESSION = sa.select(_sessions.c.id).where(_sessions.c.id == _SID, _sessions.c.user_id == _UID)
 # The account check and the session's ownership in one round trip (a turn in a session needs both).
 SESSION_PROMPT = sa.select(_sessions.c.system_prompt).where(_sessions.c.id == _SID).scalar_subquery()
@@ -155,7 +157,9 @@ def open_turn(connection: sa.Connection, user_id: int, session_id: str | None, m
     connection.execute(sa.insert(_messages), {"session_id": session_id, "role": "user", "content": message})
     inserted = connection.execute(sa.insert(_messages), {"session_id": session_id, "role": "assistant",
                                                          "content": reply})
-    return session_id, inserted.inserted_primary_key[0]
+    key = inserted.inserted_primary_key
+    assert key is not None  # a single-row insert always has one
+    return session_id, key[0]
 
 
 def set_reply(connection: sa.Connection, message_id: int, reply: str, usage: dict[str, Any] | None = None) -> None:
@@ -249,5 +253,5 @@ def delete_session(db: Database, user_id: int, session_id: str) -> None:
             raise _no_session(session_id)
 
 
-def _iso(value) -> str | None:
+def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None

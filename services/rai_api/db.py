@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager, nullcontext
-from typing import Iterator
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,7 +21,7 @@ from raishared.database import MYSQL_CONNECT_TIMEOUT_S, ensure_sqlite_folder, pa
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
-def _on_sqlite_connect(dbapi_connection, _record) -> None:
+def _on_sqlite_connect(dbapi_connection: Any, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app
+from flask import Flask, Response, current_app
 
 from raishared.database import is_schema_error, mysql_error_code
 from services.http_json import JsonError, error_response, register_json_errors
@@ -22,7 +22,7 @@ class ApiError(JsonError):
     """An expected failure of the RAI API with its HTTP status, a stable code and a reason for the client."""
 
 
-def _api_error(exc: ApiError):
+def _api_error(exc: ApiError) -> Response:
     response = error_response(exc.status, exc.code, exc.message)
     response.headers.update(exc.headers)
     if exc.status == 401:  # HTTP wants a 401 to name the scheme it asks for
@@ -30,7 +30,7 @@ def _api_error(exc: ApiError):
     return response
 
 
-def _database_error(exc: Exception):
+def _database_error(exc: Exception) -> Response:
     # The log's "Unknown column 'users.remembered_facts'" surfaced as a login failure; say what it is.
     # The log gets the driver's reason (never the statement's parameters: a password hash, a message);
     # the client gets no database, table or column name (issue 13), only what kind of failure it is.

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
 
 from services.rai_api.models import Base
 
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
 VERSION_TABLE = "alembic_version"
 
+State = Literal["ok", "behind", "empty", "unknown_revision", "multiple_rows", "multiple_heads", "unstamped", "drift"]
+HealthWord = Literal["ok", "behind", "unknown_revision", "drift"]
 # The finer states, and the four words the RAI API's health reports for them (DESIGN.md).
-HEALTH_WORD = {
+HEALTH_WORD: dict[State, HealthWord] = {
     "ok": "ok",
     "behind": "behind",
     "empty": "behind",
@@ -41,7 +47,7 @@ HEALTH_HINT = {
 class SchemaState:
     """The database's revision rows, the scripts' heads, and the tables/columns missing or extra."""
 
-    state: str
+    state: State
     revisions: tuple[str, ...]
     heads: tuple[str, ...]
     missing: tuple[str, ...] = ()
@@ -51,7 +57,7 @@ class SchemaState:
     missing_indexes: tuple[str, ...] = ()
 
     @property
-    def health(self) -> str:
+    def health(self) -> HealthWord:
         return HEALTH_WORD[self.state]
 
     @property
@@ -60,7 +66,7 @@ class SchemaState:
 
 
 @lru_cache(maxsize=4)
-def script_directory(script_location: str | None = None):
+def script_directory(script_location: str | None = None) -> ScriptDirectory:
     """The Alembic ScriptDirectory of our migrations (or of another location, for tests)."""
     from alembic.script import ScriptDirectory
 
@@ -69,7 +75,7 @@ def script_directory(script_location: str | None = None):
     return ScriptDirectory.from_config(alembic_config(script_location=script_location))
 
 
-def compare_with_models(inspector, tables: set[str], metadata: sa.MetaData = Base.metadata
+def compare_with_models(inspector: sa.Inspector, tables: set[str], metadata: sa.MetaData = Base.metadata
                         ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(missing, extras) as `table T` / `column T.C` strings, the live schema against the models."""
     missing: list[str] = []
@@ -84,7 +90,7 @@ def compare_with_models(inspector, tables: set[str], metadata: sa.MetaData = Bas
     return tuple(missing), tuple(extras)
 
 
-def read_revisions(connection, tables: set[str]) -> tuple[str, ...]:
+def read_revisions(connection: sa.Connection, tables: set[str]) -> tuple[str, ...]:
     """The rows of alembic_version, as they are, without asking Alembic to resolve them."""
     if VERSION_TABLE not in tables:
         return ()
@@ -92,7 +98,7 @@ def read_revisions(connection, tables: set[str]) -> tuple[str, ...]:
     return tuple(row[0] for row in rows)
 
 
-def read_state(connection, script=None) -> SchemaState:
+def read_state(connection: sa.Connection, script: ScriptDirectory | None = None) -> SchemaState:
     """Classify the database on `connection`: ok, behind, empty, unstamped, unknown_revision, ..."""
     script = script or script_directory()
     inspector = sa.inspect(connection)
@@ -104,7 +110,8 @@ def read_state(connection, script=None) -> SchemaState:
     return SchemaState(_classify(revisions, heads, known, tables, missing), revisions, heads, missing, extras)
 
 
-def _classify(revisions, heads, known, tables, missing) -> str:
+def _classify(revisions: tuple[str, ...], heads: tuple[str, ...], known: set[str], tables: set[str],
+              missing: tuple[str, ...]) -> State:
     if len(heads) > 1:
         return "multiple_heads"
     if not revisions:

@@ -13,18 +13,18 @@ from services.rai_api.models import User
 api = Blueprint("rai_api", __name__, url_prefix="/api")
 
 
-def _db():
+def _db() -> Database:
     return current_app.extensions["rai_db"]
 
 
 @api.get("/health")
-def health():
+def health() -> ResponseReturnValue:
     payload, status = current_app.extensions["rai_health"].rendered()
     return current_app.response_class(payload, status, mimetype="application/json")
 
 
 @api.post("/auth/register")
-def register():
+def register() -> ResponseReturnValue:
     creds = rules.credentials(rules.json_body())
     with current_app.extensions["rai_hash_gate"].slot():  # slow on purpose: not while holding a connection
         password_hash = auth.hash_password(creds.password)
@@ -37,7 +37,7 @@ def register():
 
 
 @api.post("/auth/login")
-def login():
+def login() -> ResponseReturnValue:
     creds = rules.credentials(rules.json_body(), check_rules=False)
     attempt = throttle.Attempt(creds.username, request.remote_addr or "unknown")
     limits = current_app.extensions["rai_login_throttle"]
@@ -74,20 +74,20 @@ def chat():
 
 
 @api.get("/sessions")
-def sessions():
+def sessions() -> ResponseReturnValue:
     user = auth.current_user()
     return jsonify(sessions=conversation.list_sessions(_db(), user.id))
 
 
 @api.get("/sessions/<session_id>/messages")
-def session_messages(session_id: str):
+def session_messages(session_id: str) -> ResponseReturnValue:
     user = auth.current_user()
     rules.checked_session_id(session_id)
     return jsonify(session_id=session_id, **conversation.session_messages(_db(), user.id, session_id))
 
 
 @api.delete("/sessions/<session_id>")
-def delete_session(session_id: str):
+def delete_session(session_id: str) -> ResponseReturnValue:
     user = auth.current_user()
     rules.checked_session_id(session_id)
     conversation.delete_session(_db(), user.id, session_id)

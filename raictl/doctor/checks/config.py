@@ -6,10 +6,15 @@ import difflib
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from raictl.doctor.registry import check
+from raictl.doctor.context import CheckContext
+from raictl.doctor.registry import Result, check
 from raishared.settings import (DOTENV_NAME, FIELDS, FIELDS_BY_NAME, SECRET_FILE, TOML_TABLES, TOML_TOP, dotenv_errors,
                                 read_dotenv, read_toml, unknown_toml_keys)
+
+if TYPE_CHECKING:
+    from raishared.settings import Settings
 
 KNOWN_VARS = {var for f in FIELDS for var in f.env}
 # Folders never searched for a stray .env (virtualenvs and dependencies carry their own).
@@ -17,7 +22,7 @@ _SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".
 
 
 @check("config.settings", "Settings resolved", needs_settings=False)
-def settings_resolved(ctx):
+def settings_resolved(ctx: CheckContext) -> Result:
     if ctx.shared.settings_error is not None:
         err = ctx.shared.settings_error
         return ctx.fail(f"settings do not load: {err.message}", hint=err.hint)
@@ -55,7 +60,7 @@ def stray_env_files(base: Path, depth: int = 2) -> list[Path]:
     return sorted(found)
 
 
-def unread_env_files(s) -> list[tuple[Path, list[str]]]:
+def unread_env_files(s: Settings) -> list[tuple[Path, list[str]]]:
     """(.env, the settings it sets) for each .env in the cwd or a folder between it and raictl.toml's
     folder that is not the one raictl reads: the log's `.env` that was never read (step 21)."""
     if s.cwd is None:
@@ -84,7 +89,7 @@ def _dotenv_notes(path: Path) -> tuple[list[str], list[str]]:
 
 
 @check("config.env_file", ".env file found and loaded")
-def env_file(ctx):
+def env_file(ctx: CheckContext) -> Result:
     s = ctx.settings
     base = s.base_dir
     ctx.doing(f"looking for .env files under {base}")
@@ -121,7 +126,7 @@ def env_file(ctx):
 
 
 @check("config.secret_key", "Token signing secret private")
-def secret_key(ctx):
+def secret_key(ctx: CheckContext) -> Result:
     s = ctx.settings
     if s.secret_key_value:
         return ctx.ok(f"RAI_SECRET_KEY from {s.sources.get('secret_key', 'the environment')} "
@@ -141,7 +146,7 @@ SECRET_VARS = {var for f in FIELDS if f.secret for var in f.env}
 
 
 @check("config.env_secrets", ".env holding secrets private")
-def env_secrets(ctx):
+def env_secrets(ctx: CheckContext) -> Result:
     """A `.env` that sets a key, a password or the signing secret must be readable by its owner only."""
     path = ctx.settings.env_file
     if path is None:
@@ -157,7 +162,7 @@ def env_secrets(ctx):
 
 
 @check("config.services", "Services of raictl.toml load")
-def services(ctx):
+def services(ctx: CheckContext) -> Result:
     from raictl.doctor.observe import ServicesUnreadable, read_specs
 
     try:

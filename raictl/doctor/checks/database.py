@@ -9,17 +9,25 @@ not exist yet is not created by doctor.
 
 from __future__ import annotations
 
-from raictl.doctor.registry import check
+from typing import TYPE_CHECKING, Any
+
+from raictl.doctor.context import CheckContext
+from raictl.doctor.registry import Result, check
 from raictl.errors import RaictlError
 from raictl.migrate import REPAIR_HINT, unresolvable_words
 from raishared.database import UNKNOWN_HINT, driver_problem, mask_url, parse_url, sqlite_file
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from services.rai_api.schema import SchemaState
 
 CONNECT_TIMEOUT = 2
 READ_TIMEOUT = 2  # pymysql drops connect_timeout once connected: a server that never greets would hang
 DB_TIMEOUT = 6.0
 
 
-def _read(url: str):
+def _read(url: str) -> tuple[str, SchemaState | RaictlError]:
     """("ok", SchemaState) from one connection made within the timeouts, else ("error", RaictlError)
     naming the database and what to do (the driver's hints, as `raictl migrate` gives them)."""
     import sqlalchemy as sa
@@ -40,7 +48,7 @@ def _read(url: str):
         engine.dispose()
 
 
-def _with_indexes(conn, state):
+def _with_indexes(conn: sa.Connection, state: SchemaState) -> SchemaState:
     """`state` with the models' indexes the database lacks (what `raictl migrate --repair` would add)."""
     import dataclasses
 
@@ -51,11 +59,11 @@ def _with_indexes(conn, state):
     return dataclasses.replace(state, missing_indexes=tuple(lacking))
 
 
-def database(ctx) -> tuple[str, object]:
-    """("missing" | "error", reason) or ("ok", SchemaState): the database read once per run."""
+def database(ctx: CheckContext) -> tuple[str, Any]:
+    """("missing", str), ("error", RaictlError) or ("ok", SchemaState): the database read once per run."""
     url = ctx.settings.database_url
 
-    def probe():
+    def probe() -> tuple[str, Any]:
         path = sqlite_file(url)
         if path is not None and not path.exists():
             return "missing", f"{path} does not exist yet"
@@ -67,7 +75,7 @@ def database(ctx) -> tuple[str, object]:
 
 
 @check("db.reachable", "Database reachable", timeout=DB_TIMEOUT)
-def reachable(ctx):
+def reachable(ctx: CheckContext) -> Result:
     where = mask_url(ctx.settings.database_url)
     status, reason = database(ctx)
     if status == "missing":
@@ -77,21 +85,21 @@ def reachable(ctx):
     return ctx.ok(f"{where} answers")
 
 
-def _read_state(ctx):
-    """(None, SchemaState) when the database was read; (a skip Result, None) when it cannot be."""
+def _read_state(ctx: CheckContext) -> SchemaState | Result:
+    """The SchemaState when the database was read; a skip Result when it cannot be."""
     status, found = database(ctx)
     if status == "missing":
-        return ctx.skip("the database does not exist yet (see db.reachable)"), None
+        return ctx.skip("the database does not exist yet (see db.reachable)")
     if status == "error":
-        return ctx.skip("the database is not reachable (see db.reachable)"), None
-    return None, found
+        return ctx.skip("the database is not reachable (see db.reachable)")
+    return found
 
 
 @check("db.revision", "Alembic revision known and at head", timeout=DB_TIMEOUT)
-def revision(ctx):
-    skipped, st = _read_state(ctx)
-    if skipped:
-        return skipped
+def revision(ctx: CheckContext) -> Result:
+    st = _read_state(ctx)
+    if isinstance(st, Result):
+        return st
     head = ", ".join(st.heads)
     revs = ", ".join(st.revisions)
     if st.state in ("ok", "drift"):
@@ -101,14 +109,14 @@ def revision(ctx):
                         hint=REPAIR_HINT)
     if st.state in ("behind", "empty"):
         return ctx.fail(f"at {revs or 'no revision (empty database)'}, head is {head}", hint="raictl migrate")
-    return ctx.fail(unresolvable_words(st), hint=REPAIR_HINT)  # the words `raictl migrate` refuses with
+    return ctx.fail(unresolvable_words(st) or st.state, hint=REPAIR_HINT)  # the words `raictl migrate` refuses with
 
 
 @check("db.schema", "Schema matches the models", timeout=DB_TIMEOUT)
-def schema(ctx):
-    skipped, st = _read_state(ctx)
-    if skipped:
-        return skipped
+def schema(ctx: CheckContext) -> Result:
+    st = _read_state(ctx)
+    if isinstance(st, Result):
+        return st
     if st.missing:
         error = "Unknown column" if all(m.startswith("column") for m in st.missing) else "no such table"
         upgrade = st.state in ("behind", "empty")  # the migrations create them: no repair needed

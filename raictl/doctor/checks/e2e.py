@@ -9,9 +9,11 @@ raictl's settings say: a finding of its own. A failing step names the endpoint, 
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from raictl.doctor import observe
-from raictl.doctor.registry import check
+from raictl.doctor.context import CheckContext
+from raictl.doctor.registry import Result, check
 from raictl.errors import RaictlError
 
 E2E_TIMEOUT = 15.0
@@ -37,7 +39,7 @@ def _call(ctx, base: str, method: str, path: str, body=None, token=None, expect=
     return reply.body
 
 
-def _short(body) -> str:
+def _short(body: Any) -> str:
     import json
 
     return json.dumps(body)[:300]
@@ -65,7 +67,7 @@ def delete_user(url: str, username: str) -> int:
         engine.dispose()
 
 
-def _conversation(ctx, base: str, username: str, password: str) -> str:
+def _conversation(ctx: CheckContext, base: str, username: str, password: str) -> str:
     """Register, log in, chat, delete the session; the reply's first words."""
     creds = {"username": username, "password": password}
     _call(ctx, base, "POST", "/api/auth/register", creds, expect=201)
@@ -76,13 +78,15 @@ def _conversation(ctx, base: str, username: str, password: str) -> str:
 
 
 @check("e2e.chat", "Register, log in, chat, clean up", timeout=E2E_TIMEOUT)
-def chat(ctx):
+def chat(ctx: CheckContext) -> Result:
     h = observe.health(ctx, "rai_api")
     if not h.service_matches:
         return ctx.skip("the RAI API is not answering (see rai_api.health)")
     if h.doc.get("llm_status") == "unreachable":  # chat would only wait for the LLM API's timeout
         return ctx.skip("the RAI API cannot reach the LLM API, so chat cannot work (see wiring.live)")
     base = h.base
+    if base is None:
+        return ctx.skip("the RAI API is not answering (see rai_api.health)")
     username, password = f"{USER_PREFIX}{secrets.token_hex(6)}", secrets.token_urlsafe(18)
     failure = None
     try:

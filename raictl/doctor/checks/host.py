@@ -16,7 +16,8 @@ import os
 import socket
 from pathlib import Path
 
-from raictl.doctor.registry import check
+from raictl.doctor.context import CheckContext
+from raictl.doctor.registry import Result, check
 
 SYSTEM_HOSTS_FILE = Path("/etc/hosts")
 HOSTS_FILE_VAR = "RAICTL_HOSTS_FILE"
@@ -49,8 +50,9 @@ def _resolve_system(port: int) -> list[str]:
         return []
     seen: list[str] = []
     for *_, sockaddr in infos:
-        if sockaddr[0] not in seen:
-            seen.append(sockaddr[0])
+        address = str(sockaddr[0])
+        if address not in seen:
+            seen.append(address)
     return seen
 
 
@@ -85,7 +87,7 @@ def hosts_file_entries(path: Path, name: str = "localhost") -> list[tuple[int, s
 
 
 @check("host.ipv6_loopback", "IPv6 loopback available", needs_settings=False)
-def ipv6_loopback(ctx):
+def ipv6_loopback(ctx: CheckContext) -> Result:
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
             sock.bind(("::1", 0))
@@ -99,7 +101,7 @@ def ipv6_loopback(ctx):
 
 
 @check("host.localhost", "/etc/hosts maps localhost", needs_settings=False)
-def localhost_mapping(ctx):
+def localhost_mapping(ctx: CheckContext) -> Result:
     order, path = localhost_addresses(), hosts_file()
     try:
         entries = hosts_file_entries(path)
@@ -119,7 +121,7 @@ def localhost_mapping(ctx):
 
 
 @check("host.bindv6only", "net.ipv6.bindv6only", needs_settings=False)
-def bindv6only(ctx):
+def bindv6only(ctx: CheckContext) -> Result:
     try:
         value = BINDV6ONLY.read_text().strip()
     except OSError:
@@ -132,7 +134,7 @@ def bindv6only(ctx):
 
 
 @check("host.container", "container or laptop", needs_settings=False)
-def container(ctx):
+def container(ctx: CheckContext) -> Result:
     from raictl.export.container import CONTAINER_VAR, container_traces, exported_container
 
     engine, traces = exported_container(), container_traces()

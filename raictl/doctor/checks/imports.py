@@ -12,33 +12,43 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from raictl.doctor import observe
-from raictl.doctor.registry import ServiceCheck, service_checks
+from raictl.doctor.context import CheckContext
+from raictl.doctor.registry import Result, ServiceCheck, service_checks
 from raictl.supervisor.spec import BUILTINS
 from raictl.supervisor.states import RUNNING
+
+if TYPE_CHECKING:
+    from raictl.supervisor.spec import ServiceSpec
+    from raishared.settings import Settings
 
 IMPORT_TIMEOUT = 5.0
 PROBE = Path(__file__).resolve().parent.parent / "import_probe.py"
 PROJECT_PACKAGES = ("services", "raictl")  # followed module by module; other packages are only found
 
 
-def import_entry(spec, settings) -> dict:
+def import_entry(spec: ServiceSpec, settings: Settings) -> dict[str, Any]:
     """The probe's verdict on `spec`'s entry module, in the interpreter, environment and folder `raictl up` uses."""
     from raictl.supervisor.process import launch_cwd, launch_env
 
+    module = spec.entry_module
+    if module is None:
+        return {"ok": False, "problems": [["-", spec.name, "not started as `python -m MODULE`"]]}
+
     # -c with the file's text, not the path: running a file puts its folder first on sys.path
-    done = subprocess.run([spec.command[0], "-c", PROBE.read_text(), spec.entry_module, *PROJECT_PACKAGES],
+    done = subprocess.run([spec.command[0], "-c", PROBE.read_text(), module, *PROJECT_PACKAGES],
                           env=launch_env(spec, settings), cwd=launch_cwd(spec, settings),
                           capture_output=True, text=True, timeout=IMPORT_TIMEOUT)
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"ok": False, "problems": [["-", spec.entry_module, f"the probe failed: {last}"]]}
+        return {"ok": False, "problems": [["-", module, f"the probe failed: {last}"]]}
 
 
-def import_check(ctx, name: str):
+def import_check(ctx: CheckContext, name: str) -> Result:
     spec = observe.spec(ctx, name)
     if spec is None or not spec.entry_module:
         return ctx.skip(f"{name} is not started as `python -m MODULE`: nothing to import")

@@ -8,9 +8,15 @@ directly with the same engine code) and gives the reason when it fails. The key 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from raictl.doctor import observe
-from raictl.doctor.registry import check
+from raictl.doctor.context import CheckContext
+from raictl.doctor.registry import Result, check
 from raishared.settings import mask_secret
+
+if TYPE_CHECKING:
+    from raishared.settings import Settings
 
 CALL_TIMEOUT = 6.0
 NO_ENGINE = "no GEMINI_API_KEY, OPENAI_BASE_URL or OPENAI_API_KEY"
@@ -19,12 +25,12 @@ NO_ENGINE_HINT = ("set GEMINI_API_KEY, or OPENAI_BASE_URL for a local model serv
 FIRST_BYTES = 120  # of a reply that is not JSON, shown in the finding
 
 
-def _key_text(s) -> str:
+def _key_text(s: Settings) -> str:
     return f"{mask_secret(s.gemini_api_key)} from {s.sources.get('gemini_api_key', '?')}"
 
 
 @check("llm.engine", "LLM engine and why")
-def engine(ctx):
+def engine(ctx: CheckContext) -> Result:
     s = ctx.settings
     h = observe.health(ctx, "llm_api")
     if not h.service_matches:
@@ -43,12 +49,12 @@ def engine(ctx):
         return ctx.ok(f"mock engine, chosen by LLM_ENGINE=mock ({s.sources.get('llm_engine', 'default')})")
     if h.doc.get("last_error"):
         return ctx.fail(f"{name} ({model}) is degraded: {h.doc['last_error']}",
-                        hint=_hint(h.doc["last_error"], name))
+                        hint=_hint(h.doc["last_error"], str(name)))
     source = _engine_source(s, name)
     return ctx.ok(f"{name}, model {model}" + (f", {source}" if source else ""))
 
 
-def _engine_source(s, name: str | None = None) -> str:
+def _engine_source(s: Settings, name: str | None = None) -> str:
     """What in the settings makes the engine `name` (default: the one they choose): a key, a server."""
     name = name or s.resolved_engine
     if name == "gemini" and s.gemini_api_key:
@@ -76,14 +82,14 @@ def _hint(reason: str, engine: str = "gemini") -> str:
     return "network or upstream trouble: check connectivity and GEMINI_BASE_URL"
 
 
-def _direct_call(s) -> str | None:
+def _direct_call(s: Settings, key: str) -> str | None:
     """One minimal generate with the LLM API's own engine code; the failure reason, or None (a
     google-genai that does not import is the reason, as the LLM API would crash on it at start)."""
     from services.llm_api.engines import EngineError, GeminiEngine
     from services.llm_api.state import PROBE
 
     try:
-        GeminiEngine(s.gemini_api_key, s.gemini_model, s.gemini_base_url, CALL_TIMEOUT).generate(PROBE)
+        GeminiEngine(key, s.gemini_model, s.gemini_base_url, CALL_TIMEOUT).generate(PROBE)
     except EngineError as exc:
         return exc.message
     except ImportError as exc:
@@ -91,7 +97,7 @@ def _direct_call(s) -> str | None:
     return None
 
 
-def _deep_health(ctx, url: str):
+def _deep_health(ctx: CheckContext, url: str) -> dict[str, Any] | Result:
     """The JSON document of the LLM API's deep health (one real Gemini call), or the failed Result."""
     from raictl.chat.client import request
 
@@ -108,17 +114,17 @@ def _deep_health(ctx, url: str):
 
 
 @check("llm.gemini", "Gemini answers a minimal call", timeout=CALL_TIMEOUT + 2)
-def gemini(ctx):
+def gemini(ctx: CheckContext) -> Result:
     s = ctx.settings
     h = observe.health(ctx, "llm_api")
-    if h.service_matches and h.doc.get("engine") == "gemini":
+    if h.url and h.service_matches and h.doc.get("engine") == "gemini":
         doc = _deep_health(ctx, h.url + "?deep=1")
         if not isinstance(doc, dict):
             return doc
         via, error = f"through the LLM API ({doc.get('model')})", doc.get("last_error")
     elif s.gemini_api_key and not h.service_matches:
         ctx.doing(f"calling Gemini model {s.gemini_model} directly")
-        via, error = f"directly ({s.gemini_model})", _direct_call(s)
+        via, error = f"directly ({s.gemini_model})", _direct_call(s, s.gemini_api_key)
     else:
         return ctx.skip("no Gemini key in use: nothing to call")
     if error:

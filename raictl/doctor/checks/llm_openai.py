@@ -13,11 +13,16 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from raictl.doctor.checks.host import localhost_addresses
-from raictl.doctor.registry import check
+from raictl.doctor.context import CheckContext
+from raictl.doctor.registry import Result, check
 from raishared.settings import host_port, mask_secret
+
+if TYPE_CHECKING:
+    from raishared.settings import Settings
 
 CALL_TIMEOUT = 5.0
 SHOWN_MODELS = 8
@@ -32,7 +37,7 @@ class Trap:
     hint: str
 
 
-def _port_of(parts) -> int:
+def _port_of(parts: SplitResult) -> int:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
@@ -54,7 +59,7 @@ def client_order(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
         return []
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def first_address_trap(base_url: str) -> Trap | None:
@@ -84,7 +89,7 @@ def model_listed(model: str, models: list[str]) -> bool:
     return model in models or f"{model}:latest" in models
 
 
-def _key_text(s) -> str:
+def _key_text(s: Settings) -> str:
     if not s.openai_api_key:
         return "no key set (a local server needs none)"
     return f"key {mask_secret(s.openai_api_key)} accepted"
@@ -97,14 +102,14 @@ def _error_hint(code: str) -> str:
         code, "is the server running? (Ollama: `ollama serve`); check OPENAI_BASE_URL")
 
 
-def _models_finding(ctx, base_url: str, model: str, models: list[str]):
+def _models_finding(ctx: CheckContext, base_url: str, model: str, models: list[str]) -> Result:
     shown = ", ".join(models[:SHOWN_MODELS]) + (f" and {len(models) - SHOWN_MODELS} more" if len(models) > SHOWN_MODELS else "")
     return ctx.fail(f"{base_url} answers but does not list the model {model!r} (it lists {shown or 'no model'})",
                     hint=f"set OPENAI_MODEL to one it lists, or fetch it (Ollama: `ollama pull {model}`)")
 
 
 @check("llm.openai", "OpenAI-compatible server answers", timeout=CALL_TIMEOUT + 2)
-def openai_server(ctx):
+def openai_server(ctx: CheckContext) -> Result:
     from services.llm_api.engines import EngineError
     from services.llm_api.openai_engine import OpenAIEngine
 

@@ -7,8 +7,9 @@ findings from earlier runs still in the tail only warn: they may already be fixe
 from __future__ import annotations
 
 from raictl.doctor.checks.database import DB_TIMEOUT, database
-from raictl.doctor.registry import ServiceCheck, service_checks
-from raictl.doctor.signatures import scan
+from raictl.doctor.context import CheckContext
+from raictl.doctor.registry import Result, ServiceCheck, service_checks
+from raictl.doctor.signatures import Finding, scan
 from raictl.supervisor.spec import BUILTINS
 
 TAIL_LINES = 400
@@ -22,12 +23,12 @@ def split_runs(lines: list[str]) -> tuple[list[str], list[str]]:
     return lines[:cut], lines[cut:]
 
 
-def _schema_complete(ctx) -> bool:
+def _schema_complete(ctx: CheckContext) -> bool:
     status, state = database(ctx)
     return status == "ok" and not state.missing
 
 
-def _revision_known(ctx) -> bool:
+def _revision_known(ctx: CheckContext) -> bool:
     status, state = database(ctx)
     return status == "ok" and state.state in ("ok", "drift", "behind")
 
@@ -36,12 +37,12 @@ def _revision_known(ctx) -> bool:
 GONE = {"Unknown column": (_schema_complete, "db.schema"), "Can't locate revision": (_revision_known, "db.revision")}
 
 
-def _still_true(ctx, finding) -> bool:
+def _still_true(ctx: CheckContext, finding: Finding) -> bool:
     gone = GONE.get(finding.signature.name)
     return gone is None or not gone[0](ctx)
 
 
-def log_check(ctx, name: str):
+def log_check(ctx: CheckContext, name: str) -> Result:
     from raictl.supervisor.logs import log_path, tail
 
     path = log_path(ctx.settings.logs_dir, name)

@@ -12,22 +12,30 @@ A process on the port that another raictl home's supervisor started gets the hin
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import psutil
 
 from raictl.doctor import observe
 from raictl.doctor.checks.host import localhost_addresses
-from raictl.doctor.registry import ServiceCheck, service_checks
+from raictl.doctor.context import CheckContext
+from raictl.doctor.registry import Result, ServiceCheck, service_checks
 from raictl.supervisor.advice import is_wildcard
 from raictl.supervisor.spec import BUILTINS, hosts_setting, hosts_var, port_setting
 from raictl.supervisor.states import BACKOFF, FATAL, RUNNING, STARTING, STOPPED, UNHEALTHY
 from raishared.settings import host_port
 
+if TYPE_CHECKING:
+    from raictl.supervisor.identity import ExitInfo
+    from raictl.supervisor.probes import PortOwner
+    from raictl.supervisor.spec import ServiceSpec
+    from raictl.supervisor.status import ServiceStatus
+
 
 STOP_SIGNALS = ("SIGTERM", "SIGINT")  # how `raictl down` and Ctrl-C end a service: not a crash
 
 
-def _crash(status):
+def _crash(status: ServiceStatus) -> ExitInfo | None:
     """The last exit when it was a crash (an exit code, or a signal other than a stop request), or a
     restart for failing liveness; not when raictl stopped it (`down`, `restart`)."""
     last = status.last_exit
@@ -36,7 +44,7 @@ def _crash(status):
     return None if last.signal in STOP_SIGNALS and last.cause is None else last
 
 
-def _exit_text(status) -> str:
+def _exit_text(status: ServiceStatus) -> str:
     last = _crash(status)
     if last is None:
         return ""
@@ -48,13 +56,15 @@ def restarts(n: int) -> str:
     return f"{n} restart" + ("" if n == 1 else "s")
 
 
-def other_home(ctx, name: str) -> tuple[object, str] | None:
+def other_home(ctx: CheckContext, name: str) -> tuple[PortOwner, str] | None:
     """(port owner, its RAICTL_HOME) when the process on the service's port was started by the supervisor
     of a raictl home other than this one (`raictl up` recognises it the same way), else None."""
     from raictl.supervisor.preflight import raictl_home_of
 
     svc = observe.spec(ctx, name)
-    for host in svc.hosts if svc.port else ():
+    if svc is None or not svc.port:
+        return None
+    for host in svc.hosts:
         who = observe.owner(ctx, host, svc.port)
         if who is not None and who.pid:
             home = raictl_home_of(who.pid)
@@ -68,15 +78,16 @@ def _other_home_hint(name: str, home: str) -> str:
             f"`RAICTL_HOME={home} raictl down` stops it, then `raictl up {name}`")
 
 
-def running(ctx, name: str):
-    st = observe.status(ctx, name)
+def running(ctx: CheckContext, name: str) -> Result:
+    st = observe.status_of(ctx, name)
     tail = _exit_text(st)
     if st.state == RUNNING:
         summary = f"running, pid {st.pid}, up {st.uptime_s:.0f} s, {restarts(st.restarts)}{tail}"
         if not observe.supervised(ctx):  # its supervisor was killed: the next crash goes unnoticed
             return ctx.warn(f"{summary}; but no raictl supervisor watches it: a crash would not be restarted",
                             hint="`raictl up` starts a supervisor, which adopts it without restarting it")
-        if st.restarts or (_crash(st) and _crash(st).signal):
+        crash = _crash(st)
+        if st.restarts or (crash and crash.signal):
             return ctx.warn(summary, hint=f"`raictl logs {name}` shows why it exited")
         return ctx.ok(summary)
     if st.state == UNHEALTHY:  # stopped by SIGSTOP, or failing its liveness probe
@@ -101,7 +112,7 @@ def running(ctx, name: str):
     return ctx.fail(f"not running{tail}", hint=f"raictl up {name}")
 
 
-def _in_trouble(ctx, name: str, st, tail: str):
+def _in_trouble(ctx: CheckContext, name: str, st: ServiceStatus, tail: str) -> Result:
     """The supervisor is (re)starting it, waiting to, or gave up."""
     if st.state == STARTING:
         return ctx.warn(f"starting (not ready yet), {restarts(st.restarts)}{tail}",
@@ -115,8 +126,8 @@ def _in_trouble(ctx, name: str, st, tail: str):
                     details=st.log_tail or ())
 
 
-def _ours(st, pid: int | None) -> bool:
-    if st is None or st.pid is None or pid is None:
+def _ours(st: ServiceStatus, pid: int | None) -> bool:
+    if st.pid is None or pid is None:
         return False
     try:
         return pid == st.pid or pid in {p.pid for p in psutil.Process(st.pid).children(recursive=True)}
@@ -124,13 +135,13 @@ def _ours(st, pid: int | None) -> bool:
         return False
 
 
-def port(ctx, name: str):
-    svc, st = observe.spec(ctx, name), observe.status(ctx, name)
-    held = [(h, observe.owner(ctx, h, svc.port)) for h in svc.hosts]
+def port(ctx: CheckContext, name: str) -> Result:
+    (svc, number), st = observe.port_spec(ctx, name), observe.status_of(ctx, name)
+    held = [(h, observe.owner(ctx, h, number)) for h in svc.hosts]
     foreign = [(h, o) for h, o in held if o is not None and not _ours(st, o.pid)]
     if not foreign:
         taken = [h for h, o in held if o is not None]
-        return ctx.ok(f"port {svc.port} is held by raictl's {name}" if taken else f"port {svc.port} is free")
+        return ctx.ok(f"port {number} is held by raictl's {name}" if taken else f"port {number} is free")
     host, who = foreign[0]
     holder = who.describe()  # one line, cut at a word
     health = observe.health(ctx, name)
@@ -144,7 +155,7 @@ def port(ctx, name: str):
     if health.service_matches and st.state != RUNNING:
         return ctx.warn(f"port {svc.port} is held by {holder}, a {name} not started by raictl",
                         hint=f"stop it (kill {who.pid}), then `raictl up {name}`")
-    return ctx.fail(f"port {svc.port} on {host} is held by {holder}, not by raictl's {name}",
+    return ctx.fail(f"port {number} on {host} is held by {holder}, not by raictl's {name}",
                     hint=f"stop that process (kill {who.pid}) or move {name} with {port_setting(name)}")
 
 
@@ -159,7 +170,7 @@ def explain_refusal(host: str, bound: list[str]) -> str:
     return f"it listens only on {', '.join(bound)}"
 
 
-def bind_hint(name: str, svc, host: str) -> str:
+def bind_hint(name: str, svc: ServiceSpec, host: str) -> str:
     """What makes `host` accept: add it to the service's addresses, or make what listens honour them."""
     if host not in svc.hosts:
         return f"bind both loopbacks: {hosts_setting(name)}, then `raictl restart {name}`"
@@ -170,7 +181,7 @@ def bind_hint(name: str, svc, host: str) -> str:
             f"in hosts (or drop {host} from hosts)")
 
 
-def not_running(ctx, name: str):
+def not_running(ctx: CheckContext, name: str) -> Result | None:
     """A skip Result when the service is stopped and nothing at all listens on its port, else None."""
     svc = observe.spec(ctx, name)
     if observe.status(ctx, name).state == STOPPED and not observe.bindings(ctx, svc.port):
@@ -178,7 +189,7 @@ def not_running(ctx, name: str):
     return None
 
 
-def hosts_finding(ctx, name: str, svc, host: str):
+def hosts_finding(ctx: CheckContext, name: str, svc: ServiceSpec, number: int, host: str) -> Result | None:
     """A Result when the configured addresses themselves leave the loopback `host` unserved or bind its
     family's wildcard (found from the settings alone, running or not), else None.
 
@@ -202,7 +213,7 @@ def hosts_finding(ctx, name: str, svc, host: str):
         return ctx.fail(f"{setting} binds {same[0]}, every {family} interface: it {exposed}", hint=hint)
     if host in svc.hosts:
         return None
-    refused = f"a client of {host_port(host, svc.port)} is refused"
+    refused = f"a client of {host_port(host, number)} is refused"
     if v4 and family == "IPv6":
         why = f"binds {v4[0]}, which takes IPv4 only: {refused} (the log's ECONNREFUSED ::1)"
     elif v6 and family == "IPv4" and name in BUILTINS:
@@ -215,49 +226,49 @@ def hosts_finding(ctx, name: str, svc, host: str):
     return ctx.warn(f"{setting} {why}", hint=hint)
 
 
-def listen(ctx, name: str, host: str):
-    svc = observe.spec(ctx, name)
-    finding = hosts_finding(ctx, name, svc, host)
+def listen(ctx: CheckContext, name: str, host: str) -> Result:
+    svc, number = observe.port_spec(ctx, name)
+    finding = hosts_finding(ctx, name, svc, number, host) or not_running(ctx, name)
     if finding is not None:
         return finding
-    if not_running(ctx, name):
-        return not_running(ctx, name)
-    probe = observe.listen(ctx, host, svc.port)
-    shown = host_port(host, svc.port)
+    probe = observe.listen(ctx, host, number)
+    shown = host_port(host, number)
     if probe.ok:
         return ctx.ok(f"{shown} accepts")
-    bound = observe.bindings(ctx, svc.port)
+    bound = observe.bindings(ctx, number)
     return ctx.fail(f"{shown} refuses ({probe.detail}): {explain_refusal(host, bound)}",
                     hint=bind_hint(name, svc, host))
 
 
-def localhost(ctx, name: str):
-    svc = observe.spec(ctx, name)
-    if not_running(ctx, name):
-        return not_running(ctx, name)
-    order = localhost_addresses(svc.port)
+def localhost(ctx: CheckContext, name: str) -> Result:
+    svc, number = observe.port_spec(ctx, name)
+    skipped = not_running(ctx, name)
+    if skipped:
+        return skipped
+    order = localhost_addresses(number)
     if not order:
         return ctx.fail("localhost does not resolve", hint="see host.localhost")
-    refused = [a for a in order if not observe.listen(ctx, a, svc.port).ok]
+    refused = [a for a in order if not observe.listen(ctx, a, number).ok]
     if not refused:
-        return ctx.ok(f"http://localhost:{svc.port} works: {', '.join(order)} all accept")
-    bound = observe.bindings(ctx, svc.port)
+        return ctx.ok(f"http://localhost:{number} works: {', '.join(order)} all accept")
+    bound = observe.bindings(ctx, number)
     if not bound:
-        return ctx.fail(f"http://localhost:{svc.port} is refused on every address ({', '.join(order)})",
+        return ctx.fail(f"http://localhost:{number} is refused on every address ({', '.join(order)})",
                         hint=f"see {name}.running and {name}.listen.*")
     addr = refused[0]
-    problem = f"gets ECONNREFUSED {host_port(addr, svc.port)}: {explain_refusal(addr, bound)}"
+    problem = f"gets ECONNREFUSED {host_port(addr, number)}: {explain_refusal(addr, bound)}"
     fix = bind_hint(name, svc, refused[0])
     if addr == order[0]:
-        return ctx.fail(f"a client of http://localhost:{svc.port} tries {addr} first and {problem}", hint=fix)
-    return ctx.warn(f"a client of http://localhost:{svc.port} that picks {addr} {problem}", hint=fix)
+        return ctx.fail(f"a client of http://localhost:{number} tries {addr} first and {problem}", hint=fix)
+    return ctx.warn(f"a client of http://localhost:{number} that picks {addr} {problem}", hint=fix)
 
 
-def health_check(ctx, name: str):
+def health_check(ctx: CheckContext, name: str) -> Result:
     h = observe.health(ctx, name)
     if not h.answered:
-        if not_running(ctx, name):
-            return not_running(ctx, name)
+        skipped = not_running(ctx, name)
+        if skipped:
+            return skipped
         return ctx.fail(f"{h.url or name}: {h.error}",
                         hint=f"the process on the port is hung or is not {name}: see {name}.port, "
                              f"`raictl restart {name}`")
@@ -277,7 +288,7 @@ def health_check(ctx, name: str):
 
 
 
-def _extra_health(ctx, name: str, h):
+def _extra_health(ctx: CheckContext, name: str, h: observe.Health) -> Result:
     """An extra service declares only a health path: HTTP 200 there is healthy."""
     if h.status == 200:
         return ctx.ok(f"{h.url}: HTTP 200 in {h.latency_ms} ms")
@@ -285,7 +296,7 @@ def _extra_health(ctx, name: str, h):
                     hint=f"`raictl logs {name}`; check `health` in [services.{name}]")
 
 
-def _has_port(spec) -> bool:
+def _has_port(spec: ServiceSpec) -> bool:
     return bool(spec.port)
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from raictl.doctor import observe
-from raictl.doctor.registry import check
+from raictl.doctor.context import CheckContext
+from raictl.doctor.registry import Result, check
 from raictl.supervisor.identity import environ_of
 from raishared.settings import env_var
 
@@ -19,7 +20,7 @@ _LOOPBACK_NAMES = {"127.0.0.1", "::1", "localhost", "0.0.0.0", "::"}
 
 
 @check("wiring.config", "LLM_API_URL matches the LLM API's port")
-def config(ctx):
+def config(ctx: CheckContext) -> Result:
     s = ctx.settings
     if s.rai_api_port == s.llm_api_port:
         return ctx.fail(f"RAI_API_PORT and LLM_API_PORT are both {s.rai_api_port}",
@@ -38,7 +39,7 @@ def config(ctx):
     return ctx.ok(f"the RAI API calls {s.llm_api_url} ({source})")
 
 
-def rai_llm_url(ctx) -> tuple[str | None, str]:
+def rai_llm_url(ctx: CheckContext) -> tuple[str | None, str]:
     """(URL, where it was read) of the LLM API the running RAI API calls."""
     reported = observe.health(ctx, "rai_api").doc.get("llm_url")
     if reported:
@@ -61,11 +62,13 @@ def who_answers(url: str) -> str:
         return f"no LLM API ({exc.strerror or exc})"
     except ValueError:  # urllib's "unknown url type": a service started with settings that no longer load
         return "not an http:// URL"
-    return reply.body.get("service") if isinstance(reply.body, dict) else f"HTTP {reply.status}, not JSON"
+    if not isinstance(reply.body, dict):
+        return f"HTTP {reply.status}, not JSON"
+    return str(reply.body.get("service"))
 
 
 @check("wiring.live", "RAI API reaches the running LLM API")
-def live(ctx):
+def live(ctx: CheckContext) -> Result:
     rai = observe.health(ctx, "rai_api")
     if not rai.service_matches:
         return ctx.skip("the RAI API is not answering (see rai_api.health)")
