@@ -129,11 +129,12 @@ def replicas(rai_api: ServiceSpec, settings: Settings) -> list[ServiceSpec]:
         raise RaictlError(f"{count} RAI API replicas need MySQL/MariaDB: SQLite is one file, and its writers "
                           "would queue on its lock", hint="set RAI_DATABASE_URL=mysql+pymysql://user:pw@host/db, "
                                                          "or run one replica (rai_api.replicas = 1)")
-    if rai_api.port + count - 1 > 65535:
-        raise RaictlError(f"{count} RAI API replicas need ports {rai_api.port}-{rai_api.port + count - 1}",
-                          hint="lower RAI_API_PORT or rai_api.replicas")
-    return [rai_api] + [replace(rai_api, name=f"rai_api@{i}", port=rai_api.port + i - 1,
-                                env={**rai_api.env, "RAI_API_PORT": str(rai_api.port + i - 1)})
+    port = settings.rai_api_port  # rai_api's own: the first replica's
+    if port + count - 1 > 65535:
+        raise RaictlError(f"{count} RAI API replicas need ports {port}-{port + count - 1}",
+                          hint=f"lower {env_var('rai_api_port')} or rai_api.replicas")
+    return [rai_api] + [replace(rai_api, name=f"rai_api@{i}", port=port + i - 1,
+                                env={**rai_api.env, env_var("rai_api_port"): str(port + i - 1)})
                         for i in range(2, count + 1)]
 
 
