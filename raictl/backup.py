@@ -17,12 +17,15 @@ import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, TextIO
 
 import sqlalchemy as sa
 
 from raictl.errors import RaictlError
 from raishared.private_files import ensure_private_dir
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import ReflectedColumn
 
 END_MARK = "-- end of backup"
 ROWS_PER_STATEMENT = 50000
@@ -78,6 +81,13 @@ def backup_database(engine: sa.Engine, home: Path) -> Path | None:
     return dump_mysql(engine, backup_path(home, database or "database", ".sql"))
 
 
+def _dbapi(proxy: Any) -> Any:
+    """The driver's own connection (sqlite3's, pymysql's) under SQLAlchemy's: an open one always has it."""
+    raw = proxy.driver_connection
+    assert raw is not None
+    return raw
+
+
 def _copy_sqlite(engine: sa.Engine, source: Path, home: Path) -> Path:
     target = backup_path(home, source.stem or "rai", source.suffix or ".db")
     with atomic_file(target) as partial:
@@ -85,18 +95,18 @@ def _copy_sqlite(engine: sa.Engine, source: Path, home: Path) -> Path:
         # where sqlite3.connect(path) would read a `file:` name as a new, empty file.
         live, copy = engine.raw_connection(), sqlite3.connect(partial)
         try:
-            live.driver_connection.backup(copy)
+            _dbapi(live).backup(copy)
         finally:
             copy.close()
             live.close()
     return target
 
 
-def dump_mysql(engine, target: Path, statement_bytes: int | None = None) -> Path:
+def dump_mysql(engine: sa.Engine, target: Path, statement_bytes: int | None = None) -> Path:
     """Every table of the database with its rows, as one SQL statement per line, written atomically; a
     statement holds at most `statement_bytes` (default: half the server's max_allowed_packet)."""
     with atomic_file(target) as partial, engine.connect() as conn, open(partial, "w", encoding="utf-8") as out:
-        raw = conn.connection.driver_connection
+        raw = _dbapi(conn.connection)
         with raw.cursor() as cursor:
             cursor.execute("SELECT @@max_allowed_packet")
             packet = int(cursor.fetchone()[0])
@@ -117,7 +127,7 @@ def dump_mysql(engine, target: Path, statement_bytes: int | None = None) -> Path
     return target
 
 
-def _value_sql(column: dict) -> str:
+def _value_sql(column: ReflectedColumn) -> str:
     """The server-side SQL literal of one column's value: a number as is, a date quoted, text quoted
     with its newlines escaped (so each statement is one line); NULL as NULL."""
     name, kind = f"`{column['name']}`", column["type"]
@@ -128,12 +138,12 @@ def _value_sql(column: dict) -> str:
     return f"REPLACE(REPLACE(QUOTE({name}), '\\n', '\\\\n'), '\\r', '\\\\r')"
 
 
-def _row_sql(columns: list[dict]) -> str:
+def _row_sql(columns: Sequence[ReflectedColumn]) -> str:
     """The server-side expression rendering one row as `('a',1,NULL)` on one line."""
     return f"CONCAT('(', CONCAT_WS(',', {', '.join(_value_sql(c) for c in columns)}), ')')"
 
 
-def _dump_rows(raw, inspector, table: str, out: TextIO, cap: int) -> None:
+def _dump_rows(raw: Any, inspector: sa.Inspector, table: str, out: TextIO, cap: int) -> None:
     columns = inspector.get_columns(table)
     key = inspector.get_pk_constraint(table).get("constrained_columns") or []
     names = ",".join(f"`{c['name']}`" for c in columns)
@@ -163,7 +173,7 @@ def _dump_rows(raw, inspector, table: str, out: TextIO, cap: int) -> None:
             last = upto
 
 
-def restore_mysql(engine, source: Path) -> dict[str, int]:
+def restore_mysql(engine: sa.Engine, source: Path) -> dict[str, int]:
     """Replay a backup of `dump_mysql` into the empty database of `engine`; the rows per table restored."""
     text = source.read_text(encoding="utf-8")
     if END_MARK not in text.splitlines()[-3:]:
@@ -175,17 +185,17 @@ def restore_mysql(engine, source: Path) -> dict[str, int]:
             raise RaictlError(f"the database `{engine.url.database}` is not empty (it has {', '.join(existing[:5])})",
                               hint="restore into a new, empty database (CREATE DATABASE name CHARACTER SET utf8mb4) "
                                    "and point RAI_DATABASE_URL at it")
-        raw = conn.connection.driver_connection
+        raw = _dbapi(conn.connection)
         with raw.cursor() as cursor:
             for line in text.splitlines():
                 if line and not line.startswith("--"):
                     cursor.execute(line.rstrip(";"))
         raw.commit()
         tables = sa.inspect(conn).get_table_names()
-        return {t: conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{t}`").scalar() for t in tables}
+        return {t: int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{t}`").scalar() or 0) for t in tables}
 
 
-def restore_sqlite(engine, source: Path) -> dict[str, int]:
+def restore_sqlite(engine: sa.Engine, source: Path) -> dict[str, int]:
     """Copy a SQLite backup into the database of `engine`, which must be empty (no tables)."""
     with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as check:
         try:
@@ -199,10 +209,10 @@ def restore_sqlite(engine, source: Path) -> dict[str, int]:
                               hint="move it away (or point RAI_DATABASE_URL at a new file) and restore again")
     backup, live = sqlite3.connect(f"file:{source}?mode=ro", uri=True), engine.raw_connection()
     try:
-        backup.backup(live.driver_connection)
+        backup.backup(_dbapi(live))
     finally:
         backup.close()
         live.close()
     with engine.connect() as conn:
         tables = sa.inspect(conn).get_table_names()
-        return {t: conn.exec_driver_sql(f'SELECT COUNT(*) FROM "{t}"').scalar() for t in tables}
+        return {t: int(conn.exec_driver_sql(f'SELECT COUNT(*) FROM "{t}"').scalar() or 0) for t in tables}

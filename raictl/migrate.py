@@ -655,7 +655,7 @@ class RestoreResult:
         return {"restored": self.source, "rows": self.rows, "after": self.after}
 
 
-def restore_backup(settings, source: Path) -> RestoreResult:
+def restore_backup(settings: Settings, source: Path) -> RestoreResult:
     """Replay a backup of <home>/backups/ into the database of `settings`, which must be empty."""
     import sqlalchemy as sa
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from raictl.doctor.registry import Check, Result
     from raictl.errors import RaictlError
     from raictl.export import Export
-    from raictl.migrate import MigrateResult, Plan
+    from raictl.migrate import MigrateResult, Plan, RestoreResult
     from raictl.supervisor.control import DownResult, UpResult
     from raictl.supervisor.probes import ListenResult
     from raictl.supervisor.status import Overview, ServiceStatus
@@ -441,7 +441,7 @@ def migrate_result(result: MigrateResult, as_json: bool) -> None:
     _migrate_outcome(out, result)
 
 
-def restore_result(result, as_json: bool) -> None:
+def restore_result(result: RestoreResult, as_json: bool) -> None:
     """`raictl migrate --restore`: the rows put back per table, and the revision the database is at."""
     if as_json:
         print_json(result.as_json())
@@ -456,7 +456,7 @@ def restore_result(result, as_json: bool) -> None:
     out.print(f"revision: {escape(result.after or 'none')} (`raictl migrate` brings it to head)")
 
 
-def migrate_failure(exc, dry_run: bool) -> None:
+def migrate_failure(exc: RaictlError, dry_run: bool) -> None:
     """`raictl migrate --json` that failed: DESIGN's document, nothing done, plus `error` {message, hint}.
     A refusal knows where the database stands (`before` == `after`); a database never reached does not."""
     from raictl.migrate import Refusal

@@ -90,7 +90,7 @@ def register_json_errors(app: Flask, service: str, endpoints: str = "") -> None:
     app.register_error_handler(Exception, partial(_unexpected, service=service))
 
 
-def _json_error(exc: JsonError):
+def _json_error(exc: JsonError) -> Response:
     response = error_response(exc.status, exc.code, exc.message)
     response.headers.update(exc.headers)
     return response

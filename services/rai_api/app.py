@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from flask import Flask, Request, Response
 from flask.json.provider import DefaultJSONProvider
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 
-def create_app(settings=None, *, clock: Callable[[], float] = time.time) -> Flask:
+def create_app(settings: Settings | None = None, *, clock: Callable[[], float] = time.time) -> Flask:
     """A Flask app for `settings` (default: `raishared.settings.load_settings()`); `clock` times the login
     limits (tests pass a fake one)."""
     if settings is None:

@@ -21,22 +21,22 @@ import logging
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from services.rai_api.db import Database
 from raishared.database import is_schema_error
+from services.rai_api.db import Database
 from services.rai_api.errors import ApiError
-from services.rai_api.models import LoginFailure
+from services.rai_api.models import Base, LoginFailure
 
 LOGIN_LIMIT = 5  # failed logins of one username
 ADDRESS_LIMIT = 50  # failed logins from one client address, whatever the usernames
 WINDOW_S = 300
 SUBJECT_CHARS = 120
 
-_t = LoginFailure.__table__
+_t = Base.metadata.tables[LoginFailure.__tablename__]
 _SUBJECTS = sa.select(_t.c.subject, _t.c.failures, _t.c.window_start).where(
     _t.c.subject.in_(sa.bindparam("subjects", expanding=True)))
 _COUNT = (sa.update(_t).where(_t.c.subject == sa.bindparam("s"), _t.c.window_start > sa.bindparam("since"))
@@ -69,8 +69,9 @@ class LoginThrottle:
         self.db, self.clock = db, clock
 
     @contextmanager
-    def _table(self, write: bool = False) -> Iterator[sa.Connection | None]:
-        """A transaction on the table; None when the schema lacks it (behind revision 0003)."""
+    def _table(self, write: bool = False) -> Iterator[sa.Connection]:
+        """A transaction on the table; when the schema lacks it (behind revision 0003), the block is cut short
+        and nothing is counted."""
         try:
             with self.db.transaction(write=write) as connection:
                 yield connection

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError
 
 from services.rai_api import auth, conversation, rules, streaming, throttle
+from services.rai_api.db import Database
 from services.rai_api.errors import ApiError
 from services.rai_api.models import User
 
@@ -58,7 +60,7 @@ def login() -> ResponseReturnValue:
 
 
 @api.post("/chat")
-def chat():
+def chat() -> ResponseReturnValue:
     user_id = auth.request_user_id()
     body = rules.json_body()
     message, session_id = rules.chat_request(body)

@@ -158,7 +158,7 @@ def _existing(path: Path) -> Path:
 
 
 @check("host.home", "raictl home writable, with free space")
-def home_writable(ctx):
+def home_writable(ctx: CheckContext) -> Result:
     """<home> holds the state, logs, backups, credentials and the SQLite database: a read-only or full
     one breaks `up`, `chat` and every write of the RAI API (issue 13)."""
     import shutil
