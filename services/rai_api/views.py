@@ -52,7 +52,7 @@ def login() -> ResponseReturnValue:
     with current_app.extensions["rai_hash_gate"].slot():
         limits.admit(attempt)  # counted as failed until it succeeds: at most the limit of hashes per window
         matches = auth.password_matches(row.password_hash if row else None, creds.password)
-    if not matches or not row.is_active:
+    if row is None or not matches or not row.is_active:
         raise ApiError(401, "invalid_credentials", auth.LOGIN_FAILED)
     limits.succeeded(attempt)
     token = auth.issue_token(current_app.config["SECRET_KEY"], row.id, row.password_hash)
