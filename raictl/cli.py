@@ -9,6 +9,7 @@ SQLAlchemy, Alembic, google-genai) is imported inside the command that needs it.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import typer
 from typer.core import TyperGroup

@@ -141,8 +141,8 @@ def run_down(names: list[str]) -> int:
         settings = load_settings()
         home, known = settings.home, all_specs(settings)
     except RaictlError as exc:
-        home, known = shutdown.home_without_settings(), None
-        if home is None:
+        found = shutdown.home_without_settings()
+        if found is None:
             raise
         home, known = found, None
         render.down_warning(f"the settings do not load ({exc.message}); stopping what {home} records")

@@ -209,7 +209,7 @@ def upgrade_to_head(settings: Settings, script_location: str | None = None) -> U
     return UpgradeResult(plan.before, result.after, result.backup)
 
 
-def bring_to_head(settings) -> str:
+def bring_to_head(settings: Settings) -> str:
     """What `up` does before the RAI API starts: the database at head, said in one phrase;
     RaictlError (hint `raictl migrate --repair`) when only a repair can get it there."""
     head = sqlite_at_head(settings.database_url)

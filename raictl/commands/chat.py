@@ -11,7 +11,7 @@ import typer
 from raictl.errors import RaictlError
 
 if TYPE_CHECKING:
-    from raictl.chat import ChatClient
+    from raictl.chat import ChatClient, ChatView
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 

@@ -43,8 +43,11 @@ def run_foreground(settings: Settings, names: list[str], on_line: Callable[[str,
         watcher.claim()
     done = threading.Event()
     paths = {s.name: logs.log_path(settings.logs_dir, s.name) for s in specs}
-    follower = threading.Thread(target=lambda: [on_line(n, l) for n, l in logs.follow(paths, 0.05, done.is_set)],
-                                daemon=True)
+    def follow() -> None:
+        for name, line in logs.follow(paths, 0.05, done.is_set):
+            on_line(name, line)
+
+    follower = threading.Thread(target=follow, daemon=True)
     follower.start()
     try:
         watcher.run()

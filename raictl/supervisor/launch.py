@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from raictl.errors import RaictlError
 from raictl.supervisor import logs, probes, process
@@ -104,7 +105,7 @@ def _restarts(state: SupervisorState, alive: set[str], entries: dict[str, Desire
 
 def up(settings: Settings, names: list[str], timeout: float = 60.0,
        progress: Callable[[dict[str, str]], None] | None = None,
-       import_checks: list[ImportCheck] | None = None, force: list[str] = ()) -> UpResult:
+       import_checks: list[ImportCheck] | None = None, force: Sequence[str] = ()) -> UpResult:
     """Start the named services (all when none) and their dependencies detached; wait until ready.
     A running one whose settings changed is restarted with the new ones, as is one named in
     `force` (`restart`): only once every pre-flight check passed, so a refusal stops nothing.
@@ -319,7 +320,7 @@ class PartialListen:
             record = state.services.get(name)
             if len(spec.addresses) < 2 or record is None or record.state != STARTING:
                 continue
-            results = probes.probe_all([lambda a=a: probes.probe_listen(*a, 0.2) for a in spec.addresses])
+            results = probes.probe_all([partial(probes.probe_listen, h, p, 0.2) for h, p in spec.addresses])
             refused = [r for r in results if not r.ok]
             if not refused or len(refused) == len(results):
                 self.since.pop(name, None)
@@ -350,7 +351,7 @@ def _not_ready_reason(spec: ServiceSpec, timeout: float) -> str:
     if not missing and spec.port and spec.health:
         health = probes.combine_health([(h, probes.probe_health(h, spec.port, spec.health))
                                         for h in spec.hosts])
-        missing.append(f"health {health.detail}")
+        missing.append(f"health {health.detail if health else 'no answer'}")
     return f"not ready after {timeout:g}s: " + ("; ".join(missing) or "still starting")
 
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import IO, TYPE_CHECKING, Callable, Protocol
 
 from raictl.supervisor.identity import MARKER_VAR, SERVICE_VAR, Identity, identify, lookup, marked_processes, paused
 from raictl.supervisor.spec import ServiceSpec, builtin

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Collection, Iterable
 
 from raictl.errors import RaictlError
 from raictl.supervisor import process
@@ -143,7 +144,8 @@ def stop_supervised(home: Path, targets: list[str]) -> None:
         time.sleep(POLL)
 
 
-def stop_direct(home: Path, targets, every, state: SupervisorState, known, cause: str = "down") -> None:
+def stop_direct(home: Path, targets: Collection[str], every: list[str], state: SupervisorState,
+                known: Iterable[ServiceSpec], cause: str = "down") -> None:
     """No supervisor: stop from state.json by identity (pid + create time), then sweep markers.
     Not their parent, we cannot read an exit code: last_exit records the signal that ended them."""
     graces = {s.name: s.grace for s in known}

@@ -21,6 +21,9 @@ from raictl.supervisor.state import ServiceRecord, SupervisorState, read_state, 
 from raictl.supervisor.states import ACTIVE, ALIVE, FATAL, PENDING, RUNNING, STARTING, STOPPED, UNHEALTHY, State
 from raishared.settings import Settings
 
+if TYPE_CHECKING:
+    import psutil
+
 NOT_RUNNING = probes.HealthResult(False, None, "not running")
 
 
@@ -65,11 +68,11 @@ def live_state(record: ServiceRecord | None, alive: bool, supervised: bool) -> S
     if record is None:
         return STOPPED
     if alive:
-        return record.state if record.state in ALIVE else RUNNING  # type: ignore[return-value]
+        return record.state if record.state in ALIVE else RUNNING
     if record.state == FATAL:
         return FATAL
     if supervised and record.state in PENDING:
-        return record.state  # type: ignore[return-value]
+        return record.state
     return STOPPED
 
 
@@ -140,7 +143,7 @@ def _status(name, record, proc, supervised, results, has_health, stopped: str | 
     state = UNHEALTHY if stopped else live_state(record, alive, supervised)
     if state == STARTING and health.ok and all(l.ok for l in listen):
         state = RUNNING  # ready by the same test the loop uses; it has just not written it yet
-    return ServiceStatus(name, state, proc.pid if alive else None, uptime,
+    return ServiceStatus(name, state, proc.pid if proc is not None else None, uptime,
                          record.restarts if record else 0, record.last_exit if record else None,
                          listen, health, record.reason if record else None,
                          record.log_tail if record else None)

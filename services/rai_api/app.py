@@ -45,7 +45,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], float] =
     app = Flask(__name__, static_folder="static", static_url_path="/static")  # the chat page's files
     app.config.update(SECRET_KEY=settings.secret_key(), MAX_CONTENT_LENGTH=rules.MAX_BODY_BYTES,
                       SEND_FILE_MAX_AGE_DEFAULT=0, RAI_SYSTEM_PROMPT=settings.system_prompt)
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):  # Flask's own provider: keep the documents' key order
+        app.json.sort_keys = False
     app.session_interface = NoCookieSessions()
     db = Database(settings.database_url)
     llm = LlmClient(settings.llm_api_url, settings.llm_timeout_s,

@@ -54,7 +54,7 @@ def import_check(ctx: CheckContext, name: str) -> Result:
         return ctx.skip(f"{name} is not started as `python -m MODULE`: nothing to import")
     # the supervisor records "running" only once health answered: the imports worked. (Not
     # waiting for health here keeps a hung port off this check's path.)
-    if observe.status(ctx, name).state == RUNNING:
+    if observe.status_of(ctx, name).state == RUNNING:
         return ctx.ok(f"{spec.entry_module} is running under raictl and answered its health: it imported")
     ctx.doing(f"resolving {spec.entry_module}'s imports with {spec.command[0]}")
     verdict = import_entry(spec, ctx.settings)

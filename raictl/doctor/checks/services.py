@@ -183,8 +183,8 @@ def bind_hint(name: str, svc: ServiceSpec, host: str) -> str:
 
 def not_running(ctx: CheckContext, name: str) -> Result | None:
     """A skip Result when the service is stopped and nothing at all listens on its port, else None."""
-    svc = observe.spec(ctx, name)
-    if observe.status(ctx, name).state == STOPPED and not observe.bindings(ctx, svc.port):
+    _, number = observe.port_spec(ctx, name)
+    if observe.status_of(ctx, name).state == STOPPED and not observe.bindings(ctx, number):
         return ctx.skip(f"{name} is not running (see {name}.running)")
     return None
 
