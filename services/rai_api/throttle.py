@@ -21,7 +21,7 @@ import logging
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
