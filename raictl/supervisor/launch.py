@@ -224,8 +224,9 @@ def _progress_states(state: SupervisorState, specs: list[ServiceSpec]) -> dict[s
     shown = {}
     for spec in specs:
         record = state.services.get(spec.name)
-        waiting = record is not None and record.state == BACKOFF and (record.reason or "").startswith("waiting for")
-        shown[spec.name] = record.reason.split(" to be ")[0] if waiting else (record.state if record else STARTING)
+        reason = record.reason if record is not None else None
+        waiting = record is not None and record.state == BACKOFF and (reason or "").startswith("waiting for")
+        shown[spec.name] = reason.split(" to be ")[0] if waiting and reason else (record.state if record else STARTING)
     return shown
 
 

@@ -19,14 +19,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Callable, Protocol
+from functools import partial
+from typing import IO, TYPE_CHECKING, Any, Callable, Protocol
 
 from raictl.supervisor.identity import MARKER_VAR, SERVICE_VAR, Identity, identify, lookup, marked_processes, paused
 from raictl.supervisor.spec import ServiceSpec, builtin
 from raishared.private_files import ensure_private_dir
 from raishared.settings import Settings
 
-if TYPE_CHECKING:  # psutil (~10 ms) is imported where used: `up` starts its import checks first
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+  # psutil (~10 ms) is imported where used: `up` starts its import checks first
     from concurrent.futures import Future
 
     import psutil
@@ -245,19 +248,26 @@ def live_problem(spec: ServiceSpec, identity: Identity) -> str | None:
     if why or not spec.port:
         return why
     timeout = spec.liveness_timeout
-    if spec.health:
-        jobs = [lambda h=h: (h, probes.probe_health(h, spec.port, spec.health, timeout)) for h in spec.hosts]
-        bad = [(h, r.detail) for h, r in probes.probe_all(jobs) if r.status is None]
+    port, path = spec.port, spec.health
+    if path:
+        answers = probes.probe_all([partial(_health_answer, h, port, path, timeout) for h in spec.hosts])
+        bad = [(h, r.detail) for h, r in answers if r.status is None]
     else:
-        jobs = [lambda a=a: probes.probe_listen(*a, timeout) for a in spec.addresses]
-        bad = [(r.host, r.detail) for r in probes.probe_all(jobs) if not r.ok]
+        results = probes.probe_all([partial(probes.probe_listen, h, p, timeout) for h, p in spec.addresses])
+        bad = [(r.host, r.detail) for r in results if not r.ok]
     return "; ".join(f"{host_port(h, spec.port)}: {detail}" for h, detail in bad) or None
 
 
-_POOL = None
+def _health_answer(host: str, port: int, path: str, timeout: float) -> tuple[str, Any]:
+    from raictl.supervisor import probes
+
+    return host, probes.probe_health(host, port, path, timeout)
 
 
-def _probe_pool():
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _probe_pool() -> ThreadPoolExecutor:
     """A few threads for liveness probes, made on first use (never on `up`'s critical path)."""
     global _POOL
     if _POOL is None:

@@ -35,7 +35,7 @@ from raishared.settings import LIVENESS_KEYS, LOOPBACKS, Settings, _hosts, _port
 BUILTINS = ("llm_api", "rai_api")
 HEALTH_PATH = "/api/health"
 CONDITIONS = ("ready", "started")  # what a dependent waits for (compose: service_healthy, service_started)
-LIVENESS_DEFAULTS = {"liveness_interval": 5.0, "liveness_timeout": 2.0, "liveness_failures": 3}
+LIVENESS_DEFAULTS: dict[str, Any] = {"liveness_interval": 5.0, "liveness_timeout": 2.0, "liveness_failures": 3}
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ def extra_spec(name: str, table: Mapping[str, Any], base: Path) -> ServiceSpec:
     where = f"services.{name}"
     port = _port(table["port"], f"{where}.port") if "port" in table else None
     cwd = str((base / table["cwd"]).resolve()) if table.get("cwd") else None
-    grace = {"grace": _number(table, name, "grace")} if "grace" in table else {}
+    grace: dict[str, Any] = {"grace": _number(table, name, "grace")} if "grace" in table else {}
     depends_on, started = _dependencies(table, name)
     return ServiceSpec(
         name, _command(table.get("command"), name), port,

@@ -127,7 +127,17 @@ def overview(settings: Settings, state: SupervisorState | None = None) -> Overvi
     return Overview(supervisor.pid if supervisor else None, statuses)
 
 
-def _status(name, record, proc, supervised, results, has_health, stopped: str | None = None) -> ServiceStatus:
+def _uptime(record: ServiceRecord | None) -> float | None:
+    """Seconds a live service has run: started_at is on the wall clock; psutil's create time drifts from
+    it by up to a second."""
+    if record is None:
+        return None
+    since = record.started_at or (record.identity.create_time if record.identity else None)
+    return round(max(0.0, time.time() - since), 1) if since else None
+
+
+def _status(name: str, record: ServiceRecord | None, proc: psutil.Process | None, supervised: bool,
+            results: list[Any], has_health: bool, stopped: str | None = None) -> ServiceStatus:
     """One service's status; `stopped`: why its live process answers nothing (SIGSTOP): unhealthy,
     as the watch loop will find it once its liveness threshold passes."""
     alive = proc is not None
@@ -137,9 +147,7 @@ def _status(name, record, proc, supervised, results, has_health, stopped: str | 
     if health is None:
         no_check = probes.HealthResult(all(l.ok for l in listen), None, "no health check")
         health = no_check if alive and not has_health else NOT_RUNNING
-    # started_at is on the wall clock; psutil's create time drifts from it by up to a second
-    since = (record.started_at or record.identity.create_time) if alive else None
-    uptime = round(max(0.0, time.time() - since), 1) if alive else None
+    uptime = _uptime(record) if alive else None
     state = UNHEALTHY if stopped else live_state(record, alive, supervised)
     if state == STARTING and health.ok and all(l.ok for l in listen):
         state = RUNNING  # ready by the same test the loop uses; it has just not written it yet

@@ -29,7 +29,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Callable
+from typing import Any, Callable
 
 import psutil
 
@@ -264,7 +264,7 @@ class Watcher:
         unhealthy and restarted (this tick is over for it)."""
         spec, rec = child.spec, child.record
         if child.probe is None:
-            if now >= (child.next_probe_at or 0.0):
+            if now >= (child.next_probe_at or 0.0) and rec.identity is not None:
                 child.probe = self.processes.probe_live(spec, rec.identity)
             return False
         if not child.probe.done():
@@ -295,6 +295,7 @@ class Watcher:
         rec.reason = f"failing liveness: {problem}"
         self._save()
         logs.event(self._log(child), f"unhealthy after {child.live_failures} failed liveness probes: restarting")
+        assert rec.identity is not None  # found unhealthy by probing its process
         forced = self.processes.stop(rec.identity, child.spec.grace, child.popen)
         code = child.popen.poll() if child.popen else None
         rec.last_exit = decode_exit(code, now).because("liveness")
