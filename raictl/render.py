@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from raictl.supervisor import states
 from raishared.settings import host_port
 
 if TYPE_CHECKING:
+    from raictl.chat.client import ReplyStream
     from rich.console import Console
 
     from pathlib import Path
@@ -200,7 +201,7 @@ class ChatView:
         if self.usage:
             reply_usage(response)
 
-    def stream(self, reply: Iterable[str]) -> None:
+    def stream(self, reply: ReplyStream) -> None:
         chat_stream(reply)
         if self.usage:
             reply_usage({"usage": (reply.done or {}).get("usage")})

@@ -121,7 +121,7 @@ def serve(app: Flask, hosts: Iterable[str], port: int, name: str, threads: int =
         raise
 
 
-def run_service(create_app: Callable[[Settings], object], name: str, settings_key: str) -> int:
+def run_service(create_app: Callable[[Settings], Flask], name: str, settings_key: str) -> int:
     """`python -m services.X`: log to stderr, load the settings and build the app with `create_app` (a bad
     setting is one line in the log and exit code 1, not a traceback), then serve it on the addresses
     `<settings_key>_hosts` and port `<settings_key>_port` of the settings until stopped, with

@@ -11,7 +11,8 @@ import typer
 from raictl.errors import RaictlError
 
 if TYPE_CHECKING:
-    from raictl.chat import ChatClient, ChatView
+    from raictl.chat.client import ChatClient
+    from raictl.chat.repl import ChatView
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
@@ -84,7 +85,7 @@ def chat(
         render.reply_usage({"usage": (reply.done or {}).get("usage")})
 
 
-def _repl(client, session_id: str | None, system: str | None, view, stream: bool) -> int:
+def _repl(client: ChatClient, session_id: str | None, system: str | None, view: ChatView, stream: bool) -> int:
     from raictl.chat import repl as core
 
     view.note(f"chatting as {client.credentials.username} in "

@@ -158,7 +158,7 @@ def owner(ctx: CheckContext, host: str, port: int) -> PortOwner | None:
     return None
 
 
-def _fetch_health(ctx, name: str) -> Health:
+def _fetch_health(ctx: CheckContext, name: str) -> Health:
     from raictl.chat.client import request
     from raishared.settings import base_url
 

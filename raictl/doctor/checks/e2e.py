@@ -25,7 +25,8 @@ class StepFailed(Exception):
     """One HTTP step answered wrong: endpoint, status and body."""
 
 
-def _call(ctx, base: str, method: str, path: str, body=None, token=None, expect=200):
+def _call(ctx: CheckContext, base: str, method: str, path: str, body: Any = None, token: str | None = None,
+          expect: int = 200) -> Any:
     from raictl.chat.client import request
 
     ctx.doing(f"{method} {path}")
