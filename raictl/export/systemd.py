@@ -20,7 +20,7 @@ import os
 import pwd
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from raictl.export import GeneratedFile
 from raictl.export.plan import Plan, Secret, Unit

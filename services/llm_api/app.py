@@ -16,7 +16,6 @@ import time
 from typing import Callable, Generator, Iterator
 
 from flask import Flask, Response, jsonify, request
-from flask.typing import ResponseReturnValue
 
 from raishared.settings import Settings, load_settings
 from services import request_guard, sse
