@@ -13,6 +13,7 @@ RAI_PAGE_SCREENSHOT=docs/chat-page.png writes the README's screenshot from the l
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from html.parser import HTMLParser
 from pathlib import Path
@@ -303,7 +304,7 @@ def test_schema_mismatch_then_migrate_then_chat_with_the_mock_labelled(page, tmp
         llm.stop()
 
 
-def test_wrong_password_taken_name_and_rules_are_said_in_words(page, served):
+def test_wrong_password_rate_limit_taken_name_and_rules_are_said_in_words(page, served):
     fake, rai = served
     origin = origin_of(rai, "127.0.0.1")
     open_page(page, origin)
@@ -319,6 +320,9 @@ def test_wrong_password_taken_name_and_rules_are_said_in_words(page, served):
                         f"an error after {button}")
 
     assert attempt(name, "wrong password", "login") == "Wrong username or password."
+    answers = [attempt(name, "wrong password", "login") for _ in range(10)]
+    limited = [a for a in answers if a != "Wrong username or password."]  # the RAI API limits failed logins
+    assert limited and re.fullmatch(r"Too many failed attempts: wait \d+ seconds? and try again\.", limited[0]), answers
     assert attempt(name, PASSWORD, "register").startswith("That username is taken")
     assert attempt(name + "2", "short", "register") == "Password must be 8-128 characters."
     assert attempt("a b", PASSWORD, "register").startswith("Username must be 3-32 characters")
