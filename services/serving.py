@@ -18,6 +18,7 @@ import errno
 import json
 import logging
 import resource
+import socket
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -62,6 +63,7 @@ class JsonErrorTask(ErrorTask):
             message = f"{error.reason}: {error.body}"
         body = json.dumps({"error": self.CODES.get(error.code, "bad_request"), "message": message}).encode()
         self.status = f"{error.code} {error.reason}"
+        self.channel.linger = True  # type: ignore[attr-defined]  # a JsonErrorChannel: part of the body is unread
         self.response_headers = [*self.response_headers, ("Content-Type", "application/json")]
         self.set_close_on_finish()
         self.content_length = len(body)
@@ -69,7 +71,48 @@ class JsonErrorTask(ErrorTask):
 
 
 class JsonErrorChannel(HTTPChannel):
+    """waitress' channel with JSON error answers and a lingering close after them (RFC 9112 9.6).
+
+    A body refused from its headers is still on its way when the answer is sent: closing then makes the
+    kernel reset the connection, and the client loses the 413 it was sent. So the channel shuts its
+    sending side, reads and drops what still comes (at most LINGER_BYTES, and no longer than the idle
+    timeout) and closes when the client does.
+    """
+
     error_task_class = JsonErrorTask
+    LINGER_BYTES = 64 * 1024 * 1024
+    linger = False  # set by JsonErrorTask
+    lingering = False
+    dropped = 0
+
+    def handle_close(self) -> None:
+        if self.linger and not self.lingering and self.socket is not None and not self.total_outbufs_len:
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+            except OSError:
+                super().handle_close()
+                return
+            self.lingering, self.will_close = True, False
+            return
+        super().handle_close()
+
+    def readable(self) -> bool:
+        return self.lingering or super().readable()
+
+    def handle_write(self) -> None:
+        if self.lingering:  # the idle timeout asked to close
+            super().handle_close()
+            return
+        super().handle_write()
+
+    def handle_read(self) -> None:
+        if not self.lingering:
+            super().handle_read()
+            return
+        data = self.recv(self.adj.recv_bytes)  # b"" at the client's close: recv has closed the channel
+        self.dropped += len(data)
+        if data and self.dropped > self.LINGER_BYTES:
+            super().handle_close()
 
 
 def waitress_options(app: Flask, settings: Settings | None) -> dict[str, Any]:
