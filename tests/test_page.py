@@ -12,6 +12,7 @@ RAI_PAGE_SCREENSHOT=docs/chat-page.png writes the README's screenshot from the l
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -180,6 +181,26 @@ def test_register_chat_reload_and_delete_through_each_loopback_name(page, served
              "the chat to be gone from the list")
     assert page.find_elements("css selector", "#messages .msg") == []
     assert_same_origin(page, origin)
+
+
+def test_a_new_chat_takes_a_system_prompt_kept_for_every_turn(page, served):
+    """Issue 16: the page sets a new chat's system prompt; the RAI API keeps it and sends it on each turn."""
+    fake, rai = served
+    open_page(page, origin_of(rai, "127.0.0.1"))
+    sign_up(page, f"u{uuid.uuid4().hex[:10]}")
+    assert page.find_element("id", "system-box").is_displayed()
+    page.find_element("css selector", "#system-box summary").click()
+    page.find_element("id", "system").send_keys("Answer like a ship's captain.")
+    fake.reply("Aye.", chunks=2, delay=0.05)
+    chat(page, "hello")
+    assert not page.find_element("id", "system-box").is_displayed()  # the chat has its prompt now
+    fake.reply("Aye again.", chunks=2, delay=0.05)
+    chat(page, "and again")
+    bodies = [json.dumps(r.body) for r in fake.wait_for_requests(2)]
+    assert all("Answer like a ship's captain." in body for body in bodies), bodies
+    page.find_element("id", "new-chat").click()  # a new chat starts without the last one's prompt
+    assert page.find_element("id", "system-box").is_displayed()
+    assert page.find_element("id", "system").get_attribute("value") == ""
 
 
 def test_hostile_replies_and_messages_run_nothing(page, served):

@@ -211,6 +211,7 @@
   }
 
   function markCurrent() {
+    $("system-box").hidden = state.sessionId !== null;  // a system prompt is set when a chat begins
     for (const item of $("session-list").children) {
       const button = item.querySelector(".session-title");
       if (item.dataset.sessionId === state.sessionId) button.setAttribute("aria-current", "true");
@@ -247,6 +248,7 @@
   function newChat() {
     if (state.controller) state.controller.abort();
     state.sessionId = null;
+    $("system").value = "";
     $("messages").replaceChildren();
     markCurrent();
     closeSessionsPanel();
@@ -315,6 +317,7 @@
     try {
       const body = { message: text, stream: true };
       if (state.sessionId) body.session_id = state.sessionId;
+      else if ($("system").value.trim()) body.system = $("system").value.trim();
       const response = await send("POST", "/api/chat", body, controller.signal);
       if (!response.ok) throw await failure(response);
       if ((response.headers.get("Content-Type") || "").startsWith("text/event-stream")) {
