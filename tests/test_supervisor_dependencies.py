@@ -34,8 +34,10 @@ def test_down_or_restart_of_a_dependency_keeps_the_dependent_supervised(stack, c
     first = stack.status()["dep"]["pid"]
     assert first is not None and alive(first)  # the dependent was not stopped with its dependency
     os.kill(first, signal.SIGKILL)
-    dep = wait_until(lambda: (d := stack.status()["dep"])["pid"] not in (None, first) and d["health"]["ok"] and d,
-                     timeout=15, what="dep restarted after SIGKILL")
+    # status probes health itself, so it can answer before the supervisor records the restart as ready:
+    # wait for the recorded state too, not a snapshot in between.
+    dep = wait_until(lambda: (d := stack.status()["dep"])["pid"] not in (None, first) and d["health"]["ok"]
+                     and d["state"] == "running" and d, timeout=15, what="dep restarted after SIGKILL")
     assert dep["state"] == "running" and dep["last_exit"]["signal"] == "SIGKILL"
     assert stack.state()["supervisor"]["pid"] == supervisor and alive(supervisor)
     assert "Traceback" not in _supervisor_log()
