@@ -247,8 +247,12 @@ class GeminiEngine:
         return EngineError(502, "upstream_rejected", f"Gemini rejected the request (HTTP {code}): {detail}")
 
     def _scrub(self, text: str) -> str:
-        """Upstream text never carries the key out, even if a proxy echoed it."""
-        return text.replace(self._key, mask_secret(self._key)) if self._key else text
+        return scrub(text, self._key)
+
+
+def scrub(text: str, key: str | None) -> str:
+    """Upstream text never carries the key out, even if a proxy echoed it."""
+    return text.replace(key, mask_secret(key)) if key else text
 
 
 def _pool_limits(connections: int) -> Any:

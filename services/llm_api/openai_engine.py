@@ -13,8 +13,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from raishared.settings import mask_secret
-from services.llm_api.engines import DEFAULT_TIMEOUT_S, Delta, EngineError, Prompt, Reply
+from services.llm_api.engines import DEFAULT_TIMEOUT_S, Delta, EngineError, Prompt, Reply, scrub
 
 OPENAI_URL = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "no-key"  # what goes out as the bearer token when OPENAI_API_KEY is not set
@@ -132,8 +131,7 @@ class OpenAIEngine:
         return EngineError(502, "upstream_rejected", f"{self.where} rejected the request (HTTP {code}): {detail}")
 
     def _scrub(self, text: str) -> str:
-        """Upstream text never carries the key out, even if a proxy echoed it."""
-        return text.replace(self._key, mask_secret(self._key)) if self._key else text
+        return scrub(text, self._key)
 
 
 def error_detail(body: Any, fallback: str) -> str:
