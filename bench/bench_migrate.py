@@ -8,7 +8,10 @@ re-stamp, upgrade adding `users.remembered_facts` in place). The incident is the
 core (`plan_repair` + `apply_plan`) timed in-process for the breakdown. The peer, measured in the same
 run on the same table: a table-copying `ALTER TABLE ... ADD COLUMN ..., ALGORITHM=COPY`.
 The backup the repair takes first (every table with its rows, issue 13) is timed on its own and
-compared with `mariadb-dump` of the same tables, run right after on the same data.
+compared with `mariadb-dump` of the same tables on the same data: three of each, taken in turns,
+medians compared (one pair alone swung from 1.3x to 1.8x between runs on this 2-core machine).
+raictl writes the backup with mariadb-dump when it is installed and its own SQL otherwise; both are
+timed, the goal applies to the first (what `raictl migrate` takes on this machine).
 Goals: the whole repair (the command) under 2 s (issue 4); the backup at most 1.5x mariadb-dump
 (issue 13). The database is dropped at the end.
 
@@ -22,12 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -40,6 +45,7 @@ from services.rai_api.schema import script_directory  # noqa: E402
 
 GOAL_S = 2.0
 BACKUP_GOAL_RATIO = 1.5
+ROUNDS = 3
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 UNKNOWN = "3f2724846ff9"
 HEAD = script_directory().get_current_head()
@@ -79,6 +85,8 @@ def break_again(url: str) -> None:
     table gone), the unknown revision back."""
     scalar(url, "ALTER TABLE users DROP COLUMN remembered_facts")
     scalar(url, "DROP TABLE IF EXISTS login_failures")
+    scalar(url, "ALTER TABLE chat_sessions DROP COLUMN system_prompt")
+    scalar(url, "ALTER TABLE messages DROP COLUMN input_tokens, DROP COLUMN output_tokens, MODIFY content TEXT NOT NULL")
     scalar(url, f"UPDATE alembic_version SET version_num = '{UNKNOWN}'")
 
 
@@ -102,17 +110,19 @@ def _status(url: str, name: str) -> int:
     return int(value)
 
 
-def timed_backup(url: str, home: Path) -> tuple[float, int]:
-    """(seconds, bytes) of raictl's backup of the database, as the repair takes it."""
-    from raictl.backup import backup_database
+def timed_backup(url: str, home: Path, own_sql: bool) -> tuple[float, int]:
+    """(seconds, bytes) of raictl's backup of the database: as the repair takes it (with mariadb-dump
+    when it is installed), or with raictl's own SQL writer (its fallback)."""
+    from raictl.backup import backup_database, backup_path, dump_mysql
 
     engine = sa.create_engine(sa.make_url(url).update_query_dict({"charset": "utf8mb4"}))
     try:
         start = time.perf_counter()
-        path = backup_database(engine, home)
+        path = dump_mysql(engine, backup_path(home, "own", ".sql")) if own_sql else backup_database(engine, home)
         elapsed = time.perf_counter() - start
     finally:
         engine.dispose()
+    assert path is not None
     return elapsed, path.stat().st_size
 
 
@@ -130,6 +140,27 @@ def timed_mariadb_dump(url: str, out: Path) -> tuple[float, int] | None:
     start = time.perf_counter()
     subprocess.run(args, env=env, check=True, capture_output=True, timeout=600)
     return time.perf_counter() - start, out.stat().st_size
+
+
+def timed_backups(url: str, home: Path) -> dict[str, tuple[float, int]]:
+    """raictl's backup (as the repair takes it, and with its own SQL writer) and mariadb-dump, taken in
+    turns ROUNDS times each: per kind, (median seconds, bytes)."""
+    kinds: dict[str, Callable[[int], tuple[float, int] | None]] = {
+        "raictl": lambda _: timed_backup(url, home, own_sql=False),
+        "raictl's own SQL writer": lambda _: timed_backup(url, home, own_sql=True),
+        "mariadb-dump": lambda round_: timed_mariadb_dump(url, home / f"peer-{round_}.sql"),
+    }
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    sizes: dict[str, int] = {}
+    for round_ in range(ROUNDS):
+        for kind, take in kinds.items():
+            taken = take(round_)
+            if taken is not None:
+                times[kind].append(taken[0])
+                sizes[kind] = taken[1]
+    for kind, seconds in times.items():
+        print(f"  {kind}, {ROUNDS} rounds: {', '.join(f'{t:.3f}' for t in seconds) or 'not installed'} s")
+    return {kind: (statistics.median(seconds), sizes[kind]) for kind, seconds in times.items() if seconds}
 
 
 def timed_copy_alter(url: str) -> float:
@@ -165,8 +196,8 @@ def run(url: str, rows: int) -> int:
         command_s = timed_command(url, Path(home))
         break_again(url)
         plan_s, apply_s, instant = timed_repair(url, Path(home))
-        backup_s, backup_bytes = timed_backup(url, Path(home))
-        peer = timed_mariadb_dump(url, Path(home) / "peer.sql")
+        print("backups (every table with its rows), taken in turns:")
+        backups = timed_backups(url, Path(home))
     count = scalar(url, "SELECT COUNT(*) FROM users")
     copy_s = timed_copy_alter(url)
     print(f"raictl migrate --repair --yes (child process, start-up included): {command_s:.3f} s")
@@ -176,15 +207,19 @@ def run(url: str, rows: int) -> int:
     print(f"ALTER TABLE users ADD COLUMN ..., ALGORITHM=COPY: {copy_s:.3f} s")
     print(f"ratio: the whole repair took {command_s / copy_s:.3f}x the copying ALTER "
           f"({copy_s / command_s:.1f}x faster); goal: the repair under {GOAL_S:.0f} s")
-    print(f"backup (raictl, every table with its rows): {backup_s:.3f} s, {backup_bytes / 1e6:.1f} MB")
-    backup_ok = True
+    peer = backups.get("mariadb-dump")
+    backup_ok = peer is not None
+    for kind in ("raictl", "raictl's own SQL writer"):
+        seconds, size = backups[kind]
+        ratio = f", {seconds / peer[0]:.2f}x mariadb-dump ({peer[0]:.3f} s, {peer[1] / 1e6:.1f} MB)" if peer else ""
+        print(f"{kind} backup, median: {seconds:.3f} s, {size / 1e6:.1f} MB{ratio}")
     if peer is None:
-        print("mariadb-dump not installed: no backup ratio")
+        print("mariadb-dump not installed: no backup ratio (raictl then writes its own SQL)")
     else:
-        ratio = backup_s / peer[0]
-        backup_ok = ratio <= BACKUP_GOAL_RATIO
-        print(f"mariadb-dump of the same tables: {peer[0]:.3f} s, {peer[1] / 1e6:.1f} MB")
-        print(f"ratio: the backup took {ratio:.2f}x mariadb-dump; goal <= {BACKUP_GOAL_RATIO}x")
+        ratio_ = backups["raictl"][0] / peer[0]
+        backup_ok = ratio_ <= BACKUP_GOAL_RATIO
+        print(f"ratio: the backup the repair takes took {ratio_:.2f}x mariadb-dump; goal <= {BACKUP_GOAL_RATIO}x "
+              "(the own SQL writer, used without mariadb-dump: no goal, reported above)")
     ok = command_s < GOAL_S and count == rows and backup_ok
     print("goal met" if ok else "GOAL MISSED")
     return 0 if ok else 1

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,9 @@ from tests.migrate_support import UNKNOWN, dump, the_incident
 from tests.support import run_sql, wait_until, with_connection
 
 
-def raictl(db_url: str, *args: str, **popen) -> subprocess.CompletedProcess:
-    env = dict(os.environ, RAI_DATABASE_URL=db_url)
+def raictl(db_url: str, *args: str, path: str | None = None, **popen) -> subprocess.CompletedProcess:
+    """`raictl ARGS` on `db_url`; `path` replaces PATH (to hide MariaDB's client programs)."""
+    env = dict(os.environ, RAI_DATABASE_URL=db_url, **({"PATH": path} if path is not None else {}))
     return subprocess.run([sys.executable, "-m", "raictl", *args], env=env, capture_output=True, text=True,
                           timeout=120, stdin=subprocess.DEVNULL, **popen)
 
@@ -40,14 +42,40 @@ def empty_twin(db_url, tmp_path):
         run_sql(db_url, f"DROP DATABASE IF EXISTS `{name}`")
 
 
-def test_the_repairs_backup_restores_every_row_into_an_empty_database(db_url, empty_twin):
-    the_incident(db_url)
-    awkward = "line one\nline two;\r\n-- not a comment\\ 'quoted' \"double\" 100% ünïcödé 🎉"
+@contextmanager
+def twin_database(mysql_url: str):
+    """Another empty MariaDB database on the same server: (its name, its URL)."""
+    name = f"rai_r_{uuid.uuid4().hex[:12]}"
+    run_sql(mysql_url, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    try:
+        yield name, sa.make_url(mysql_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        run_sql(mysql_url, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def no_tools(tmp_path: Path) -> str:
+    """A PATH without MariaDB's client programs (raictl runs as `python -m raictl`: it needs no PATH)."""
+    folder = tmp_path / "no-mariadb-tools"
+    folder.mkdir(exist_ok=True)
+    return str(folder)
+
+
+def add_awkward_message(db_url: str) -> str:
+    """A message with line breaks of every kind: a restore that reads a statement a line must end one
+    at "\n" only (str.splitlines also splits at U+2028, U+0085, ...)."""
+    awkward = ("line one\nline two;\r\n-- not a comment\\ 'quoted' \"double\" 100% ünïcödé 🎉 "
+               "next\u2028line\u2029para\x85nel\x0bvt\x0cff\x1cfs")
     engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO messages (session_id, role, content) VALUES ('s-1', 'user', :c)"),
                      {"c": awkward})
     engine.dispose()
+    return awkward
+
+
+def test_the_repairs_backup_restores_every_row_into_an_empty_database(db_url, empty_twin):
+    the_incident(db_url)
+    awkward = add_awkward_message(db_url)
     before = dump(db_url)
     repaired = raictl(db_url, "migrate", "--repair", "--yes", "--json")
     assert repaired.returncode == 0, repaired.stderr
@@ -140,3 +168,66 @@ def test_rows_longer_than_a_statement_allows_are_backed_up_in_smaller_statements
     finally:
         target.dispose()
         run_sql(mysql_url, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def _header(path: str) -> bytes:
+    with open(path, "rb") as backup:
+        return backup.read(16)
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("tools", ["mariadb-dump", "raictl's own SQL"])
+def test_a_user_with_a_password_and_no_lock_privilege_backs_up_and_restores(mysql_url, tmp_path, tools):
+    """Both writers, with a password full of quoting characters (given to the MariaDB programs in their
+    environment, never on a command line) and a user without LOCK TABLES (raictl's own writer then
+    reads with one connection instead of two)."""
+    import shutil
+
+    if tools == "mariadb-dump" and not (shutil.which("mariadb-dump") or shutil.which("mysqldump")):
+        if os.environ.get("CI") == "true":
+            pytest.fail("mariadb-dump is not installed: CI must test the backup it writes")
+        pytest.skip("mariadb-dump is not installed")
+    path = no_tools(tmp_path) if tools != "mariadb-dump" else None
+    the_incident(mysql_url)
+    add_awkward_message(mysql_url)
+    before = dump(mysql_url)
+    user, password = f"rai_b_{uuid.uuid4().hex[:8]}", "p\"a's$w\\rd #1;--"
+    server = sa.make_url(mysql_url)
+    with twin_database(mysql_url) as (twin_name, _):
+        quoted = password.replace("\\", "\\\\").replace("'", "\\'")
+        # '%%': pymysql formats a statement run through SQLAlchemy (with no parameters) with `%`.
+        run_sql(mysql_url, f"CREATE USER '{user}'@'%%' IDENTIFIED BY '{quoted}'",
+                *(f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES ON `{db}`.* "
+                  f"TO '{user}'@'%%'" for db in (server.database, twin_name)))
+        try:
+            as_user = server.set(username=user, password=password)
+            source = as_user.render_as_string(hide_password=False)
+            target = as_user.set(database=twin_name).render_as_string(hide_password=False)
+            repaired = raictl(source, "migrate", "--repair", "--yes", "--json", path=path)
+            assert repaired.returncode == 0, repaired.stderr
+            backup = json.loads(repaired.stdout)["backup"]
+            assert (_header(backup) == b"-- raictl backup") == (tools != "mariadb-dump")
+            restored = raictl(target, "migrate", "--restore", backup, "--json", path=path)
+            assert restored.returncode == 0, restored.stderr
+            assert password not in repaired.stdout + repaired.stderr + restored.stdout + restored.stderr
+            assert dump(target) == before
+        finally:
+            run_sql(mysql_url, f"DROP USER IF EXISTS '{user}'@'%%'")
+
+
+@pytest.mark.mysql
+def test_a_mariadb_dump_backup_without_the_mariadb_client_is_refused_with_a_hint(mysql_url, tmp_path):
+    import shutil
+
+    if not (shutil.which("mariadb-dump") or shutil.which("mysqldump")):
+        if os.environ.get("CI") == "true":
+            pytest.fail("mariadb-dump is not installed: CI must test the backup it writes")
+        pytest.skip("mariadb-dump is not installed")
+    the_incident(mysql_url)
+    backup = json.loads(raictl(mysql_url, "migrate", "--repair", "--yes", "--json").stdout)["backup"]
+    assert _header(backup) != b"-- raictl backup"
+    with twin_database(mysql_url) as (_, twin):
+        refused = raictl(twin, "migrate", "--restore", backup, path=no_tools(tmp_path))
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert "mariadb client" in refused.stderr and "mariadb-client" in refused.stderr
+        assert dump(twin) == {}  # nothing half-restored
