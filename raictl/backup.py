@@ -1,10 +1,12 @@
 """The backup `raictl migrate` takes before it writes anything, into `<home>/backups/`, and its restore.
 
 SQLite: a consistent copy of the whole file (sqlite3's online backup API, safe while others read).
-MariaDB/MySQL: every table's DDL (`SHOW CREATE TABLE`) and all its rows, tables in foreign-key order,
-one statement per line: restorable into an empty database by `raictl migrate --restore FILE` or by
-the `mariadb` client (`mariadb NAME < FILE`). The server quotes the values itself (QUOTE() batched
-with GROUP_CONCAT), so a backup costs about what `mariadb-dump` does (bench/bench_migrate.py).
+MariaDB/MySQL: every table's DDL and all its rows, read in one consistent snapshot. Written by
+`mariadb-dump` when it is installed (raictl.mariadb_tools), else by our own writer: `SHOW CREATE
+TABLE` and INSERTs, tables in foreign-key order, one statement per line, the server quoting the
+values (QUOTE() batched with GROUP_CONCAT) over two connections whose snapshots are lined up.
+Either restores into an empty database by `raictl migrate --restore FILE` or by the `mariadb`
+client (`mariadb NAME < FILE`). bench/bench_migrate.py compares both writers with `mariadb-dump`.
 
 Written atomically: into `NAME.partial`, synced, then linked to its final name, so a backup file that
 exists is complete (a kill mid-write leaves only a `.partial`, which the next backup removes).
