@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from raictl.supervisor import states
+from raictl.supervisor import states, watch
 from raictl.supervisor.identity import Identity
 from raictl.supervisor.spec import RESTARTS, ServiceSpec
 from raictl.supervisor.state import DesiredEntry, ServiceRecord, read_state, write_desired
@@ -343,3 +343,26 @@ def test_liveness_keys_set_the_interval_and_the_threshold(loop):
     loop.tick(0.5)
     loop.tick()
     assert loop.processes.stops == ["web"] and loop.record("web").state == states.BACKOFF
+
+
+def test_probes_start_every_interval_from_when_they_were_due_not_from_each_answer(loop):
+    """A tick that comes late and a probe that takes its time do not push the next probe back: the
+    third failure of a hung service comes at 3 intervals, not 3 intervals plus each delay."""
+    running_web(loop)
+    late, slow, just = 0.0625, 1.5, 0.015625  # binary fractions: the sums below are exact
+    loop.tick(WEB.liveness_interval + late)  # the loop wakes 62.5 ms after the probe was due
+    assert loop.processes.probes == ["web"]
+    loop.tick(slow)  # its answer is read 1.5 s later
+    loop.tick(WEB.liveness_interval - late - slow - just)
+    assert loop.processes.probes == ["web"]
+    loop.tick(just)  # two intervals after the service became ready
+    assert loop.processes.probes == ["web", "web"]
+
+
+def test_the_loop_sleeps_no_longer_than_until_the_next_probe_is_due(loop):
+    running_web(loop)
+    assert loop.watcher.pause() == watch.IDLE_TICK  # steady, the next probe far away
+    loop.tick(WEB.liveness_interval - 0.03125)
+    assert loop.watcher.pause() == pytest.approx(0.03125)
+    loop.tick(0.03125)  # the probe starts: the loop ticks fast until its answer is read
+    assert loop.processes.probes == ["web"] and loop.watcher.pause() == watch.TICK

@@ -101,7 +101,7 @@ class Watcher:
                 self._safe_tick()
                 if self._idle() and self._forget_launches():
                     break
-                time.sleep(TICK if self._busy() else IDLE_TICK)
+                time.sleep(self.pause())
         finally:
             self.stop_all()
             if self.stopping:
@@ -158,7 +158,16 @@ class Watcher:
         self._save()
 
     def _busy(self) -> bool:
-        return any(c.record.state in PENDING for c in self.children.values())
+        return any(c.record.state in PENDING or c.probe is not None for c in self.children.values())
+
+    def pause(self) -> float:
+        """How long the loop sleeps before its next tick: TICK while something starts or a probe is
+        out (its answer is read on time), else IDLE_TICK or less: a liveness probe starts when due."""
+        if self._busy():
+            return TICK
+        due = [c.next_probe_at for c in self.children.values() if c.record.state in (RUNNING, UNHEALTHY)
+               and c.next_probe_at is not None]
+        return min([IDLE_TICK, *(max(TICK, at - self.clock()) for at in due)])
 
     def _idle(self) -> bool:
         """Nothing active and nothing wanted: the detached supervisor has no reason to live."""
@@ -264,8 +273,14 @@ class Watcher:
         unhealthy and restarted (this tick is over for it)."""
         spec, rec = child.spec, child.record
         if child.probe is None:
-            if now >= (child.next_probe_at or 0.0) and rec.identity is not None:
+            due = child.next_probe_at or 0.0
+            if now >= due and rec.identity is not None:
                 child.probe = self.processes.probe_live(spec, rec.identity)
+                # every interval from when the last was due, however late the tick or long the probe
+                # (timed from each answer, the schedule drifted ~0.12 s a probe); a loop that fell
+                # behind by a whole interval (a suspended machine) starts over from now, no burst
+                next_due = due + spec.liveness_interval
+                child.next_probe_at = next_due if next_due > now else now + spec.liveness_interval
             return False
         if not child.probe.done():
             return False
@@ -273,7 +288,7 @@ class Watcher:
             problem = child.probe.result()
         except Exception as exc:  # noqa: BLE001 - a probe that breaks is a failed probe, not a stuck loop
             problem = f"the probe failed: {type(exc).__name__}: {exc}"
-        child.probe, child.next_probe_at = None, now + spec.liveness_interval
+        child.probe = None  # the next starts when due, or at once if this one outlasted the interval
         if problem is None:
             if child.live_failures:
                 logs.event(self._log(child), f"liveness: answers again after {child.live_failures} failed probe(s)")
