@@ -349,12 +349,21 @@ def restore_mysql(engine: sa.Engine, source: Path) -> dict[str, int]:
         # Line by line, as bytes: a statement ends at b"\n" only (the backup escapes newlines in values;
         # str.splitlines would also split at U+2028 and others, which values may hold as they are).
         with raw.cursor() as cursor, open(source, "rb") as backup:
-            for line in backup:
+            for number, line in enumerate(backup, 1):
                 statement = line.rstrip(b"\n")
                 if statement and not statement.startswith(b"--"):
-                    cursor.execute(statement.rstrip(b";"))
+                    try:
+                        cursor.execute(statement.rstrip(b";"))
+                    except engine.dialect.loaded_dbapi.Error as exc:
+                        raise RaictlError(f"line {number} of {source} failed: {exc.args[-1]}",
+                                          hint=partial_restore_hint(engine.url)) from None
         raw.commit()
         return _row_counts(conn)
+
+
+def partial_restore_hint(url: sa.URL) -> str:
+    return (f"what ran before the error is in `{url.database}`: drop and create that database again before "
+            "another restore (of another backup, if this file is damaged)")
 
 
 def _written_by_raictl(source: Path) -> bool:
@@ -369,7 +378,7 @@ def _replay_with_client(url: sa.URL, source: Path) -> None:
         raise RaictlError(f"{source} was written by mariadb-dump: it is restored by the mariadb client, "
                           + ("which is not installed" if client is None else "which cannot take this URL's options"),
                           hint=f"install the MariaDB client (Debian: mariadb-client), or run: mariadb {url.database} < {source}")
-    mariadb_tools.replay(client, url, source)
+    mariadb_tools.replay(client, url, source, hint=partial_restore_hint(url))
 
 
 def _row_counts(conn: sa.Connection) -> dict[str, int]:

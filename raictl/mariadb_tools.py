@@ -59,17 +59,19 @@ def dump(tool: str, url: sa.URL, target: Path) -> None:
     # --skip-add-locks: no LOCK TABLES in the file, so a user without that privilege can restore it.
     args = [tool, *connection_args(url), "--single-transaction", "--skip-add-locks", "--hex-blob", "--skip-dump-date",
             f"--result-file={target}", "--", str(url.database)]
-    _run(args, url, what=Path(tool).name, stdin=subprocess.DEVNULL)
+    _run(args, url, what=Path(tool).name, stdin=subprocess.DEVNULL,
+         hint="check that the database is reachable with the user of RAI_DATABASE_URL")
 
 
-def replay(client: str, url: sa.URL, source: Path) -> None:
-    """Run the statements of `source` in the URL's database with the `mariadb` client."""
+def replay(client: str, url: sa.URL, source: Path, hint: str) -> None:
+    """Run the statements of `source` in the URL's database with the `mariadb` client; `hint` goes
+    with a failure."""
     with open(source, "rb") as statements:
         _run([client, *connection_args(url), "--batch", "--", str(url.database)], url,
-             what=Path(client).name, stdin=statements)
+             what=Path(client).name, stdin=statements, hint=hint)
 
 
-def _run(args: list[str], url: sa.URL, what: str, stdin: int | BinaryIO) -> None:
+def _run(args: list[str], url: sa.URL, what: str, stdin: int | BinaryIO, hint: str) -> None:
     try:
         done = subprocess.run(args, env=environment(url), stdin=stdin, capture_output=True, text=True,
                               timeout=DUMP_TIMEOUT_S)
@@ -77,5 +79,4 @@ def _run(args: list[str], url: sa.URL, what: str, stdin: int | BinaryIO) -> None
         raise RaictlError(f"{what} could not finish: {exc}", hint=f"run {what} by hand to see why") from None
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
-        raise RaictlError(f"{what} failed (exit {done.returncode}): {lines[-1] if lines else 'no message'}",
-                          hint="check that the database is reachable with the user of RAI_DATABASE_URL")
+        raise RaictlError(f"{what} failed (exit {done.returncode}): {lines[-1] if lines else 'no message'}", hint=hint)

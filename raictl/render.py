@@ -472,8 +472,8 @@ def _migrate_outcome(out: Console, result: MigrateResult) -> None:
     from rich.markup import escape
 
     if result.backup:
-        out.print(f"backup: {escape(result.backup)} [dim](the repair modifies no rows: table definitions and "
-                  "alembic_version only)[/]")
+        out.print(f"backup: {escape(result.backup)} [dim](every table with its rows; restore with "
+                  "`raictl migrate --restore FILE`)[/]")
     if result.dry_run:
         out.print("dry run: nothing was changed" + ("; nothing would be done" if not result.actions else ""))
     elif not result.actions and not result.refused:
