@@ -128,6 +128,25 @@ def test_a_password_guessed_is_refused_once_the_limit_is_reached(client, clock):
     assert login(client, "alice").status_code == 200
 
 
+def test_once_a_lock_is_seen_refused_attempts_read_nothing_until_the_window_ends(app, client, clock):
+    """A flood on a locked account is answered from the process's memory: no database statement (each
+    used to cost a read, and made a refused login cost three health requests), and the lock still ends
+    with its window."""
+    token_of(client, "alice")
+    for guess in range(throttle.LOGIN_LIMIT):
+        assert login(client, "alice", f"guess {guess:04}").status_code == 401
+    assert login(client, "alice").status_code == 429  # seen here
+    statements: list[str] = []
+    engine = app.extensions["rai_db"].engine
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    for _ in range(20):
+        refused = login(client, "alice")
+        assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= throttle.WINDOW_S
+    assert statements == []
+    clock.now += throttle.WINDOW_S + 1
+    assert login(client, "alice").status_code == 200 and statements  # the database decides again
+
+
 def test_an_unknown_user_is_limited_like_a_known_one(client):
     for guess in range(throttle.LOGIN_LIMIT):
         assert login(client, "nobody", f"guess {guess:04}").status_code == 401

@@ -10,7 +10,8 @@ concurrent attempt gets past the limit) and taken back when it succeeds, which a
 username's count.
 
 The counts live in the `login_failures` table, so every RAI API process sharing the database enforces
-the same limits; across processes a few concurrent attempts may pass as a window fills (at most
+the same limits (a process also keeps the locks it has seen in memory until their window ends, so a
+flood on a locked account costs no database read); across processes a few concurrent attempts may pass as a window fills (at most
 their hashing slots, services.rai_api.auth.HashGate). On a database behind revision 0003 (no such
 table: health says `behind`) logins are served unlimited, with a warning in the log, rather than refused.
 """
@@ -35,6 +36,7 @@ LOGIN_LIMIT = 5  # failed logins of one username
 ADDRESS_LIMIT = 50  # failed logins from one client address, whatever the usernames
 WINDOW_S = 300
 SUBJECT_CHARS = 120
+LOCKS_KEPT = 10_000  # locked subjects remembered in memory before the expired ones are dropped
 
 _t = Base.metadata.tables[LoginFailure.__tablename__]
 _SUBJECTS = sa.select(_t.c.subject, _t.c.failures, _t.c.window_start).where(
@@ -47,6 +49,12 @@ _CLEAR = sa.delete(_t).where(_t.c.subject == sa.bindparam("s"))
 _UNCOUNT = (sa.update(_t).where(_t.c.subject == sa.bindparam("s"), _t.c.failures > 0)
             .values(failures=_t.c.failures - 1))
 log = logging.getLogger(__name__)
+
+
+def _rate_limited(wait: float) -> ApiError:
+    seconds = max(1, math.ceil(wait))
+    return ApiError(429, "rate_limited", f"too many failed logins: try again in {seconds} s",
+                    headers={"Retry-After": str(seconds)})
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,10 @@ class LoginThrottle:
 
     def __init__(self, db: Database, clock: Callable[[], float]) -> None:
         self.db, self.clock = db, clock
+        # subject -> the end of its window, for the subjects this process found over their limit: they
+        # are refused again without a database read (a flood of refused attempts then costs what any
+        # request does). Nothing can lift such a lock early: every process refuses its logins.
+        self._locked: dict[str, int] = {}
 
     @contextmanager
     def _table(self, write: bool = False) -> Iterator[sa.Connection]:
@@ -82,8 +94,12 @@ class LoginThrottle:
                         "(run `raictl migrate`)")
 
     def check(self, attempt: Attempt) -> None:
-        """429 `rate_limited` (Retry-After) when the username or the address is over its limit (a read:
-        a flood of refused attempts costs no write and no hash)."""
+        """429 `rate_limited` (Retry-After) when the username or the address is over its limit (a read,
+        none once this process has seen the lock: a flood of refused attempts costs no write and no hash)."""
+        now = int(self.clock())
+        waits = [until - now for subject in attempt.subjects if (until := self._locked.get(subject, 0)) > now]
+        if waits:
+            raise _rate_limited(max(waits))
         with self._table() as connection:
             self._refuse_if_over(connection, attempt)
 
@@ -97,12 +113,16 @@ class LoginThrottle:
     def _refuse_if_over(self, connection: sa.Connection, attempt: Attempt) -> None:
         now, limits = int(self.clock()), attempt.subjects
         rows = connection.execute(_SUBJECTS, {"subjects": list(limits)}).all()
-        waits = [r.window_start + WINDOW_S - now for r in rows
-                 if r.failures >= limits[r.subject] and now < r.window_start + WINDOW_S]
-        if waits:
-            wait = max(1, math.ceil(max(waits)))
-            raise ApiError(429, "rate_limited", f"too many failed logins: try again in {wait} s",
-                           headers={"Retry-After": str(wait)})
+        over = {r.subject: r.window_start + WINDOW_S for r in rows
+                if r.failures >= limits[r.subject] and now < r.window_start + WINDOW_S}
+        if over:
+            self._remember(over, now)
+            raise _rate_limited(max(over.values()) - now)
+
+    def _remember(self, locked: dict[str, int], now: int) -> None:
+        if len(self._locked) > LOCKS_KEPT:  # only subjects that failed their limit in full get here
+            self._locked = {s: until for s, until in self._locked.items() if until > now}
+        self._locked.update(locked)
 
     def failed(self, attempt: Attempt) -> None:
         """Count one failed login for the username and the address (a window restarts once over)."""
