@@ -15,7 +15,7 @@ from migrations import alembic_config
 from raishared.settings import load_settings
 from services.rai_api import throttle
 from services.rai_api.app import create_app
-from tests.support import ServiceProcess, free_port, mock_llm_api, run_sql, service_env, with_connection
+from tests.support import ServiceProcess, free_port, mock_llm_api, run_sql, service_env, wait_until, with_connection
 
 PASSWORD = "correct horse"
 
@@ -204,6 +204,48 @@ def test_a_login_flood_is_bounded_not_queued(app, client):
     assert set(codes) <= {401, 503} and 503 in codes, codes
     busy = next(r for r in statuses if r.status_code == 503)
     assert busy.json["error"] == "busy" and int(busy.headers["Retry-After"]) >= 1
+
+
+def test_a_taken_username_is_refused_without_hashing(app, client):
+    """While every hashing place is taken (a flood of logins in flight), registering a taken name is
+    still answered 409 at once: it costs a read, not a hash (it waited for a slot before, or got 503)."""
+    token_of(client, "alice")
+    gate = app.extensions["rai_hash_gate"]
+    release, inside = threading.Event(), threading.Semaphore(0)
+
+    def occupy() -> None:
+        with gate.slot():
+            inside.release()
+            release.wait(30)
+
+    holder = threading.Thread(target=occupy)  # takes the one slot of this 2-core machine, or more
+    holder.start()
+    inside.acquire(timeout=30)
+    waiting = []
+    try:
+        # the rest of the places: each waits for the slot, holding its place (as queued requests do)
+        for _ in range(gate.capacity - 1):
+            thread = threading.Thread(target=occupy)
+            thread.start()
+            waiting.append(thread)
+        wait_until(lambda: _gate_full(gate), timeout=30, what="every place of the hashing gate taken")
+        taken = client.post("/api/auth/register", json={"username": "alice", "password": PASSWORD})
+        assert (taken.status_code, taken.json["error"]) == (409, "username_taken")
+        new = client.post("/api/auth/register", json={"username": "carol", "password": PASSWORD})
+        assert (new.status_code, new.json["error"]) == (503, "busy")  # a new name does need a hash
+    finally:
+        release.set()
+        for thread in [holder, *waiting]:
+            thread.join(30)
+
+
+def _gate_full(gate) -> bool:
+    """Whether every place of the gate is held (its admission semaphore is at zero; read, not changed,
+    apart from the probe's own acquire and release)."""
+    if gate._admitted.acquire(blocking=False):
+        gate._admitted.release()
+        return False
+    return True
 
 
 # --- item 10: session ids are matched exactly ---------------------------------------------------

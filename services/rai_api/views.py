@@ -28,13 +28,17 @@ def health() -> ResponseReturnValue:
 @api.post("/auth/register")
 def register() -> ResponseReturnValue:
     creds = rules.credentials(rules.json_body())
+    taken = ApiError(409, "username_taken", f"the username {creds.username!r} is already taken")
+    with _db().session_scope() as session:  # a taken name costs a read, not a hash
+        if session.execute(sa.select(User.id).where(User.username == creds.username)).first():
+            raise taken
     with current_app.extensions["rai_hash_gate"].slot():  # slow on purpose: not while holding a connection
         password_hash = auth.hash_password(creds.password)
     try:
         with _db().session_scope() as session:
             session.add(User(username=creds.username, password_hash=password_hash))
-    except IntegrityError:  # unique username; also covers two registrations racing
-        raise ApiError(409, "username_taken", f"the username {creds.username!r} is already taken") from None
+    except IntegrityError:  # unique username: two registrations raced
+        raise taken from None
     return jsonify(status="success", username=creds.username), 201
 
 
