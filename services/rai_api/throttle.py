@@ -10,9 +10,9 @@ concurrent attempt gets past the limit) and taken back when it succeeds, which a
 username's count.
 
 The counts live in the `login_failures` table, so every RAI API process sharing the database enforces
-the same limits (a process also keeps the locks it has seen in memory until their window ends, so a
-flood on a locked account costs no database read); across processes a few concurrent attempts may pass as a window fills (at most
-their hashing slots, services.rai_api.auth.HashGate). On a database behind revision 0003 (no such
+the same limits; across processes a few concurrent attempts may pass as a window fills (at most their
+hashing slots, services.rai_api.auth.HashGate). A process also keeps the locks it has seen in memory
+until their window ends, so a flood on a locked account costs no database read. On a database behind revision 0003 (no such
 table: health says `behind`) logins are served unlimited, with a warning in the log, rather than refused.
 """
 
