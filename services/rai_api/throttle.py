@@ -12,8 +12,9 @@ username's count.
 The counts live in the `login_failures` table, so every RAI API process sharing the database enforces
 the same limits; across processes a few concurrent attempts may pass as a window fills (at most their
 hashing slots, services.rai_api.auth.HashGate). A process also keeps the locks it has seen in memory
-until their window ends, so a flood on a locked account costs no database read. On a database behind revision 0003 (no such
-table: health says `behind`) logins are served unlimited, with a warning in the log, rather than refused.
+until their window ends, so a flood on a locked account costs no database read. On a database behind
+revision 0003 (no such table: health says `behind`) logins are served unlimited, with a warning in the
+log, rather than refused.
 """
 
 from __future__ import annotations
