@@ -77,6 +77,16 @@ def db_url(request):
     return request.getfixturevalue(f"{request.param}_url")
 
 
+@pytest.fixture(scope="module")
+def llm_api(tmp_path_factory):
+    """A real LLM API (mock engine) on 127.0.0.1, one per test module, stopped after it."""
+    from tests.support import mock_llm_api
+
+    service = mock_llm_api(tmp_path_factory.mktemp("llm_api"))
+    yield service
+    service.stop()
+
+
 @pytest.fixture
 def fake_gemini():
     """A fake Gemini REST server on 127.0.0.1 (tests/fake_gemini.py), stopped after the test.

@@ -30,7 +30,6 @@ from alembic import command
 
 from migrations import alembic_config
 from raishared.settings import load_settings
-from tests.support import mock_llm_api
 
 SEED = 20261202
 CASES = 2000  # per service: 4,000 in all
@@ -187,13 +186,6 @@ def test_the_fuzzer_is_seeded_and_mutates_the_valid_bodies():
         return True
 
     assert any(not parses(b) for b in bodies) and any(parses(b) and b"message" in b for b in bodies)
-
-
-@pytest.fixture(scope="module")
-def llm_api(tmp_path_factory):
-    service = mock_llm_api(tmp_path_factory.mktemp("llm_api"))
-    yield service
-    service.stop()
 
 
 def test_fuzz_the_rai_api(sqlite_url, llm_api, caplog):

@@ -15,7 +15,7 @@ from migrations import alembic_config
 from raishared.settings import load_settings
 from services.rai_api import throttle
 from services.rai_api.app import create_app
-from tests.support import ServiceProcess, free_port, mock_llm_api, run_sql, service_env, wait_until, with_connection
+from tests.support import ServiceProcess, free_port, run_sql, service_env, wait_until, with_connection
 
 PASSWORD = "correct horse"
 
@@ -26,13 +26,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def llm_api(tmp_path_factory):
-    service = mock_llm_api(tmp_path_factory.mktemp("llm_api"))
-    yield service
-    service.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from alembic import command
 
 from migrations import alembic_config
 from tests.migrate_support import HEAD, UNKNOWN, differences_from_models, dump, rows, sql, the_incident
-from tests.support import ServiceProcess, free_port, http, mock_llm_api, service_env, wait_until
+from tests.support import ServiceProcess, free_port, http, service_env, wait_until
 
 RAICTL = str(Path(sys.executable).with_name("raictl"))
 
@@ -179,13 +179,6 @@ def test_json_failures_are_still_one_document_on_stdout(tmp_path, url, args):
     assert document["error"]["message"] in done.stderr and document["error"]["hint"] in done.stderr
     assert (document["actions"], document["after"], document["dry_run"]) == ([], None, "--dry-run" in args)
     assert "Wr0ng-s3cret" not in done.stdout + done.stderr
-
-
-@pytest.fixture(scope="module")
-def llm_api(tmp_path_factory):
-    service = mock_llm_api(tmp_path_factory.mktemp("llm_api"))
-    yield service
-    service.stop()
 
 
 def _rai_api(home, url, llm_api):

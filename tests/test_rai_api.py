@@ -17,19 +17,12 @@ from migrations import alembic_config
 from raishared.settings import load_settings
 from services.rai_api import auth
 from services.rai_api.app import create_app
-from tests.support import ServiceProcess, free_port, mock_llm_api, service_env, wait_until
+from tests.support import ServiceProcess, free_port, service_env, wait_until
 
 PASSWORD = "correct horse"
 MOCK_REPLY = re.compile(r'\[mock\] reply to "(?P<text>.*)" \(messages: (?P<messages>\d+), earlier: \d+, '
                         r"system prompt: (?P<system>yes|no), remembered facts: (?P<facts>\d+), "
                         r"recalled: (?P<recalled>\d+)\)", re.S)
-
-
-@pytest.fixture(scope="module")
-def llm_api(tmp_path_factory):
-    service = mock_llm_api(tmp_path_factory.mktemp("llm_api"))
-    yield service
-    service.stop()
 
 
 def _app(database_url: str, llm_url: str):
