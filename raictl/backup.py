@@ -178,14 +178,14 @@ def _lock_tables(locker: sa.Connection, tables: list[str]) -> bool:
     most LOCK_WAIT_S: the connection's own wait is restored after, a repair's DDL runs on it next)."""
     if not tables:
         return False
-    wait = locker.exec_driver_sql("SELECT @@SESSION.lock_wait_timeout").scalar()
+    wait = locker.exec_driver_sql("SELECT @@SESSION.lock_wait_timeout").scalar_one()
     locker.exec_driver_sql(f"SET SESSION lock_wait_timeout = {LOCK_WAIT_S}")
     try:
         locker.exec_driver_sql("LOCK TABLES " + ", ".join(f"`{t}` READ" for t in tables))
     except sa.exc.DBAPIError:
         return False
     finally:
-        locker.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(wait or 0) or 31536000}")
+        locker.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(wait)}")
     return True
 
 
@@ -332,7 +332,8 @@ def _row_sql(columns: Sequence[ReflectedColumn]) -> str:
 
 
 def restore_mysql(engine: sa.Engine, source: Path) -> dict[str, int]:
-    """Replay a backup of `dump_mysql` into the empty database of `engine`; the rows per table restored."""
+    """Replay a MariaDB backup (raictl's own SQL, or `mariadb-dump`'s through the `mariadb` client) into
+    the empty database of `engine`; the rows per table restored."""
     if not _ends_with_mark(source):
         raise RaictlError(f"{source} is not a complete raictl backup (no {END_MARK!r} line at its end)",
                           hint="restore another backup of <home>/backups/")
