@@ -74,7 +74,7 @@ def test_facts_that_alone_overflow_lose_their_oldest_first():
 
 # ---------------------------------------------------------------- through the RAI API and the real LLM API
 
-from tests.test_rai_api import app, chat, client, llm_api, login, mock_report  # noqa: E402,F401 - fixtures
+from tests.test_rai_api import app, chat, client, login, mock_report  # noqa: E402,F401 - fixtures (llm_api: conftest)
 
 
 def test_twelve_turns_of_8000_emoji_all_get_a_reply(client):

@@ -12,7 +12,7 @@ import pytest
 from services.rai_api.streaming import interrupted
 from services.sse import read_events
 from tests.support import free_port
-from tests.test_rai_api import _app, app, client, chat, llm_api, login  # noqa: F401 - fixtures
+from tests.test_rai_api import _app, app, client, chat, login  # noqa: F401 - fixtures (llm_api: conftest)
 
 __all__ = ["app", "client", "llm_api"]
 
